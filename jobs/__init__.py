@@ -1,0 +1,1 @@
+"""Thin RQ entry points: each opens an app context, calls one service and returns."""

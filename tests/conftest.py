@@ -1,0 +1,222 @@
+"""Fixtures: the real servers (once per session), the app on a fresh database, and factories."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import delete
+
+from tests.servers import database as test_database
+from tests.servers import pki as test_pki
+from tests.servers import redis as test_redis
+from tests.servers.dovecot import Dovecot
+from tests.servers.netguard import loopback_only  # noqa: F401 - autouse guard
+from tests.servers.smtp import SmtpServer
+from webapp.adapters.secretbox import generate_key
+
+TEST_PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="session")
+def kit_dir() -> Iterator[Path]:
+    # Short path: Unix socket paths are limited to 108 bytes.
+    folder = Path(tempfile.mkdtemp(prefix="ec-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pki(kit_dir: Path) -> test_pki.Pki:
+    return test_pki.make(kit_dir / "pki")
+
+
+@pytest.fixture(scope="session")
+def dovecot_server(kit_dir: Path, pki: test_pki.Pki) -> Iterator[Dovecot]:
+    server = Dovecot(kit_dir / "dovecot", pki)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def dovecot(dovecot_server: Dovecot) -> Iterator[Dovecot]:
+    yield dovecot_server
+    dovecot_server.reset_mail()
+
+
+@pytest.fixture(scope="session")
+def smtp_server(dovecot_server: Dovecot, pki: test_pki.Pki) -> Iterator[SmtpServer]:
+    server = SmtpServer(dovecot_server, pki)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp(smtp_server: SmtpServer) -> Iterator[SmtpServer]:
+    yield smtp_server
+    smtp_server.reset()
+
+
+@pytest.fixture(scope="session")
+def redis_server(kit_dir: Path) -> Iterator[test_redis.TestRedis]:
+    server = test_redis.start(kit_dir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def test_db(kit_dir: Path) -> Iterator[test_database.TestDatabase]:
+    database = test_database.create(kit_dir)
+    yield database
+    database.drop()
+
+
+@pytest.fixture(scope="session")
+def keys() -> dict[str, Any]:
+    return {"SECRET_KEY": "test-secret-key-" + "x" * 32, "ENCRYPTION_KEYS": generate_key()}
+
+
+@pytest.fixture(scope="session")
+def instance_dir(kit_dir: Path) -> Path:
+    folder = kit_dir / "instance"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture(scope="session")
+def base_config(
+    test_db: test_database.TestDatabase,
+    redis_server: test_redis.TestRedis,
+    keys: dict[str, Any],
+    instance_dir: Path,
+) -> dict[str, Any]:
+    os.environ["EMAILCONNECTOR_INSTANCE_PATH"] = str(instance_dir)
+    return {
+        "TESTING": True,
+        "DATABASE_URL": test_db.url,
+        "REDIS_URL": redis_server.url,
+        "LOGIN_MAX_FAILURES": 5,
+        **keys,
+    }
+
+
+@pytest.fixture(scope="session")
+def migrated(base_config: dict[str, Any]) -> dict[str, Any]:
+    """Create the schema once per session through the real migrations."""
+    from flask_migrate import upgrade
+
+    from webapp import create_app
+
+    app = create_app(base_config)
+    with app.app_context():
+        upgrade()
+    return base_config
+
+
+@pytest.fixture
+def app(migrated: dict[str, Any], redis_server: test_redis.TestRedis) -> Iterator[Flask]:
+    from webapp import create_app
+    from webapp.extensions import db
+
+    app = create_app(dict(migrated))
+    redis_server.flush()
+    with app.app_context():
+        yield app
+        db.session.rollback()
+        for table in reversed(db.metadata.sorted_tables):
+            if table.name != "alembic_version":
+                db.session.execute(delete(table))
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def make_user(app: Flask) -> Callable[..., Any]:
+    from webapp.services import users
+
+    def make(username: str = "alice", password: str = TEST_PASSWORD, role: str = "user") -> Any:
+        return users.create(username, password, role)
+
+    return make
+
+
+@pytest.fixture
+def mail_user(dovecot: Dovecot) -> tuple[str, str]:
+    """A mailbox at the test Dovecot: (username, password)."""
+    dovecot.add_user("alice", "alice-mail-pw")
+    return "alice", "alice-mail-pw"
+
+
+@pytest.fixture
+def make_account(
+    app: Flask, dovecot: Dovecot, smtp: SmtpServer, pki: test_pki.Pki, mail_user: tuple[str, str]
+) -> Callable[..., Any]:
+    """Create an account against the test Dovecot and SMTP server (IMAPS + SMTP STARTTLS by default)."""
+    from webapp.services import accounts
+    from webapp.services.accounts import AccountSettings
+
+    def make(**over: Any) -> Any:
+        values: dict[str, Any] = {
+            "name": "Work",
+            "address": "alice@example.test",
+            "username": mail_user[0],
+            "password": mail_user[1],
+            "incoming_protocol": "imap",
+            "incoming_security": "tls",
+            "incoming_host": "127.0.0.1",
+            "incoming_port": dovecot.imaps_port,
+            "outgoing_host": "127.0.0.1",
+            "outgoing_port": smtp.port,
+            "outgoing_security": "starttls",
+            "tls_verify": "custom",
+            "ca_cert_pem": pki.ca_pem.read_text(),
+            "timeout": 5,
+        }
+        values.update(over)
+        return accounts.create(AccountSettings(**values))
+
+    return make
+
+
+CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
+
+
+def csrf_token(html: str) -> str:
+    match = CSRF_RE.search(html)
+    assert match, "no csrf_token in the page"
+    return match.group(1) or match.group(2)
+
+
+@pytest.fixture
+def post_form(client: FlaskClient) -> Callable[..., Any]:
+    """GET ``page`` for its CSRF token, then POST ``data`` to ``url`` (default: the page)."""
+
+    def post(page: str, data: dict[str, Any], url: str | None = None, **kwargs: Any) -> Any:
+        token = csrf_token(client.get(page).get_data(as_text=True))
+        return client.post(url or page, data={"csrf_token": token, **data}, **kwargs)
+
+    return post
+
+
+@pytest.fixture
+def login(post_form: Callable[..., Any]) -> Callable[..., Any]:
+    def do(username: str, password: str = TEST_PASSWORD) -> Any:
+        return post_form("/login", {"username": username, "password": password})
+
+    return do

@@ -1,0 +1,211 @@
+"""Dovecot with its own config in a temp folder: IMAP (STARTTLS), IMAPS, POP3 (STLS), POP3S, IDLE.
+
+Started as root, it runs "rootless" as the ``dovecot`` account; mail lives in Maildirs that the test kit
+can fill directly (``deliver``) — Dovecot sees new files at once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pwd
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.servers.pki import Pki
+from tests.servers.ports import free_port, wait_for_port
+from tests.servers.requirements import require
+
+RUN_AS = "dovecot"
+_counter = itertools.count()
+
+CONFIG = """\
+base_dir = {dir}/run
+state_dir = {dir}/state
+log_path = {dir}/dovecot.log
+info_log_path = {dir}/dovecot.log
+protocols = imap pop3
+listen = 127.0.0.1
+default_internal_user = {user}
+default_internal_group = {user}
+default_login_user = {user}
+first_valid_uid = 1
+first_valid_gid = 1
+ssl = yes
+ssl_cert = <{cert}
+ssl_key = <{key}
+ssl_dh = <{dh}
+ssl_min_protocol = TLSv1.2
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = 0
+auth_cache_size = 0
+mail_location = maildir:~/Maildir
+mail_fsync = never
+pop3_no_flag_updates = yes
+pop3_uidl_format = %08Xu%08Xv
+protocol imap {{
+  mail_max_userip_connections = 200
+}}
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {imaps}
+    ssl = yes
+  }}
+}}
+service pop3-login {{
+  chroot =
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {pop3}
+  }}
+  inet_listener pop3s {{
+    address = 127.0.0.1
+    port = {pop3s}
+    ssl = yes
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {dir}/users
+}}
+userdb {{
+  driver = static
+  args = uid={user} gid={user} home={dir}/mail/%n
+}}
+"""
+
+
+@dataclass
+class Dovecot:
+    folder: Path
+    pki: Pki
+    imap_port: int = field(default_factory=free_port)
+    imaps_port: int = field(default_factory=free_port)
+    pop3_port: int = field(default_factory=free_port)
+    pop3s_port: int = field(default_factory=free_port)
+    users: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def config_path(self) -> Path:
+        return self.folder / "dovecot.conf"
+
+    def start(self) -> None:
+        binary = require("dovecot")
+        require("openssl")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        # Dovecot's unprivileged processes must reach the folder (mkdtemp makes it 0700).
+        for parent in (self.folder, *self.folder.parents):
+            if str(parent) in ("/", "/tmp"):
+                break
+            parent.chmod(parent.stat().st_mode | 0o755)
+        (self.folder / "mail").mkdir(exist_ok=True)
+        self._chown(self.folder / "mail")
+        dh = self.folder / "dh.pem"
+        subprocess.run(
+            ["openssl", "dhparam", "-dsaparam", "-out", str(dh), "2048"], check=True, capture_output=True
+        )
+        (self.folder / "users").write_text("")
+        (self.folder / "users").chmod(0o644)
+        self.config_path.write_text(
+            CONFIG.format(
+                dir=self.folder,
+                user=RUN_AS,
+                cert=self.pki.cert_pem,
+                key=self.pki.key_pem,
+                dh=dh,
+                imap=self.imap_port,
+                imaps=self.imaps_port,
+                pop3=self.pop3_port,
+                pop3s=self.pop3s_port,
+            )
+        )
+        self.process = subprocess.Popen(
+            [binary, "-F", "-c", str(self.config_path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            for port in (self.imap_port, self.imaps_port, self.pop3_port, self.pop3s_port):
+                wait_for_port(port)
+        except RuntimeError as exc:
+            self.stop()
+            raise RuntimeError(f"Dovecot did not start: {exc}\n{self.log_tail()}") from exc
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def log_tail(self, lines: int = 30) -> str:
+        log = self.folder / "dovecot.log"
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
+
+    # --- users and mail -------------------------------------------------------------------------------
+
+    def add_user(self, username: str, password: str) -> None:
+        """Create (or change) a mail user; Dovecot re-reads the passwd-file when it changes."""
+        self.users[username] = password
+        path = self.folder / "users"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(f"{u}:{p}\n" for u, p in self.users.items()))
+        tmp.chmod(0o644)
+        os.replace(tmp, path)
+        # passwd-file notices changes by mtime; make sure a change within the same second is seen.
+        now = time.time()
+        os.utime(path, (now + next(_counter) % 1000 / 1000 + 1, now + 1))
+
+    def maildir(self, username: str, folder: str = "INBOX") -> Path:
+        base = self.folder / "mail" / username / "Maildir"
+        return base if folder == "INBOX" else base / f".{folder}"
+
+    def deliver(self, username: str, raw: bytes, folder: str = "INBOX") -> Path:
+        """Put a message into the user's folder as the MTA would (Maildir ``new/``)."""
+        box = self.maildir(username, folder)
+        for sub in ("cur", "new", "tmp"):
+            (box / sub).mkdir(parents=True, exist_ok=True)
+        self._chown(self.folder / "mail" / username)
+        name = f"{time.time_ns()}.M{next(_counter)}P{os.getpid()}.testkit"
+        tmp = box / "tmp" / name
+        tmp.write_bytes(raw)
+        self._chown(tmp)
+        target = box / "new" / name
+        os.replace(tmp, target)
+        return target
+
+    def reset_mail(self) -> None:
+        """Remove every mailbox (between tests)."""
+        mail = self.folder / "mail"
+        for child in mail.iterdir():
+            shutil.rmtree(child, ignore_errors=True)
+
+    def doveadm(self, *args: str) -> str:
+        result = subprocess.run(
+            [require("doveadm"), "-c", str(self.config_path), *args], check=True, capture_output=True, text=True
+        )
+        return result.stdout
+
+    @staticmethod
+    def _chown(path: Path) -> None:
+        entry = pwd.getpwnam(RUN_AS)
+        targets = [path] if path.is_file() else [path, *path.rglob("*")]
+        for target in targets:
+            os.chown(target, entry.pw_uid, entry.pw_gid)

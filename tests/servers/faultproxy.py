@@ -1,0 +1,126 @@
+"""A fault-injecting TCP proxy: put it between a client and a real server.
+
+Modes: ``pass`` (forward), ``reset`` (accept, then reset the connection), ``blackhole`` (accept and never
+answer), ``delay`` (forward each chunk after ``delay`` seconds). ``reset_after`` resets once that many
+bytes went from server to client. Changing the mode affects new connections and chunks in flight.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+
+from tests.servers.ports import free_port
+
+
+@dataclass
+class FaultProxy:
+    target_port: int
+    target_host: str = "127.0.0.1"
+    port: int = field(default_factory=free_port)
+    mode: str = "pass"
+    delay: float = 0.0
+    reset_after: int | None = None
+    _listener: socket.socket | None = None
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _sockets: list[socket.socket] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    connections: int = 0
+
+    def start(self) -> FaultProxy:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        listener.settimeout(0.2)
+        self._listener = listener
+        threading.Thread(target=self._accept_loop, daemon=True, name=f"faultproxy:{self.port}").start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            for sock in self._sockets:
+                _close(sock)
+            self._sockets.clear()
+        if self._listener is not None:
+            self._listener.close()
+
+    def set(self, mode: str, *, delay: float = 0.0, reset_after: int | None = None) -> None:
+        self.mode, self.delay, self.reset_after = mode, delay, reset_after
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while not self._stopping.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            with self._lock:
+                self._sockets.append(client)
+            if self.mode == "reset":
+                _reset(client)
+                continue
+            if self.mode == "blackhole":
+                continue  # held open, never answered, closed at stop()
+            try:
+                upstream = socket.create_connection((self.target_host, self.target_port), timeout=5)
+            except OSError:
+                _reset(client)
+                continue
+            with self._lock:
+                self._sockets.append(upstream)
+            counter = {"down": 0}
+            threading.Thread(target=self._pipe, args=(client, upstream, None), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, counter), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, counter: dict[str, int] | None) -> None:
+        source.settimeout(None)
+        try:
+            while not self._stopping.is_set():
+                chunk = source.recv(65536)
+                if not chunk:
+                    break
+                if self.mode == "blackhole":
+                    continue  # swallow: the peer waits forever
+                if self.mode == "delay" and self.delay:
+                    time.sleep(self.delay)
+                if counter is not None and self.reset_after is not None:
+                    room = self.reset_after - counter["down"]
+                    if len(chunk) >= room:
+                        sink.sendall(chunk[: max(room, 0)])
+                        _reset(sink)
+                        _reset(source)
+                        return
+                    counter["down"] += len(chunk)
+                if self.mode == "reset":
+                    _reset(sink)
+                    _reset(source)
+                    return
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            _close(sink)
+
+
+def _reset(sock: socket.socket) -> None:
+    # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    _close(sock)
+
+
+def _close(sock: socket.socket) -> None:
+    try:
+        sock.close()
+    except OSError:
+        pass

@@ -1,0 +1,102 @@
+"""An aiosmtpd SMTP server that delivers into the test Dovecot's Maildirs.
+
+Two listeners: plain with STARTTLS offered (AUTH allowed on loopback without TLS) and implicit TLS.
+AUTH PLAIN/LOGIN checks the Dovecot users. ``fail_with`` makes it answer a 4xx/5xx reply instead.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from tests.servers.dovecot import Dovecot
+from tests.servers.pki import Pki
+from tests.servers.ports import free_port
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+    authenticated_as: str | None
+
+
+class DeliveringHandler:
+    def __init__(self, server: SmtpServer) -> None:
+        self.server = server
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
+        self, smtp: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.server.fail_rcpt_with:
+            return self.server.fail_rcpt_with
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        if self.server.fail_with:
+            return self.server.fail_with
+        data = envelope.original_content or b""
+        login = session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else None
+        with self.server.lock:
+            self.server.received.append(
+                Received(envelope.mail_from or "", list(envelope.rcpt_tos), data, login)
+            )
+        for rcpt in envelope.rcpt_tos:
+            local = rcpt.split("@", 1)[0]
+            if local in self.server.dovecot.users:
+                self.server.dovecot.deliver(local, data)
+        return "250 Message accepted for delivery"
+
+
+@dataclass
+class SmtpServer:
+    dovecot: Dovecot
+    pki: Pki
+    port: int = field(default_factory=free_port)
+    tls_port: int = field(default_factory=free_port)
+    fail_with: str | None = None
+    fail_rcpt_with: str | None = None
+    received: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _controllers: list[Controller] = field(default_factory=list)
+
+    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any) -> AuthResult:
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        user = auth_data.login.decode("utf-8", "replace")
+        ok = self.dovecot.users.get(user) == auth_data.password.decode("utf-8", "replace")
+        return AuthResult(success=ok, handled=False)
+
+    def start(self) -> None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(str(self.pki.cert_pem), str(self.pki.key_pem))
+        handler = DeliveringHandler(self)
+        common = {
+            "hostname": "127.0.0.1",
+            "authenticator": self._authenticate,
+            "auth_require_tls": False,
+            "auth_mechanisms": None,
+        }
+        plain = Controller(handler, port=self.port, tls_context=context, require_starttls=False, **common)
+        implicit = Controller(handler, port=self.tls_port, ssl_context=context, **common)
+        for controller in (plain, implicit):
+            controller.start()
+            self._controllers.append(controller)
+
+    def stop(self) -> None:
+        for controller in self._controllers:
+            controller.stop()
+        self._controllers.clear()
+
+    def reset(self) -> None:
+        self.fail_with = None
+        self.fail_rcpt_with = None
+        with self.lock:
+            self.received.clear()

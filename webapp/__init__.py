@@ -1,0 +1,31 @@
+"""Email Connector: connect your own mail accounts; send, receive, template, queue, sign and encrypt."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: config → extensions → blueprints, CLI, error handlers."""
+    from webapp import config
+
+    app = Flask(__name__, instance_path=config.default_instance_path(), instance_relative_config=True)
+    config.load(app, test_config)
+
+    from webapp import database, security
+    from webapp.extensions import csrf, db, htmx, login_manager, migrate
+
+    db.init_app(app)
+    database.init_app(app)
+    migrate.init_app(app, db, directory=str(config.PROJECT_ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    login_manager.init_app(app)
+    security.init_app(app)
+
+    from webapp import views
+
+    views.init_app(app)
+    return app

@@ -1,0 +1,100 @@
+"""IMAP: connecting, STARTTLS and login, over imapclient."""
+
+from __future__ import annotations
+
+import imaplib
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError, LoginError
+
+from webapp.adapters.credentials import Credentials
+from webapp.adapters.endpoint import Endpoint
+from webapp.adapters.errors import AdapterError, AuthError, PermanentError
+from webapp.adapters.network import tls_context, translate
+
+
+def check_arg(value: str) -> str:
+    """Refuse NUL, CR and LF in anything sent inside an IMAP command (imapclient does not escape them)."""
+    if any(c in value for c in "\r\n\0"):
+        raise PermanentError("refused to send a value with a line break or NUL to the IMAP server")
+    return value
+
+
+@contextmanager
+def session(endpoint: Endpoint, credentials: Credentials) -> Iterator[IMAPClient]:
+    """Yield a logged-in IMAPClient; failures are raised as adapter errors."""
+    client: IMAPClient | None = None
+    try:
+        context = tls_context(endpoint.tls) if endpoint.security != "none" else None
+        client = IMAPClient(
+            endpoint.host,
+            port=endpoint.port,
+            ssl=endpoint.security == "tls",
+            ssl_context=context,
+            timeout=endpoint.timeout,
+        )
+        if endpoint.security == "starttls":
+            client.starttls(context)
+        try:
+            client.login(check_arg(credentials.username), check_arg(credentials.password))
+        except LoginError as exc:
+            raise AuthError(f"authentication failed at {endpoint.describe()}: {_server_text(exc)}") from None
+    except AdapterError:
+        _close(client)
+        raise
+    except (IMAPClientError, imaplib.IMAP4.error) as exc:
+        _close(client)
+        raise PermanentError(f"{endpoint.describe()} refused: {_server_text(exc)}") from None
+    except Exception as exc:  # noqa: BLE001 - any other failure is explained by translate()
+        _close(client)
+        raise translate(exc, endpoint) from None
+    try:
+        yield client
+    except (IMAPClientError, imaplib.IMAP4.error) as exc:
+        raise PermanentError(f"{endpoint.describe()} refused: {_server_text(exc)}") from None
+    except AdapterError:
+        raise
+    except OSError as exc:
+        raise translate(exc, endpoint) from None
+    finally:
+        _logout(client)
+
+
+def check_login(endpoint: Endpoint, credentials: Credentials) -> str:
+    """Log in and open the folder read-only (EXAMINE); return a one-line description."""
+    folder = check_arg(endpoint.folder or "INBOX")
+    with session(endpoint, credentials) as client:
+        try:
+            info = client.select_folder(folder, readonly=True)
+        except IMAPClientError as exc:
+            raise PermanentError(
+                f"the folder {folder!r} cannot be opened: {_server_text(exc)}", kind="folder"
+            ) from None
+        count = int(info.get(b"EXISTS", 0))
+        return f"IMAP login OK; folder {folder!r} has {count} message(s)"
+
+
+def _server_text(exc: Exception) -> str:
+    text = str(exc)
+    if text.startswith("b'") or text.startswith('b"'):
+        text = text[2:-1]
+    return text.strip() or exc.__class__.__name__
+
+
+def _close(client: IMAPClient | None) -> None:
+    if client is not None:
+        try:
+            client.shutdown()
+        except Exception:  # noqa: BLE001 - closing a broken connection may fail in any way
+            pass
+
+
+def _logout(client: IMAPClient | None) -> None:
+    if client is None:
+        return
+    try:
+        client.logout()
+    except Exception:  # noqa: BLE001 - the server may already be gone; nothing to report
+        _close(client)

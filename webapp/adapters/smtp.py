@@ -1,0 +1,96 @@
+"""SMTP: connecting (plain, STARTTLS, implicit TLS) and AUTH, over smtplib."""
+
+from __future__ import annotations
+
+import smtplib
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from webapp.adapters.credentials import Credentials
+from webapp.adapters.endpoint import Endpoint
+from webapp.adapters.errors import AdapterError, AuthError, PermanentError, TransientError
+from webapp.adapters.network import tls_context, translate
+
+
+@contextmanager
+def session(endpoint: Endpoint, credentials: Credentials | None) -> Iterator[smtplib.SMTP]:
+    """Yield a connected (and, given credentials, authenticated) SMTP session."""
+    client: smtplib.SMTP | None = None
+    try:
+        if endpoint.security == "tls":
+            client = smtplib.SMTP_SSL(
+                endpoint.host, endpoint.port, timeout=endpoint.timeout, context=tls_context(endpoint.tls)
+            )
+        else:
+            client = smtplib.SMTP(endpoint.host, endpoint.port, timeout=endpoint.timeout)
+        client.ehlo()
+        if endpoint.security == "starttls":
+            if not client.has_extn("starttls"):
+                raise PermanentError(f"{endpoint.describe()} does not offer STARTTLS", kind="tls")
+            client.starttls(context=tls_context(endpoint.tls))
+            client.ehlo()
+        if credentials is not None:
+            if any(c in credentials.username + credentials.password for c in "\r\n\0"):
+                raise PermanentError("refused to send a value with a line break or NUL to the SMTP server")
+            try:
+                client.login(credentials.username, credentials.password)
+            except smtplib.SMTPAuthenticationError as exc:
+                raise AuthError(f"authentication failed at {endpoint.describe()}: {_reply(exc)}") from None
+            except smtplib.SMTPNotSupportedError:
+                raise PermanentError(
+                    f"{endpoint.describe()} does not offer AUTH on this connection "
+                    "(try STARTTLS, or authentication 'none' for a relay)",
+                    kind="auth",
+                ) from None
+    except AdapterError:
+        _close(client)
+        raise
+    except smtplib.SMTPResponseException as exc:
+        _close(client)
+        raise _response_error(exc, endpoint) from None
+    except smtplib.SMTPServerDisconnected:
+        _close(client)
+        raise TransientError(
+            f"{endpoint.describe()} closed the connection unexpectedly", kind="reset"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - any other failure is explained by translate()
+        _close(client)
+        raise translate(exc, endpoint) from None
+    try:
+        yield client
+    finally:
+        try:
+            client.quit()
+        except Exception:  # noqa: BLE001 - the server may already be gone
+            _close(client)
+
+
+def check_login(endpoint: Endpoint, credentials: Credentials | None) -> str:
+    """Connect, log in if asked, and say NOOP; return a one-line description."""
+    with session(endpoint, credentials) as client:
+        client.noop()
+    return "SMTP login OK" if credentials else "SMTP connection OK (no authentication)"
+
+
+def _reply(exc: smtplib.SMTPResponseException) -> str:
+    text = (
+        exc.smtp_error.decode("utf-8", "replace")
+        if isinstance(exc.smtp_error, bytes)
+        else str(exc.smtp_error)
+    )
+    return f"{exc.smtp_code} {text}".strip()
+
+
+def _response_error(exc: smtplib.SMTPResponseException, endpoint: Endpoint) -> AdapterError:
+    message = f"{endpoint.describe()} answered {_reply(exc)}"
+    if 400 <= exc.smtp_code < 500:
+        return TransientError(message, kind="protocol")
+    return PermanentError(message, kind="protocol")
+
+
+def _close(client: smtplib.SMTP | None) -> None:
+    if client is not None:
+        try:
+            client.close()
+        except Exception:  # noqa: BLE001
+            pass

@@ -1,0 +1,37 @@
+"""The ``email-connector`` command: run, up, worker, db, users, accounts, keys, setup-token."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import FlaskGroup
+
+from webapp import create_app
+
+
+def _create_app() -> object:
+    return create_app()
+
+
+@click.group(
+    cls=FlaskGroup,
+    create_app=_create_app,
+    add_default_commands=False,
+    load_dotenv=False,
+    set_debug_flag=False,
+)
+def cli() -> None:
+    """Email Connector: connect mail accounts; send, receive, template and queue email."""
+
+
+def _register() -> None:
+    from webapp.cli import accounts, keys, serve, users
+
+    for module in (serve, users, accounts, keys):
+        module.register(cli)
+
+
+_register()
+
+
+def main() -> None:
+    cli.main(prog_name="email-connector")

@@ -1,0 +1,162 @@
+"""``email-connector accounts …``: add, list, test, remove."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from flask.cli import AppGroup
+
+from webapp.adapters.endpoint import EndpointError, format_url, parse_url
+from webapp.cli.common import fail, print_json, read_secret_line
+from webapp.models import EmailAccount
+from webapp.services import accounts, connection
+from webapp.services.accounts import AccountSettings
+from webapp.services.errors import ConnectorError
+
+group = AppGroup("accounts", help="Manage mail accounts.")
+
+
+def describe(account: EmailAccount) -> dict[str, object]:
+    return {
+        "name": account.name,
+        "address": account.address,
+        "display_name": account.display_name,
+        "username": account.username,
+        "incoming": format_url(
+            account.incoming_protocol,
+            account.incoming_security,
+            account.incoming_host,
+            account.incoming_port,
+            account.folder if account.incoming_protocol == "imap" else "",
+        ),
+        "outgoing": format_url(
+            "smtp", account.outgoing_security, account.outgoing_host, account.outgoing_port
+        ),
+        "smtp_auth": account.smtp_auth,
+        "tls_verify": account.tls_verify,
+        "timeout": account.timeout,
+        "count": account.fetch_count,
+        "sanitize_html": account.sanitize_html,
+    }
+
+
+@group.command("add")
+@click.argument("name")
+@click.option("--address", required=True, help="The account's email address.")
+@click.option("--username", required=True, help="Login name at the servers.")
+@click.option("--display-name", default="", help="Name shown as the sender.")
+@click.option("--password-stdin", is_flag=True, required=True, help="Read the password from stdin.")
+@click.option(
+    "--incoming",
+    required=True,
+    metavar="URL",
+    help="imap[s]://host[:port]/FOLDER, pop3[s]://…, imap+starttls://…",
+)
+@click.option(
+    "--outgoing", required=True, metavar="URL", help="smtp://, smtp+starttls:// or smtps://host[:port]"
+)
+@click.option("--smtp-auth", type=click.Choice(["login", "none"]), default="login", show_default=True)
+@click.option(
+    "--ca-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CA certificate (PEM) to trust.",
+)
+@click.option("--tls-verify", type=click.Choice(["on", "off"]), default="on", show_default=True)
+@click.option("--timeout", type=click.IntRange(1, 600), default=30, show_default=True, help="Seconds.")
+@click.option(
+    "--count", type=click.IntRange(1, 100_000), default=50, show_default=True, help="Emails to retrieve."
+)
+def add(
+    name: str,
+    address: str,
+    username: str,
+    display_name: str,
+    password_stdin: bool,
+    incoming: str,
+    outgoing: str,
+    smtp_auth: str,
+    ca_file: Path | None,
+    tls_verify: str,
+    timeout: int,
+    count: int,
+) -> None:
+    """Add an account with manual server settings."""
+    try:
+        in_proto, in_sec, in_host, in_port, folder = parse_url(incoming, ("imap", "pop3"))
+        _, out_sec, out_host, out_port, _ = parse_url(outgoing, ("smtp",))
+    except EndpointError as exc:
+        fail(str(exc))
+    if ca_file and tls_verify == "off":
+        fail("--ca-file and --tls-verify off contradict each other")
+    settings = AccountSettings(
+        name=name,
+        address=address,
+        username=username,
+        display_name=display_name,
+        password=read_secret_line(),
+        incoming_protocol=in_proto,
+        incoming_security=in_sec,
+        incoming_host=in_host,
+        incoming_port=in_port,
+        folder=folder or "INBOX",
+        outgoing_host=out_host,
+        outgoing_port=out_port,
+        outgoing_security=out_sec,
+        smtp_auth=smtp_auth,
+        timeout=timeout,
+        tls_verify="off" if tls_verify == "off" else ("custom" if ca_file else "system"),
+        ca_cert_pem=ca_file.read_text() if ca_file else None,
+        fetch_count=count,
+    )
+    try:
+        account = accounts.create(settings)
+    except ConnectorError as exc:
+        fail(str(exc))
+    if account.tls_verify == "off":
+        click.echo("warning: TLS certificate verification is off for this account", err=True)
+    click.echo(f"account {account.name} added")
+
+
+@group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
+def list_accounts(as_json: bool) -> None:
+    """List accounts (never their passwords)."""
+    rows = [describe(account) for account in accounts.all_accounts()]
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['name']}\t{row['address']}\t{row['incoming']}\t{row['outgoing']}")
+
+
+@group.command("test")
+@click.argument("name")
+def test(name: str) -> None:
+    """Log in to both servers; exit 0 only when both accept the login."""
+    try:
+        report = connection.test_connection(accounts.get(name))
+    except ConnectorError as exc:
+        fail(str(exc))
+    for check in (report.incoming, report.outgoing):
+        click.echo(f"{'ok' if check.ok else 'FAILED'}\t{check.server}\t{check.message}", err=not check.ok)
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@group.command("remove")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Confirm: removes the account and its stored messages.")
+def remove(name: str, yes: bool) -> None:
+    """Remove an account and everything stored for it (nothing on the server)."""
+    if not yes:
+        fail("this removes the account and its stored messages; add --yes to confirm")
+    try:
+        accounts.remove(accounts.get(name))
+    except ConnectorError as exc:
+        fail(str(exc))
+    click.echo(f"account {name} removed")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(group)

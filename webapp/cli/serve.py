@@ -1,0 +1,135 @@
+"""``email-connector run``, ``worker`` and ``up`` (everything on the embedded defaults, for ``make run``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+from flask import Flask
+from flask.cli import ScriptInfo, pass_script_info
+
+from webapp.adapters import redisserver
+from webapp.cli.common import fail
+from webapp.services import queues, setup
+
+
+@click.command("run")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--port", type=int, default=lambda: int(os.environ.get("PORT", "5000")), show_default="5000 or $PORT"
+)
+@click.option("--threads", type=int, default=8, show_default=True)
+@pass_script_info
+def run(info: ScriptInfo, host: str, port: int, threads: int) -> None:
+    """Serve the web app with waitress."""
+    import waitress
+
+    app = info.load_app()
+    click.echo(f"Serving on http://{host}:{port}/", err=True)
+    waitress.serve(app, host=host, port=port, threads=threads, ident="email-connector")
+
+
+@click.command("worker")
+@click.option(
+    "--queue",
+    "queue_names",
+    multiple=True,
+    type=click.Choice(queues.ALL),
+    help="Listen only here (repeatable).",
+)
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@pass_script_info
+def worker(info: ScriptInfo, queue_names: tuple[str, ...], burst: bool) -> None:
+    """Run an RQ worker (all queues unless told otherwise)."""
+    from redis import Redis
+    from rq import Worker
+    from rq.serializers import JSONSerializer
+
+    app = info.load_app()
+    # No app context is pushed here: each job opens its own (jobs/ does that).
+    connection = Redis.from_url(app.config["REDIS_URL"])
+    names = list(queue_names or queues.ALL)
+    Worker(names, connection=connection, serializer=JSONSerializer).work(burst=burst)
+
+
+@click.command("up")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--port", type=int, default=lambda: int(os.environ.get("PORT", "5000")), show_default="5000 or $PORT"
+)
+@pass_script_info
+def up(info: ScriptInfo, host: str, port: int) -> None:
+    """Start the embedded Redis, a worker and the web server; supervise them until Ctrl-C."""
+    app = info.load_app()
+    exe = [sys.executable, "-m", "webapp.cli"]
+    children: dict[str, list[str]] = {
+        "worker": [*exe, "worker"],
+        "web": [*exe, "run", "--host", host, "--port", str(port)],
+    }
+    redis_process = _start_embedded_redis(app)
+    with app.app_context():
+        token = setup.issue_token()
+    running = {name: subprocess.Popen(cmd) for name, cmd in children.items()}
+    click.echo(f"\nEmail Connector: http://{host}:{port}/", err=True)
+    if token:
+        click.echo(f"First run: open the URL and enter this one-time setup token: {token}\n", err=True)
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    restarts: dict[str, list[float]] = {name: [] for name in children}
+    try:
+        while not stopping:
+            time.sleep(0.5)
+            if redis_process is not None and redis_process.poll() is not None:
+                click.echo("embedded Redis stopped; restarting it", err=True)
+                redis_process = _start_embedded_redis(app)
+            for name, process in list(running.items()):
+                if process.poll() is None:
+                    continue
+                recent = [t for t in restarts[name] if time.monotonic() - t < 60]
+                if len(recent) >= 5:
+                    click.echo(f"{name} keeps exiting ({process.returncode}); giving up", err=True)
+                    stopping = True
+                    break
+                click.echo(f"{name} exited with {process.returncode}; restarting it", err=True)
+                restarts[name] = [*recent, time.monotonic()]
+                running[name] = subprocess.Popen(children[name])
+    finally:
+        for process in running.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in running.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if redis_process is not None:
+            redis_process.terminate()
+            redis_process.wait(timeout=15)
+        click.echo("stopped", err=True)
+
+
+def _start_embedded_redis(app: Flask) -> subprocess.Popen[bytes] | None:
+    url: str = app.config["REDIS_URL"]
+    if not app.config["EMBEDDED"] or not url.startswith("unix://"):
+        return None  # REDIS_URL names a Redis of its own
+    socket_path = Path(url[len("unix://") :])
+    try:
+        return redisserver.start(socket_path, socket_path.parent / "redis")
+    except RuntimeError as exc:
+        fail(str(exc))
+
+
+def register(cli: click.Group) -> None:
+    for command in (run, worker, up):
+        cli.add_command(command)

@@ -1,0 +1,113 @@
+"""Configuration: defaults → instance/config.py → EMAILCONNECTOR_* environment → test overrides.
+
+``DATABASE_URL`` and ``REDIS_URL`` are read as they are. On the embedded defaults (neither set) the
+secret key and the encryption keys are generated once into the instance folder; otherwise they must be
+given, and the app refuses to start without them.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from webapp.adapters import keyfile
+from webapp.adapters.secretbox import generate_key, parse_keys
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SECRET_KEY_FILE = "secret_key"
+ENCRYPTION_KEYS_FILE = "encryption_keys"
+SQLITE_FILE = "email-connector.db"
+REDIS_SOCKET = "redis.sock"
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot work; the message says what to set."""
+
+
+DEFAULTS: dict[str, Any] = {
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_NAME": "ec_session",
+    "PERMANENT_SESSION_LIFETIME": 12 * 3600,
+    "WTF_CSRF_TIME_LIMIT": None,  # tied to the session instead; pages left open overnight still post
+    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    "MAX_CONTENT_LENGTH": 50 * 1024 * 1024,
+    # Reverse proxies in front of the app (IIS, nginx): how many hops to trust for X-Forwarded-*.
+    "PROXY_FIX_X_FOR": 0,
+    "PROXY_FIX_X_PROTO": 0,
+    "PROXY_FIX_X_HOST": 0,
+    "PROXY_FIX_X_PREFIX": 0,
+    "LOGIN_MAX_FAILURES": 5,
+    "LOGIN_LOCKOUT_SECONDS": 900,
+    "DEFAULT_TIMEOUT": 30,
+    "DATABASE_URL": None,
+    "REDIS_URL": None,
+}
+
+
+def default_instance_path() -> str:
+    return os.environ.get("EMAILCONNECTOR_INSTANCE_PATH") or str(PROJECT_ROOT / "instance")
+
+
+def load(app: Flask, test_config: dict[str, Any] | None) -> None:
+    """Fill ``app.config`` in precedence order and derive the database and Redis settings."""
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_pyfile("config.py", silent=True)
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        if os.environ.get(name):
+            app.config[name] = os.environ[name]
+    app.config.from_prefixed_env("EMAILCONNECTOR")
+    if test_config:
+        app.config.from_mapping(test_config)
+
+    instance = Path(app.instance_path)
+    embedded = not app.config["DATABASE_URL"] and not app.config["REDIS_URL"]
+    app.config["EMBEDDED"] = embedded
+    app.config["SQLALCHEMY_DATABASE_URI"] = database_uri(app.config["DATABASE_URL"], instance)
+    if not app.config["REDIS_URL"]:
+        app.config["REDIS_URL"] = f"unix://{instance / REDIS_SOCKET}"
+    _load_keys(app, instance, embedded)
+
+
+def database_uri(url: str | None, instance: Path) -> str:
+    """Turn ``DATABASE_URL`` into a SQLAlchemy URI (psycopg 3 for PostgreSQL; SQLite by default)."""
+    if not url:
+        return f"sqlite:///{instance / SQLITE_FILE}"
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _load_keys(app: Flask, instance: Path, embedded: bool) -> None:
+    keys = parse_keys(app.config.get("ENCRYPTION_KEYS") or "")
+    secret = app.config.get("SECRET_KEY")
+    app.config["ENCRYPTION_KEYS_FILE"] = None
+    if keys and secret:
+        app.config["ENCRYPTION_KEYS"] = keys
+        return
+    if not embedded:
+        raise ConfigError(
+            "EMAILCONNECTOR_SECRET_KEY and EMAILCONNECTOR_ENCRYPTION_KEYS must be set when "
+            "DATABASE_URL or REDIS_URL is set (every web process and worker needs the same keys)."
+        )
+    if not secret:
+        secret, _ = keyfile.read_or_create(instance / SECRET_KEY_FILE, lambda: secrets.token_hex(32))
+        app.config["SECRET_KEY"] = secret
+    if not keys:
+        path = instance / ENCRYPTION_KEYS_FILE
+        text, created = keyfile.read_or_create(path, generate_key)
+        if created:
+            print(
+                f"Generated encryption keys in {path}. Back this file up: losing it loses every "
+                "stored password and token.",
+                file=sys.stderr,
+            )
+        keys = parse_keys(text.replace("\n", ","))
+        app.config["ENCRYPTION_KEYS_FILE"] = str(path)
+    app.config["ENCRYPTION_KEYS"] = keys

@@ -1,0 +1,8 @@
+"""SQLAlchemy models, one aggregate per module. Models hold data and rules about it; they do no I/O."""
+
+from webapp.models.account import AccountGrant, EmailAccount
+from webapp.models.log import ErrorLog
+from webapp.models.setting import AppSetting
+from webapp.models.user import User
+
+__all__ = ["AccountGrant", "AppSetting", "EmailAccount", "ErrorLog", "User"]

@@ -1,0 +1,87 @@
+"""Mail accounts (the Mendix EmailAccount) and which users may use them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from webapp.models.base import Base, UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from webapp.models.user import User
+
+INCOMING_PROTOCOLS = ("imap", "pop3")
+SECURITIES = ("none", "starttls", "tls")
+SMTP_AUTH_MODES = ("login", "none")
+TLS_VERIFY_MODES = ("system", "custom", "off")
+
+
+class EmailAccount(Base):
+    __tablename__ = "email_account"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # Lower-cased name: account names are unique regardless of case.
+    name_key: Mapped[str] = mapped_column(String(100), unique=True)
+    address: Mapped[str] = mapped_column(String(320))
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    username: Mapped[str] = mapped_column(String(320))
+    # Fernet token; never the plain password (see services.secrets).
+    password_encrypted: Mapped[str | None] = mapped_column(Text)
+
+    incoming_protocol: Mapped[str] = mapped_column(String(8), default="imap")
+    incoming_security: Mapped[str] = mapped_column(String(10), default="tls")
+    incoming_host: Mapped[str] = mapped_column(String(255))
+    incoming_port: Mapped[int]
+    folder: Mapped[str] = mapped_column(String(255), default="INBOX")
+
+    outgoing_host: Mapped[str] = mapped_column(String(255))
+    outgoing_port: Mapped[int]
+    outgoing_security: Mapped[str] = mapped_column(String(10), default="starttls")
+    smtp_auth: Mapped[str] = mapped_column(String(8), default="login")
+
+    timeout: Mapped[int] = mapped_column(default=30)
+    tls_verify: Mapped[str] = mapped_column(String(8), default="system")
+    ca_cert_pem: Mapped[str | None] = mapped_column(Text)
+    fetch_count: Mapped[int] = mapped_column(default=50)
+    sanitize_html: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    grants: Mapped[list[AccountGrant]] = relationship(
+        back_populates="account", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @staticmethod
+    def key_for(name: str) -> str:
+        return name.strip().casefold()
+
+    @property
+    def incoming_scheme(self) -> str:
+        return _scheme(self.incoming_protocol, self.incoming_security)
+
+    @property
+    def outgoing_scheme(self) -> str:
+        return _scheme("smtp", self.outgoing_security)
+
+
+def _scheme(protocol: str, security: str) -> str:
+    return {"none": protocol, "starttls": f"{protocol}+starttls", "tls": f"{protocol}s"}[security]
+
+
+class AccountGrant(Base):
+    """A user's right to read and/or send from an account."""
+
+    __tablename__ = "account_grant"
+    __table_args__ = (UniqueConstraint("user_id", "account_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("email_account.id", ondelete="CASCADE"), index=True)
+    can_read: Mapped[bool] = mapped_column(default=True)
+    can_send: Mapped[bool] = mapped_column(default=False)
+
+    user: Mapped[User] = relationship(back_populates="grants")
+    account: Mapped[EmailAccount] = relationship(back_populates="grants")

@@ -1,0 +1,200 @@
+"""Mail accounts: adding, changing, listing and removing them, with their passwords encrypted."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from webapp.adapters.credentials import Credentials
+from webapp.adapters.endpoint import Endpoint, TlsPolicy
+from webapp.extensions import db
+from webapp.models import EmailAccount
+from webapp.models.account import INCOMING_PROTOCOLS, SECURITIES, SMTP_AUTH_MODES, TLS_VERIFY_MODES
+from webapp.services import secrets
+from webapp.services.errors import Conflict, Invalid, NotFound
+
+ADDRESS_RE = re.compile(r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9.-]+\.?[A-Za-z0-9-]*$")
+MAX_TIMEOUT = 600
+
+
+@dataclass
+class AccountSettings:
+    """Everything an admin sets on an account. ``password=None`` keeps the stored one."""
+
+    name: str
+    address: str
+    username: str
+    incoming_protocol: str
+    incoming_security: str
+    incoming_host: str
+    incoming_port: int
+    outgoing_host: str
+    outgoing_port: int
+    outgoing_security: str
+    password: str | None = field(default=None, repr=False)
+    display_name: str = ""
+    folder: str = "INBOX"
+    smtp_auth: str = "login"
+    timeout: int = 30
+    tls_verify: str = "system"
+    ca_cert_pem: str | None = None
+    fetch_count: int = 50
+    sanitize_html: bool = True
+
+
+def validate(settings: AccountSettings) -> None:
+    """Raise Invalid naming the first wrong field."""
+    name = settings.name.strip()
+    if not name or len(name) > 100 or any(ord(c) < 32 for c in name):
+        raise Invalid("name: 1 to 100 characters, no control characters")
+    if not ADDRESS_RE.match(settings.address.strip()) or len(settings.address) > 320:
+        raise Invalid(f"address: {settings.address!r} is not an email address")
+    for label, value in (
+        ("display name", settings.display_name),
+        ("username", settings.username),
+        ("incoming host", settings.incoming_host),
+        ("outgoing host", settings.outgoing_host),
+        ("folder", settings.folder),
+    ):
+        if any(c in value for c in "\r\n\0"):
+            raise Invalid(f"{label}: line breaks and NUL are not allowed")
+    if not settings.username.strip():
+        raise Invalid("username: required")
+    for label, host in (("incoming host", settings.incoming_host), ("outgoing host", settings.outgoing_host)):
+        if not host.strip() or " " in host.strip():
+            raise Invalid(f"{label}: required, without spaces")
+    for label, port in (("incoming port", settings.incoming_port), ("outgoing port", settings.outgoing_port)):
+        if not 1 <= port <= 65535:
+            raise Invalid(f"{label}: 1 to 65535")
+    if settings.incoming_protocol not in INCOMING_PROTOCOLS:
+        raise Invalid("incoming protocol: imap or pop3")
+    if settings.incoming_security not in SECURITIES or settings.outgoing_security not in SECURITIES:
+        raise Invalid("security: none, starttls or tls")
+    if settings.smtp_auth not in SMTP_AUTH_MODES:
+        raise Invalid("SMTP authentication: login or none")
+    if settings.tls_verify not in TLS_VERIFY_MODES:
+        raise Invalid("TLS verification: system, custom or off")
+    if settings.tls_verify == "custom" and not (settings.ca_cert_pem or "").strip():
+        raise Invalid("CA certificate: required when verifying with a custom CA")
+    if settings.tls_verify == "custom" and "-----BEGIN CERTIFICATE-----" not in (settings.ca_cert_pem or ""):
+        raise Invalid("CA certificate: paste a PEM certificate (-----BEGIN CERTIFICATE-----)")
+    if not 1 <= settings.timeout <= MAX_TIMEOUT:
+        raise Invalid(f"timeout: 1 to {MAX_TIMEOUT} seconds")
+    if not 1 <= settings.fetch_count <= 100_000:
+        raise Invalid("number of emails to retrieve: 1 to 100000")
+    if settings.incoming_protocol == "imap" and not settings.folder.strip():
+        raise Invalid("folder: required for IMAP")
+
+
+def find(name: str) -> EmailAccount | None:
+    return db.session.scalar(select(EmailAccount).where(EmailAccount.name_key == EmailAccount.key_for(name)))
+
+
+def get(name: str) -> EmailAccount:
+    account = find(name)
+    if account is None:
+        raise NotFound(f"no account named {name!r}")
+    return account
+
+
+def by_id(account_id: int) -> EmailAccount:
+    account = db.session.get(EmailAccount, account_id)
+    if account is None:
+        raise NotFound(f"no account with id {account_id}")
+    return account
+
+
+def all_accounts() -> list[EmailAccount]:
+    return list(db.session.scalars(select(EmailAccount).order_by(EmailAccount.name_key)))
+
+
+def create(settings: AccountSettings) -> EmailAccount:
+    """Add an account; its name must be unique regardless of case."""
+    if settings.password is None:
+        raise Invalid("password: required")
+    account = EmailAccount(name_key="")
+    db.session.add(account)
+    return _save(account, settings)
+
+
+def update(account: EmailAccount, settings: AccountSettings) -> EmailAccount:
+    return _save(account, settings)
+
+
+def settings_of(account: EmailAccount) -> AccountSettings:
+    """The editable settings of an account, without its password."""
+    values = {f.name: getattr(account, f.name) for f in fields(AccountSettings) if f.name != "password"}
+    return AccountSettings(**values)
+
+
+def _save(account: EmailAccount, settings: AccountSettings) -> EmailAccount:
+    validate(settings)
+    name = settings.name.strip()
+    other = find(name)
+    if other is not None and other is not account:
+        db.session.rollback()
+        raise Conflict(f"an account named {name!r} already exists")
+    for f in fields(AccountSettings):
+        if f.name != "password":
+            value = getattr(settings, f.name)
+            setattr(
+                account,
+                f.name,
+                value.strip() if isinstance(value, str) and f.name != "ca_cert_pem" else value,
+            )
+    if settings.tls_verify != "custom":
+        account.ca_cert_pem = None
+    if settings.incoming_protocol == "pop3":
+        account.folder = "INBOX"
+    account.name_key = EmailAccount.key_for(name)
+    if settings.password is not None:
+        account.password_encrypted = secrets.encrypt(settings.password)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict(f"an account named {name!r} already exists") from None
+    return account
+
+
+def remove(account: EmailAccount) -> None:
+    """Remove an account with everything stored for it (grants, logs and, later, messages)."""
+    db.session.delete(account)
+    db.session.commit()
+
+
+def credentials(account: EmailAccount) -> Credentials:
+    return Credentials(account.username, secrets.decrypt(account.password_encrypted or ""))
+
+
+def tls_policy(account: EmailAccount) -> TlsPolicy:
+    return TlsPolicy(
+        verify=account.tls_verify != "off",
+        ca_pem=account.ca_cert_pem if account.tls_verify == "custom" else None,
+    )
+
+
+def incoming_endpoint(account: EmailAccount) -> Endpoint:
+    return Endpoint(
+        protocol=account.incoming_protocol,
+        security=account.incoming_security,
+        host=account.incoming_host,
+        port=account.incoming_port,
+        folder=account.folder if account.incoming_protocol == "imap" else "",
+        timeout=float(account.timeout),
+        tls=tls_policy(account),
+    )
+
+
+def outgoing_endpoint(account: EmailAccount) -> Endpoint:
+    return Endpoint(
+        protocol="smtp",
+        security=account.outgoing_security,
+        host=account.outgoing_host,
+        port=account.outgoing_port,
+        timeout=float(account.timeout),
+        tls=tls_policy(account),
+    )

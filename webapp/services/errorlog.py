@@ -1,0 +1,30 @@
+"""Recording failures in an account's Error logs."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+
+from webapp.extensions import db
+from webapp.models import EmailAccount, ErrorLog
+
+log = logging.getLogger(__name__)
+
+
+def record(account: EmailAccount, operation: str, message: str, detail: str = "") -> None:
+    """Add an entry to the account's error log and commit it (messages never carry secrets)."""
+    db.session.add(ErrorLog(account_id=account.id, operation=operation, message=message, detail=detail))
+    db.session.commit()
+    log.warning("account %s: %s failed: %s", account.name, operation, message)
+
+
+def entries(account: EmailAccount, limit: int = 200) -> list[ErrorLog]:
+    """Return the account's newest error log entries first."""
+    query = (
+        select(ErrorLog)
+        .where(ErrorLog.account_id == account.id)
+        .order_by(ErrorLog.created_at.desc(), ErrorLog.id.desc())
+        .limit(limit)
+    )
+    return list(db.session.scalars(query))

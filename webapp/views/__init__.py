@@ -1,0 +1,30 @@
+"""HTTP views: one blueprint package per area (routes.py + forms.py)."""
+
+from __future__ import annotations
+
+from flask import Flask, render_template
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+
+def init_app(app: Flask) -> None:
+    from webapp.views.accounts.routes import bp as accounts_bp
+    from webapp.views.admin.routes import bp as admin_bp
+    from webapp.views.auth.routes import bp as auth_bp
+    from webapp.views.main.routes import bp as main_bp
+
+    for blueprint in (auth_bp, main_bp, accounts_bp, admin_bp):
+        app.register_blueprint(blueprint)
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError) -> tuple[str, int]:
+        return render_template(
+            "error.html",
+            code=400,
+            message="The form expired or was not sent by this site. Reload the page and try again.",
+        ), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[str, int]:
+        code = error.code or 500
+        return render_template("error.html", code=code, message=error.description), code

@@ -1,0 +1,95 @@
+"""First-run setup, login, logout and changing one's own password."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user, login_required, login_user, logout_user
+
+from webapp.services import setup, users
+from webapp.services.errors import ConnectorError
+from webapp.services.users import LoginThrottled
+from webapp.views.auth.forms import LoginForm, PasswordForm, SetupForm
+
+bp = Blueprint("auth", __name__)
+
+
+@bp.route("/setup", methods=["GET", "POST"])
+def first_run() -> ResponseReturnValue:
+    if not setup.needs_setup():
+        return redirect(url_for("auth.login"))
+    form = SetupForm()
+    if form.validate_on_submit():
+        try:
+            user = setup.create_first_admin(
+                form.token.data or "", form.username.data or "", form.password.data or ""
+            )
+        except ConnectorError as exc:
+            form.token.errors = [*form.token.errors, str(exc)]
+        else:
+            login_user(user)
+            flash(f"Welcome, {user.username}. You are the admin.", "success")
+            return redirect(url_for("main.index"))
+    return render_template("auth/setup.html", form=form)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    if setup.needs_setup():
+        return redirect(url_for("auth.first_run"))
+    if current_user.is_authenticated:
+        return redirect(url_for("main.index"))
+    form = LoginForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            user = users.authenticate(form.username.data or "", form.password.data or "", request.remote_addr)
+        except LoginThrottled as exc:
+            form.form_errors.append(str(exc))
+            status = 429
+        else:
+            if user is None:
+                form.form_errors.append("Wrong username or password.")
+                status = 401
+            else:
+                login_user(user)
+                return redirect(_safe_next(request.args.get("next")))
+    return render_template("auth/login.html", form=form), status
+
+
+@bp.route("/logout", methods=["POST"])
+def logout() -> ResponseReturnValue:
+    logout_user()
+    flash("You are logged out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@login_required
+def change_password() -> ResponseReturnValue:
+    form = PasswordForm()
+    if form.validate_on_submit():
+        try:
+            users.change_own_password(current_user, form.current.data or "", form.password.data or "")
+        except ConnectorError as exc:
+            form.current.errors = [*form.current.errors, str(exc)]
+        else:
+            login_user(current_user)  # the session version changed; keep this session
+            flash("Your password was changed. Other sessions were logged out.", "success")
+            return redirect(url_for("main.index"))
+    return render_template("auth/password.html", form=form)
+
+
+def _safe_next(target: str | None) -> str:
+    # Only local paths: an open redirect after login is a phishing aid.
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and not urlsplit(target).netloc
+        and "\\" not in target
+    ):
+        return target
+    return url_for("main.index")

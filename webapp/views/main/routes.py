@@ -1,0 +1,26 @@
+"""The overview page and the health check."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, render_template
+from flask.typing import ResponseReturnValue
+from flask_login import current_user, login_required
+
+from webapp.extensions import csrf
+from webapp.services import health, users
+
+bp = Blueprint("main", __name__)
+
+
+@bp.route("/")
+@login_required
+def index() -> ResponseReturnValue:
+    return render_template("main/index.html", accounts=users.visible_accounts(current_user))
+
+
+@bp.route("/healthz")
+@csrf.exempt
+def healthz() -> ResponseReturnValue:
+    status = health.check()
+    ok = all(value == "ok" for value in status.values())
+    return jsonify(status="ok" if ok else "unhealthy", **status), 200 if ok else 503
