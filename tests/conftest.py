@@ -123,12 +123,29 @@ def migrated(base_config: dict[str, Any]) -> dict[str, Any]:
     return base_config
 
 
+class IsolatedClient(FlaskClient):
+    """A test client whose every request runs in an app context of its own, as in production.
+
+    The test itself holds an app context (to call services); without this, requests would share its
+    ``g`` (and so flask-login's cached user) and its database session.
+    """
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        from webapp.extensions import db
+
+        with self.application.app_context():
+            response = super().open(*args, **kwargs)
+        db.session.rollback()  # the test's own session: read what the request committed
+        return response
+
+
 @pytest.fixture
 def app(migrated: dict[str, Any], redis_server: test_redis.TestRedis) -> Iterator[Flask]:
     from webapp import create_app
     from webapp.extensions import db
 
     app = create_app(dict(migrated))
+    app.test_client_class = IsolatedClient
     redis_server.flush()
     with app.app_context():
         yield app

@@ -11,12 +11,12 @@ from webapp.models import EmailAccount
 from webapp.services import accounts as _accounts
 from webapp.services import connection as _connection
 from webapp.services.connection import ConnectionReport
-from webapp.services.errors import ConnectionFailed, Conflict, ConnectorError, Invalid, NotFound
+from webapp.services.errors import Conflict, ConnectionFailed, ConnectorError, Invalid, NotFound
 
 __all__ = [
+    "Conflict",
     "ConnectionFailed",
     "ConnectionReport",
-    "Conflict",
     "ConnectorError",
     "Invalid",
     "NotFound",

@@ -115,9 +115,7 @@ class Dovecot:
         (self.folder / "mail").mkdir(exist_ok=True)
         self._chown(self.folder / "mail")
         dh = self.folder / "dh.pem"
-        subprocess.run(
-            ["openssl", "dhparam", "-dsaparam", "-out", str(dh), "2048"], check=True, capture_output=True
-        )
+        subprocess.run(["openssl", "dhparam", "-dsaparam", "-out", str(dh), "2048"], check=True, capture_output=True)
         (self.folder / "users").write_text("")
         (self.folder / "users").chmod(0o644)
         self.config_path.write_text(
@@ -136,7 +134,7 @@ class Dovecot:
         self.process = subprocess.Popen(
             [binary, "-F", "-c", str(self.config_path)],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         try:
             for port in (self.imap_port, self.imaps_port, self.pop3_port, self.pop3s_port):

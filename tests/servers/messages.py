@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
-from datetime import UTC, datetime, timedelta
 
 KINDS = ("text", "html", "alternative", "attachment", "non_ascii", "malformed")
 _CRLF_POLICY = SMTP  # CRLF line endings, as servers store and send them
@@ -37,7 +37,9 @@ def make(index: int, kind: str, *, to: str = "alice@example.test", seed: int = 0
         msg["Subject"] = f"Attachment message {index}"
         msg.set_content(text)
         size = rng.choice([100, 5_000, 60_000])
-        msg.add_attachment(rng.randbytes(size), maintype="application", subtype="octet-stream", filename=f"data-{index}.bin")
+        msg.add_attachment(
+            rng.randbytes(size), maintype="application", subtype="octet-stream", filename=f"data-{index}.bin"
+        )
     elif kind == "non_ascii":
         msg["Subject"] = f"Grüße aus Köln — 東京 {index} ✉"
         msg.replace_header("From", f"Jürgen Größ {index} <juergen{index}@example.test>")
@@ -51,7 +53,7 @@ def _malformed(index: int, rng: random.Random) -> bytes:
     variants = [
         # A multipart whose boundary never appears.
         b"From: broken@example.test\r\nSubject: Broken multipart %d\r\nMIME-Version: 1.0\r\n"
-        b"Content-Type: multipart/mixed; boundary=\"nothere\"\r\n\r\njust text, no parts\r\n",
+        b'Content-Type: multipart/mixed; boundary="nothere"\r\n\r\njust text, no parts\r\n',
         # An unknown charset and invalid base64.
         b"From: broken@example.test\r\nSubject: Bad charset %d\r\nMIME-Version: 1.0\r\n"
         b"Content-Type: text/plain; charset=x-no-such-charset\r\nContent-Transfer-Encoding: base64\r\n\r\n"

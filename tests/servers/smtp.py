@@ -31,7 +31,7 @@ class DeliveringHandler:
     def __init__(self, server: SmtpServer) -> None:
         self.server = server
 
-    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
+    async def handle_RCPT(
         self, smtp: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         if self.server.fail_rcpt_with:
@@ -39,15 +39,13 @@ class DeliveringHandler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
         if self.server.fail_with:
             return self.server.fail_with
         data = envelope.original_content or b""
         login = session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else None
         with self.server.lock:
-            self.server.received.append(
-                Received(envelope.mail_from or "", list(envelope.rcpt_tos), data, login)
-            )
+            self.server.received.append(Received(envelope.mail_from or "", list(envelope.rcpt_tos), data, login))
         for rcpt in envelope.rcpt_tos:
             local = rcpt.split("@", 1)[0]
             if local in self.server.dovecot.users:
@@ -67,7 +65,9 @@ class SmtpServer:
     lock: threading.Lock = field(default_factory=threading.Lock)
     _controllers: list[Controller] = field(default_factory=list)
 
-    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any) -> AuthResult:
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
         if not isinstance(auth_data, LoginPassword):
             return AuthResult(success=False, handled=False)
         user = auth_data.login.decode("utf-8", "replace")
@@ -82,7 +82,6 @@ class SmtpServer:
             "hostname": "127.0.0.1",
             "authenticator": self._authenticate,
             "auth_require_tls": False,
-            "auth_mechanisms": None,
         }
         plain = Controller(handler, port=self.port, tls_context=context, require_starttls=False, **common)
         implicit = Controller(handler, port=self.tls_port, ssl_context=context, **common)

@@ -20,9 +20,7 @@ def tls_context(policy: TlsPolicy) -> ssl.SSLContext:
         try:
             return ssl.create_default_context(cadata=policy.ca_pem)
         except ssl.SSLError as exc:
-            raise PermanentError(
-                f"the custom CA certificate cannot be used: {exc.reason or exc}", kind="tls"
-            ) from exc
+            raise PermanentError(f"the custom CA certificate cannot be used: {exc.reason or exc}", kind="tls") from exc
     return ssl.create_default_context()
 
 
@@ -32,23 +30,15 @@ def translate(exc: BaseException, endpoint: Endpoint) -> AdapterError:
     if isinstance(exc, AdapterError):
         return exc
     if isinstance(exc, socket.gaierror):
-        return TransientError(
-            f"DNS: the name {endpoint.host!r} could not be resolved ({exc.strerror})", kind="dns"
-        )
+        return TransientError(f"DNS: the name {endpoint.host!r} could not be resolved ({exc.strerror})", kind="dns")
     if isinstance(exc, ConnectionRefusedError):
         return TransientError(f"{where} refused the connection (nothing listens there)", kind="refused")
     if isinstance(exc, TimeoutError | socket.timeout):
-        return TransientError(
-            f"{where} did not answer within {endpoint.timeout:g} seconds (timeout)", kind="timeout"
-        )
+        return TransientError(f"{where} did not answer within {endpoint.timeout:g} seconds (timeout)", kind="timeout")
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return PermanentError(
-            f"TLS: the certificate of {where} is not trusted: {exc.verify_message}", kind="tls"
-        )
+        return PermanentError(f"TLS: the certificate of {where} is not trusted: {exc.verify_message}", kind="tls")
     if isinstance(exc, ssl.SSLError):
-        return PermanentError(
-            f"TLS: the secure connection to {where} failed: {exc.reason or exc}", kind="tls"
-        )
+        return PermanentError(f"TLS: the secure connection to {where} failed: {exc.reason or exc}", kind="tls")
     if isinstance(exc, ConnectionResetError | BrokenPipeError | EOFError | ConnectionAbortedError):
         return TransientError(f"{where} closed the connection unexpectedly", kind="reset")
     if isinstance(exc, OSError):

@@ -29,9 +29,7 @@ class SecretBox:
         try:
             self._fernet = MultiFernet([Fernet(key.encode("ascii")) for key in keys])
         except (ValueError, UnicodeEncodeError) as exc:
-            raise ValueError(
-                "an encryption key is not a valid Fernet key (32 url-safe base64-encoded bytes)"
-            ) from exc
+            raise ValueError("an encryption key is not a valid Fernet key (32 url-safe base64-encoded bytes)") from exc
 
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")

@@ -50,9 +50,7 @@ def session(endpoint: Endpoint, credentials: Credentials | None) -> Iterator[smt
         raise _response_error(exc, endpoint) from None
     except smtplib.SMTPServerDisconnected:
         _close(client)
-        raise TransientError(
-            f"{endpoint.describe()} closed the connection unexpectedly", kind="reset"
-        ) from None
+        raise TransientError(f"{endpoint.describe()} closed the connection unexpectedly", kind="reset") from None
     except Exception as exc:  # noqa: BLE001 - any other failure is explained by translate()
         _close(client)
         raise translate(exc, endpoint) from None
@@ -73,11 +71,7 @@ def check_login(endpoint: Endpoint, credentials: Credentials | None) -> str:
 
 
 def _reply(exc: smtplib.SMTPResponseException) -> str:
-    text = (
-        exc.smtp_error.decode("utf-8", "replace")
-        if isinstance(exc.smtp_error, bytes)
-        else str(exc.smtp_error)
-    )
+    text = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
     return f"{exc.smtp_code} {text}".strip()
 
 

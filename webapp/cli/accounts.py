@@ -30,9 +30,7 @@ def describe(account: EmailAccount) -> dict[str, object]:
             account.incoming_port,
             account.folder if account.incoming_protocol == "imap" else "",
         ),
-        "outgoing": format_url(
-            "smtp", account.outgoing_security, account.outgoing_host, account.outgoing_port
-        ),
+        "outgoing": format_url("smtp", account.outgoing_security, account.outgoing_host, account.outgoing_port),
         "smtp_auth": account.smtp_auth,
         "tls_verify": account.tls_verify,
         "timeout": account.timeout,
@@ -53,9 +51,7 @@ def describe(account: EmailAccount) -> dict[str, object]:
     metavar="URL",
     help="imap[s]://host[:port]/FOLDER, pop3[s]://…, imap+starttls://…",
 )
-@click.option(
-    "--outgoing", required=True, metavar="URL", help="smtp://, smtp+starttls:// or smtps://host[:port]"
-)
+@click.option("--outgoing", required=True, metavar="URL", help="smtp://, smtp+starttls:// or smtps://host[:port]")
 @click.option("--smtp-auth", type=click.Choice(["login", "none"]), default="login", show_default=True)
 @click.option(
     "--ca-file",
@@ -64,9 +60,7 @@ def describe(account: EmailAccount) -> dict[str, object]:
 )
 @click.option("--tls-verify", type=click.Choice(["on", "off"]), default="on", show_default=True)
 @click.option("--timeout", type=click.IntRange(1, 600), default=30, show_default=True, help="Seconds.")
-@click.option(
-    "--count", type=click.IntRange(1, 100_000), default=50, show_default=True, help="Emails to retrieve."
-)
+@click.option("--count", type=click.IntRange(1, 100_000), default=50, show_default=True, help="Emails to retrieve.")
 def add(
     name: str,
     address: str,

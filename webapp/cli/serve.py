@@ -20,9 +20,7 @@ from webapp.services import queues, setup
 
 @click.command("run")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option(
-    "--port", type=int, default=lambda: int(os.environ.get("PORT", "5000")), show_default="5000 or $PORT"
-)
+@click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", "5000")), show_default="5000 or $PORT")
 @click.option("--threads", type=int, default=8, show_default=True)
 @pass_script_info
 def run(info: ScriptInfo, host: str, port: int, threads: int) -> None:
@@ -59,9 +57,7 @@ def worker(info: ScriptInfo, queue_names: tuple[str, ...], burst: bool) -> None:
 
 @click.command("up")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option(
-    "--port", type=int, default=lambda: int(os.environ.get("PORT", "5000")), show_default="5000 or $PORT"
-)
+@click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", "5000")), show_default="5000 or $PORT")
 @pass_script_info
 def up(info: ScriptInfo, host: str, port: int) -> None:
     """Start the embedded Redis, a worker and the web server; supervise them until Ctrl-C."""

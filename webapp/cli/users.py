@@ -51,8 +51,7 @@ def list_users(as_json: bool) -> None:
             "role": user.role,
             "created_at": user.created_at.isoformat(),
             "accounts": [
-                {"account": g.account.name, "read": g.can_read, "send": g.can_send}
-                for g in users.grants_of(user)
+                {"account": g.account.name, "read": g.can_read, "send": g.can_send} for g in users.grants_of(user)
             ],
         }
         for user in users.all_users()

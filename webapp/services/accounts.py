@@ -115,9 +115,7 @@ def create(settings: AccountSettings) -> EmailAccount:
     """Add an account; its name must be unique regardless of case."""
     if settings.password is None:
         raise Invalid("password: required")
-    account = EmailAccount(name_key="")
-    db.session.add(account)
-    return _save(account, settings)
+    return _save(EmailAccount(), settings)
 
 
 def update(account: EmailAccount, settings: AccountSettings) -> EmailAccount:
@@ -152,6 +150,7 @@ def _save(account: EmailAccount, settings: AccountSettings) -> EmailAccount:
     account.name_key = EmailAccount.key_for(name)
     if settings.password is not None:
         account.password_encrypted = secrets.encrypt(settings.password)
+    db.session.add(account)
     try:
         db.session.commit()
     except IntegrityError:

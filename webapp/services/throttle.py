@@ -35,11 +35,17 @@ def retry_after(username: str, remote_addr: str | None) -> int:
 
 def record_failure(username: str, remote_addr: str | None) -> None:
     window = current_app.config["LOGIN_LOCKOUT_SECONDS"]
-    pipe = get_redis().pipeline()
-    for key in _keys(username, remote_addr):
+    redis = get_redis()
+    keys = _keys(username, remote_addr)
+    pipe = redis.pipeline()
+    for key in keys:
         pipe.incr(key)
-        pipe.expire(key, window, nx=True)
-    pipe.execute()
+        pipe.ttl(key)
+    replies = pipe.execute()
+    # The window starts at the first failure (EXPIRE NX needs Redis 7; the embedded one is 6.2).
+    for key, ttl in zip(keys, replies[1::2], strict=True):
+        if ttl < 0:
+            redis.expire(key, window)
 
 
 def reset(username: str) -> None:

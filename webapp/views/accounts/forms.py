@@ -1,8 +1,20 @@
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    IntegerField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-SECURITY_CHOICES = [("tls", "TLS (implicit)"), ("starttls", "STARTTLS"), ("none", "None (plain text)")]
+SECURITY_CHOICES = [
+    SelectChoice("tls", "TLS (implicit)"),
+    SelectChoice("starttls", "STARTTLS"),
+    SelectChoice("none", "None (plain text)"),
+]
 
 
 class AccountForm(FlaskForm):
@@ -11,7 +23,9 @@ class AccountForm(FlaskForm):
     display_name = StringField("Display name", validators=[Optional(), Length(max=200)])
     username = StringField("Username", validators=[DataRequired(), Length(max=320)])
     password = PasswordField("Password", validators=[Optional()])
-    incoming_protocol = SelectField("Incoming protocol", choices=[("imap", "IMAP"), ("pop3", "POP3")])
+    incoming_protocol = SelectField(
+        "Incoming protocol", choices=[SelectChoice("imap", "IMAP"), SelectChoice("pop3", "POP3")]
+    )
     incoming_security = SelectField("Incoming security", choices=SECURITY_CHOICES)
     incoming_host = StringField("Incoming server", validators=[DataRequired(), Length(max=255)])
     incoming_port = IntegerField("Incoming port", validators=[Optional(), NumberRange(1, 65535)])
@@ -21,17 +35,19 @@ class AccountForm(FlaskForm):
     outgoing_security = SelectField("Outgoing security", choices=SECURITY_CHOICES, default="starttls")
     smtp_auth = SelectField(
         "SMTP authentication",
-        choices=[("login", "Same login as incoming"), ("none", "None (local relay)")],
+        choices=[SelectChoice("login", "Same login as incoming"), SelectChoice("none", "None (local relay)")],
     )
     timeout = IntegerField("Timeout (seconds)", default=30, validators=[NumberRange(1, 600)])
     tls_verify = SelectField(
         "TLS certificate verification",
-        choices=[("system", "System CAs"), ("custom", "Custom CA certificate"), ("off", "Off (insecure)")],
+        choices=[
+            SelectChoice("system", "System CAs"),
+            SelectChoice("custom", "Custom CA certificate"),
+            SelectChoice("off", "Off (insecure)"),
+        ],
     )
     ca_cert_pem = TextAreaField("Custom CA certificate (PEM)", validators=[Optional()])
-    fetch_count = IntegerField(
-        "Number of emails to retrieve", default=50, validators=[NumberRange(1, 100000)]
-    )
+    fetch_count = IntegerField("Number of emails to retrieve", default=50, validators=[NumberRange(1, 100000)])
     sanitize_html = BooleanField("Sanitize email to prevent XSS attacks", default=True)
 
 

@@ -120,9 +120,7 @@ def test(account_id: int) -> ResponseReturnValue:
     if not form.validate_on_submit():
         abort(400)
     report = connection.test_connection(account)
-    return render(
-        "accounts/show.html", "accounts/_test_result.html", account=account, confirm=form, result=report
-    )
+    return render("accounts/show.html", "accounts/_test_result.html", account=account, confirm=form, result=report)
 
 
 @bp.route("/<int:account_id>/errors")

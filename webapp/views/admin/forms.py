@@ -1,5 +1,5 @@
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, PasswordField, SelectField, StringField
+from wtforms import BooleanField, PasswordField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
 from webapp.services.users import MIN_PASSWORD_LENGTH
@@ -16,7 +16,7 @@ class ResetPasswordForm(FlaskForm):
 
 
 class RoleForm(FlaskForm):
-    role = SelectField("Role", choices=[("user", "user"), ("admin", "admin")])
+    role = SelectField("Role", choices=[SelectChoice("user", "user"), SelectChoice("admin", "admin")])
 
 
 class GrantForm(FlaskForm):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
+from wtforms import SelectChoice
 
 from webapp.models import User
 from webapp.models.user import ROLE_ADMIN, ROLE_USER
@@ -45,7 +46,7 @@ def user_list() -> ResponseReturnValue:
 
 def _detail_forms(user: User) -> dict[str, object]:
     grant_form = GrantForm(prefix="grant")
-    grant_form.account_id.choices = [(a.id, a.name) for a in accounts.all_accounts()]
+    grant_form.account_id.choices = [SelectChoice(str(a.id), a.name) for a in accounts.all_accounts()]
     return {
         "password_form": ResetPasswordForm(prefix="password"),
         "role_form": RoleForm(prefix="role", role=user.role),
@@ -83,9 +84,7 @@ def _post(user: User, action: str) -> ResponseReturnValue:
             assert isinstance(grant_form, GrantForm)
             if grant_form.validate_on_submit():
                 account = accounts.by_id(grant_form.account_id.data)
-                users.grant(
-                    user, account, read=bool(grant_form.can_read.data), send=bool(grant_form.can_send.data)
-                )
+                users.grant(user, account, read=bool(grant_form.can_read.data), send=bool(grant_form.can_send.data))
                 flash(f"Access of {user.username} to {account.name} updated.", "success")
                 return redirect(url_for("admin.user_detail", user_id=user.id))
     except ConnectorError as exc:

@@ -23,9 +23,7 @@ def first_run() -> ResponseReturnValue:
     form = SetupForm()
     if form.validate_on_submit():
         try:
-            user = setup.create_first_admin(
-                form.token.data or "", form.username.data or "", form.password.data or ""
-            )
+            user = setup.create_first_admin(form.token.data or "", form.username.data or "", form.password.data or "")
         except ConnectorError as exc:
             form.token.errors = [*form.token.errors, str(exc)]
         else:

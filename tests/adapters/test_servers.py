@@ -1,0 +1,142 @@
+"""The protocol adapters against the real Dovecot and SMTP server, and each failure in plain words."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.servers.dovecot import Dovecot
+from tests.servers.faultproxy import FaultProxy
+from tests.servers.pki import Pki
+from tests.servers.smtp import SmtpServer
+from webapp.adapters import imap, pop3
+from webapp.adapters import smtp as smtp_adapter
+from webapp.adapters.credentials import Credentials
+from webapp.adapters.endpoint import Endpoint, TlsPolicy
+from webapp.adapters.errors import AuthError, PermanentError, TransientError
+
+
+@pytest.fixture
+def creds(mail_user: tuple[str, str]) -> Credentials:
+    return Credentials(*mail_user)
+
+
+@pytest.fixture
+def trust(pki: Pki) -> TlsPolicy:
+    return TlsPolicy(verify=True, ca_pem=pki.ca_pem.read_text())
+
+
+def _ports(dovecot: Dovecot, smtp_server: SmtpServer) -> dict[tuple[str, str], int]:
+    return {
+        ("imap", "none"): dovecot.imap_port,
+        ("imap", "starttls"): dovecot.imap_port,
+        ("imap", "tls"): dovecot.imaps_port,
+        ("pop3", "none"): dovecot.pop3_port,
+        ("pop3", "starttls"): dovecot.pop3_port,
+        ("pop3", "tls"): dovecot.pop3s_port,
+        ("smtp", "none"): smtp_server.port,
+        ("smtp", "starttls"): smtp_server.port,
+        ("smtp", "tls"): smtp_server.tls_port,
+    }
+
+
+@pytest.mark.parametrize("protocol", ["imap", "pop3", "smtp"])
+@pytest.mark.parametrize("security", ["none", "starttls", "tls"])
+def test_login_works_over_every_security(
+    dovecot: Dovecot, smtp: SmtpServer, creds: Credentials, trust: TlsPolicy, protocol: str, security: str
+) -> None:
+    dovecot.deliver(creds.username, b"Subject: one\r\n\r\nbody\r\n")
+    port = _ports(dovecot, smtp)[(protocol, security)]
+    endpoint = Endpoint(protocol, security, "127.0.0.1", port, folder="INBOX", timeout=5, tls=trust)
+    check = {"imap": imap.check_login, "pop3": pop3.check_login, "smtp": smtp_adapter.check_login}[protocol]
+    message = check(endpoint, creds)
+    assert "OK" in message
+    if protocol != "smtp":
+        assert "1 message" in message
+
+
+@pytest.mark.parametrize("protocol", ["imap", "pop3", "smtp"])
+def test_wrong_password_is_an_auth_error(
+    dovecot: Dovecot, smtp: SmtpServer, creds: Credentials, trust: TlsPolicy, protocol: str
+) -> None:
+    port = _ports(dovecot, smtp)[(protocol, "tls")]
+    endpoint = Endpoint(protocol, "tls", "127.0.0.1", port, timeout=5, tls=trust)
+    check = {"imap": imap.check_login, "pop3": pop3.check_login, "smtp": smtp_adapter.check_login}[protocol]
+    with pytest.raises(AuthError, match="authentication failed") as info:
+        check(endpoint, Credentials(creds.username, "wrong-password-123"))
+    assert "wrong-password-123" not in str(info.value)
+
+
+def test_refused_port(creds: Credentials, trust: TlsPolicy) -> None:
+    from tests.servers.ports import free_port
+
+    endpoint = Endpoint("imap", "tls", "127.0.0.1", free_port(), timeout=5, tls=trust)
+    with pytest.raises(TransientError, match="refused the connection") as info:
+        imap.check_login(endpoint, creds)
+    assert info.value.kind == "refused"
+
+
+def test_untrusted_certificate_names_the_problem(dovecot: Dovecot, creds: Credentials, pki: Pki) -> None:
+    other = TlsPolicy(verify=True, ca_pem=pki.other_ca_pem.read_text())
+    endpoint = Endpoint("imap", "tls", "127.0.0.1", dovecot.imaps_port, timeout=5, tls=other)
+    with pytest.raises(PermanentError, match="certificate .* not trusted: .*unable to get local issuer") as info:
+        imap.check_login(endpoint, creds)
+    assert info.value.kind == "tls"
+
+
+def test_system_cas_do_not_trust_the_test_ca(smtp: SmtpServer, creds: Credentials) -> None:
+    endpoint = Endpoint("smtp", "starttls", "127.0.0.1", smtp.port, timeout=5, tls=TlsPolicy())
+    with pytest.raises(PermanentError, match="TLS") as info:
+        smtp_adapter.check_login(endpoint, creds)
+    assert info.value.kind == "tls"
+
+
+def test_verification_off_accepts_any_certificate(dovecot: Dovecot, creds: Credentials) -> None:
+    endpoint = Endpoint("pop3", "tls", "127.0.0.1", dovecot.pop3s_port, timeout=5, tls=TlsPolicy(verify=False))
+    assert "OK" in pop3.check_login(endpoint, creds)
+
+
+def test_timeout_when_the_server_never_answers(dovecot: Dovecot, creds: Credentials, trust: TlsPolicy) -> None:
+    proxy = FaultProxy(dovecot.imaps_port, mode="blackhole").start()
+    try:
+        endpoint = Endpoint("imap", "tls", "127.0.0.1", proxy.port, timeout=0.5, tls=trust)
+        with pytest.raises(TransientError, match="did not answer within 0.5 seconds") as info:
+            imap.check_login(endpoint, creds)
+        assert info.value.kind == "timeout"
+    finally:
+        proxy.stop()
+
+
+@pytest.mark.parametrize("protocol", ["imap", "pop3", "smtp"])
+def test_connection_reset_is_transient(
+    dovecot: Dovecot, smtp: SmtpServer, creds: Credentials, trust: TlsPolicy, protocol: str
+) -> None:
+    proxy = FaultProxy(_ports(dovecot, smtp)[(protocol, "tls")], mode="reset").start()
+    try:
+        endpoint = Endpoint(protocol, "tls", "127.0.0.1", proxy.port, timeout=5, tls=trust)
+        check = {"imap": imap.check_login, "pop3": pop3.check_login, "smtp": smtp_adapter.check_login}[protocol]
+        with pytest.raises(TransientError) as info:
+            check(endpoint, creds)
+        assert info.value.kind in ("reset", "network")
+    finally:
+        proxy.stop()
+
+
+def test_unknown_host_is_a_dns_error(creds: Credentials) -> None:
+    endpoint = Endpoint("imap", "tls", "no-such-host.invalid", 993, timeout=5)
+    with pytest.raises(TransientError, match="DNS: the name 'no-such-host.invalid' could not be resolved") as info:
+        imap.check_login(endpoint, creds)
+    assert info.value.kind == "dns"
+
+
+def test_missing_folder_is_named(dovecot: Dovecot, creds: Credentials, trust: TlsPolicy) -> None:
+    endpoint = Endpoint("imap", "tls", "127.0.0.1", dovecot.imaps_port, folder="Nope", timeout=5, tls=trust)
+    with pytest.raises(PermanentError, match="folder 'Nope' cannot be opened"):
+        imap.check_login(endpoint, creds)
+
+
+def test_line_breaks_never_reach_the_imap_server(dovecot: Dovecot, creds: Credentials, trust: TlsPolicy) -> None:
+    endpoint = Endpoint(
+        "imap", "tls", "127.0.0.1", dovecot.imaps_port, folder="INBOX\r\nA1 LOGOUT", timeout=5, tls=trust
+    )
+    with pytest.raises(PermanentError, match="line break"):
+        imap.check_login(endpoint, creds)
