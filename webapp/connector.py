@@ -18,6 +18,7 @@ __all__ = [
     "ConnectionFailed",
     "ConnectionReport",
     "ConnectorError",
+    "EmailAccount",
     "Invalid",
     "NotFound",
     "test_connection",

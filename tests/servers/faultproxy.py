@@ -7,6 +7,7 @@ bytes went from server to client. Changing the mode affects new connections and 
 
 from __future__ import annotations
 
+import select
 import socket
 import struct
 import threading
@@ -76,38 +77,44 @@ class FaultProxy:
                 continue
             with self._lock:
                 self._sockets.append(upstream)
-            counter = {"down": 0}
-            threading.Thread(target=self._pipe, args=(client, upstream, None), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, counter), daemon=True).start()
+            threading.Thread(target=self._relay, args=(client, upstream), daemon=True).start()
 
-    def _pipe(self, source: socket.socket, sink: socket.socket, counter: dict[str, int] | None) -> None:
-        source.settimeout(None)
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        # One thread per connection, both directions through select(): a reset closes sockets no other
+        # thread is blocked on, so the kernel really sends the RST.
+        down = 0
+        peers = {client: upstream, upstream: client}
         try:
             while not self._stopping.is_set():
-                chunk = source.recv(65536)
-                if not chunk:
-                    break
-                if self.mode == "blackhole":
-                    continue  # swallow: the peer waits forever
-                if self.mode == "delay" and self.delay:
-                    time.sleep(self.delay)
-                if counter is not None and self.reset_after is not None:
-                    room = self.reset_after - counter["down"]
-                    if len(chunk) >= room:
-                        sink.sendall(chunk[: max(room, 0)])
-                        _reset(sink)
-                        _reset(source)
+                readable, _, _ = select.select(list(peers), [], [], 0.2)
+                for source in readable:
+                    sink = peers[source]
+                    chunk = source.recv(65536)
+                    if not chunk:
                         return
-                    counter["down"] += len(chunk)
-                if self.mode == "reset":
-                    _reset(sink)
-                    _reset(source)
-                    return
-                sink.sendall(chunk)
+                    if self.mode == "blackhole":
+                        continue  # swallow: the peer waits forever
+                    if self.mode == "reset":
+                        return _reset_both(client, upstream)
+                    if self.mode == "delay" and self.delay:
+                        time.sleep(self.delay)
+                    if source is upstream and self.reset_after is not None:
+                        room = self.reset_after - down
+                        if len(chunk) >= room:
+                            client.sendall(chunk[: max(room, 0)])
+                            return _reset_both(client, upstream)
+                        down += len(chunk)
+                    sink.sendall(chunk)
         except OSError:
             pass
         finally:
-            _close(sink)
+            _close(client)
+            _close(upstream)
+
+
+def _reset_both(client: socket.socket, upstream: socket.socket) -> None:
+    _reset(client)
+    _reset(upstream)
 
 
 def _reset(sock: socket.socket) -> None:

@@ -61,7 +61,7 @@ def _malformed(index: int, rng: random.Random) -> bytes:
         # Headers with raw 8-bit bytes and a broken encoded word.
         b"From: =?utf-8?q?broken?= <\xff\xfe@example.test>\r\nSubject: =?utf-8?b?invalid%d\r\n\r\nbody\r\n",
     ]
-    return variants[index % len(variants)].replace(b"%d", str(index).encode())
+    return variants[(index // len(KINDS)) % len(variants)].replace(b"%d", str(index).encode())
 
 
 def mix(count: int, *, to: str = "alice@example.test", seed: int = 0) -> list[bytes]:

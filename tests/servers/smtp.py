@@ -72,7 +72,7 @@ class SmtpServer:
             return AuthResult(success=False, handled=False)
         user = auth_data.login.decode("utf-8", "replace")
         ok = self.dovecot.users.get(user) == auth_data.password.decode("utf-8", "replace")
-        return AuthResult(success=ok, handled=False)
+        return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
     def start(self) -> None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

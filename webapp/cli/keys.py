@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import click
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
-from webapp.adapters.secretbox import generate_key
+from webapp.adapters.secretbox import SecretBoxError, generate_key
 from webapp.cli.common import fail
 from webapp.services import secrets, setup
 from webapp.services.errors import ConnectorError
@@ -24,7 +24,7 @@ def rotate() -> None:
     """Add a new key first and re-encrypt every stored secret; safe to rerun if interrupted."""
     try:
         added, count = secrets.rotate_keys()
-    except ConnectorError as exc:
+    except (ConnectorError, SecretBoxError) as exc:
         fail(str(exc))
     if added:
         click.echo("a new key was added first to the instance key file; back it up", err=True)
@@ -34,6 +34,7 @@ def rotate() -> None:
 
 
 @click.command("setup-token")
+@with_appcontext
 def setup_token() -> None:
     """Print a new one-time setup token (only while no user exists)."""
     token = setup.issue_token()
