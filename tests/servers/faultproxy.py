@@ -30,6 +30,7 @@ class FaultProxy:
     _sockets: list[socket.socket] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     connections: int = 0
+    errors: list[str] = field(default_factory=list)
 
     def start(self) -> FaultProxy:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -72,7 +73,8 @@ class FaultProxy:
                 continue  # held open, never answered, closed at stop()
             try:
                 upstream = socket.create_connection((self.target_host, self.target_port), timeout=5)
-            except OSError:
+            except OSError as exc:
+                self.errors.append(f"connecting upstream: {exc!r}")
                 _reset(client)
                 continue
             with self._lock:
