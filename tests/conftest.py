@@ -120,7 +120,36 @@ def migrated(base_config: dict[str, Any]) -> dict[str, Any]:
     app = create_app(base_config)
     with app.app_context():
         upgrade()
+    close_app(app)
     return base_config
+
+
+def close_app(app: Flask) -> None:
+    """Close the app's database pool and Redis client (open connections would be ResourceWarnings)."""
+    from webapp.extensions import db
+
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+    redis = app.extensions.get("emailconnector.redis")
+    if redis is not None:
+        redis.close()
+
+
+@pytest.fixture
+def make_app(migrated: dict[str, Any]) -> Iterator[Callable[..., Flask]]:
+    """Another app instance on the same database and Redis (as another process would be)."""
+    from webapp import create_app
+
+    made: list[Flask] = []
+
+    def make(**over: Any) -> Flask:
+        made.append(create_app({**migrated, **over}))
+        return made[-1]
+
+    yield make
+    for other in made:
+        close_app(other)
 
 
 class IsolatedClient(FlaskClient):
@@ -154,8 +183,7 @@ def app(migrated: dict[str, Any], redis_server: test_redis.TestRedis) -> Iterato
             if table.name != "alembic_version":
                 db.session.execute(delete(table))
         db.session.commit()
-        db.session.remove()
-        db.engine.dispose()
+    close_app(app)
 
 
 @pytest.fixture

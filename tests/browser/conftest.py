@@ -37,11 +37,9 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def live_server(app: Flask, migrated: dict[str, Any]) -> Iterator[str]:
+def live_server(app: Flask, make_app: Any) -> Iterator[str]:
     """Serve a separate app instance (same database and Redis) on 127.0.0.1."""
-    from webapp import create_app
-
-    served = create_app(dict(migrated))
+    served = make_app()
     port = free_port()
     server = make_server("127.0.0.1", port, served, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -52,14 +52,12 @@ def test_every_form_needs_the_csrf_token(client: FlaskClient, make_user) -> None
     assert "form expired" in response.get_data(as_text=True)
 
 
-def test_login_is_throttled_across_processes(app: Flask, migrated, make_user, login) -> None:
-    from webapp import create_app
-
+def test_login_is_throttled_across_processes(app: Flask, make_app, make_user, login) -> None:
     make_user("bob")
     for _ in range(5):
         assert login("bob", "wrong-guess").status_code == 401
     # A second app instance (another process would be the same) sees the same counter through Redis.
-    other = create_app(dict(migrated)).test_client()
+    other = make_app().test_client()
     page = other.get("/login").get_data(as_text=True)
     response = other.post("/login", data={"csrf_token": csrf_token(page), "username": "bob", "password": TEST_PASSWORD})
     assert response.status_code == 429
@@ -84,11 +82,9 @@ def test_session_cookie_flags(app: Flask, make_user, login, client: FlaskClient)
     assert "Secure" in response.headers["Set-Cookie"]
 
 
-def test_secure_cookie_behind_a_proxy_that_says_https(migrated, make_user) -> None:
-    from webapp import create_app
-
+def test_secure_cookie_behind_a_proxy_that_says_https(make_app, make_user) -> None:
     make_user("bob")
-    proxied = create_app({**migrated, "PROXY_FIX_X_PROTO": 1}).test_client()
+    proxied = make_app(PROXY_FIX_X_PROTO=1).test_client()
     # Flask-WTF checks the Referer on https requests, as browsers send it.
     headers = {"X-Forwarded-Proto": "https", "Referer": "https://localhost/login"}
     page = proxied.get("/login", headers=headers).get_data(as_text=True)
