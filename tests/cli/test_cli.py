@@ -188,3 +188,44 @@ def test_the_app_refuses_to_start_without_keys_on_shared_services(migrated: dict
     config = {k: v for k, v in migrated.items() if k not in ("SECRET_KEY", "ENCRYPTION_KEYS")}
     with pytest.raises(ConfigError, match="EMAILCONNECTOR_ENCRYPTION_KEYS must be set"):
         create_app(config)
+
+
+def test_up_starts_redis_worker_and_web_and_stops_them(tmp_path: Path) -> None:
+    """What `make run` starts: embedded Redis, a worker and the web server, with the setup token."""
+    import signal
+    import time
+    import urllib.request
+
+    from tests.servers.ports import free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EMAILCONNECTOR_", "DATABASE_URL", "REDIS_URL"))}
+    env["EMAILCONNECTOR_INSTANCE_PATH"] = str(tmp_path / "instance")
+    assert _cli(env, "db", "upgrade").returncode == 0
+    port = free_port()
+    exe = Path(sys.executable).with_name("email-connector")
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([str(exe), "up", "--port", str(port)], env=env, stdout=out, stderr=out)
+        try:
+            health = None
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and process.poll() is None:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                        health = json.loads(response.read())
+                        break
+                except OSError:
+                    time.sleep(0.2)
+            assert health == {"status": "ok", "database": "ok", "redis": "ok"}, log.read_text()
+            assert (tmp_path / "instance" / "redis.sock").exists()
+            deadline = time.monotonic() + 30
+            while "Listening on fetch, send, default" not in log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert "Listening on fetch, send, default" in log.read_text()
+            assert "one-time setup token:" in log.read_text()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+    assert "stopped" in log.read_text()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import time
@@ -40,7 +41,7 @@ def start(socket_path: Path, data_dir: Path, *, persist: bool = True) -> subproc
         "--loglevel", "warning",
         "--logfile", str(data_dir / "redis.log"),
     ]  # fmt: skip
-    process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(args, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -50,6 +51,17 @@ def start(socket_path: Path, data_dir: Path, *, persist: bool = True) -> subproc
         time.sleep(0.05)
     process.kill()
     raise RuntimeError("redis-server did not start within 20 seconds")
+
+
+def die_with_parent() -> None:
+    """In a child before exec: get SIGTERM when the supervising parent dies (Linux), leaving no orphans."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def answers(socket_path: Path) -> bool:

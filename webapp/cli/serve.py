@@ -70,7 +70,7 @@ def up(info: ScriptInfo, host: str, port: int) -> None:
     redis_process = _start_embedded_redis(app)
     with app.app_context():
         token = setup.issue_token()
-    running = {name: subprocess.Popen(cmd) for name, cmd in children.items()}
+    running = {name: _spawn(cmd) for name, cmd in children.items()}
     click.echo(f"\nEmail Connector: http://{host}:{port}/", err=True)
     if token:
         click.echo(f"First run: open the URL and enter this one-time setup token: {token}\n", err=True)
@@ -99,7 +99,7 @@ def up(info: ScriptInfo, host: str, port: int) -> None:
                     break
                 click.echo(f"{name} exited with {process.returncode}; restarting it", err=True)
                 restarts[name] = [*recent, time.monotonic()]
-                running[name] = subprocess.Popen(children[name])
+                running[name] = _spawn(children[name])
     finally:
         for process in running.values():
             if process.poll() is None:
@@ -113,6 +113,10 @@ def up(info: ScriptInfo, host: str, port: int) -> None:
             redis_process.terminate()
             redis_process.wait(timeout=15)
         click.echo("stopped", err=True)
+
+
+def _spawn(command: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(command, preexec_fn=redisserver.die_with_parent)
 
 
 def _start_embedded_redis(app: Flask) -> subprocess.Popen[bytes] | None:
