@@ -107,3 +107,23 @@ def test_network_guard_refuses_anything_but_loopback() -> None:
         socket.create_connection(("192.0.2.1", 80), timeout=1)
     with pytest.raises(OutsideNetwork):
         socket.getaddrinfo("example.com", 443)
+
+
+def test_idle_sees_a_delivered_message(dovecot: Dovecot, pki: Pki, mail_user) -> None:
+    with _imap(dovecot, pki, mail_user) as client:
+        client.select_folder("INBOX")
+        client.idle()
+        dovecot.deliver("alice", messages.make(1, "text"))
+        responses = client.idle_check(timeout=10)
+        client.idle_done()
+    assert (1, b"EXISTS") in responses
+
+
+def test_fault_proxy_delays(dovecot: Dovecot) -> None:
+    proxy = FaultProxy(dovecot.imap_port).start()
+    proxy.set("delay", delay=1.0)
+    try:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=0.3) as sock, pytest.raises(TimeoutError):
+            sock.recv(100)  # the greeting is held back longer than the client waits
+    finally:
+        proxy.stop()
