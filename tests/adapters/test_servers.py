@@ -140,3 +140,57 @@ def test_line_breaks_never_reach_the_imap_server(dovecot: Dovecot, creds: Creden
     )
     with pytest.raises(PermanentError, match="line break"):
         imap.check_login(endpoint, creds)
+
+
+def _sent_message() -> bytes:
+    from webapp.adapters.mime import OutgoingAttachment, OutgoingMessage, build
+
+    return build(
+        OutgoingMessage(
+            sender="alice@example.test",
+            to=("alice@example.test",),
+            bcc=("bob@example.test",),
+            subject="Grüße mit Anhang",
+            text="Hallo ✓",
+            attachments=(OutgoingAttachment("big.bin", bytes(range(256)) * 4000),),
+        )
+    )
+
+
+def test_send_delivers_the_exact_bytes(
+    dovecot: Dovecot, smtp: SmtpServer, creds: Credentials, trust: TlsPolicy, pki: Pki
+) -> None:
+    import ssl as ssl_module
+
+    from imapclient import IMAPClient
+
+    raw = _sent_message()
+    endpoint = Endpoint("smtp", "tls", "127.0.0.1", smtp.tls_port, timeout=5, tls=trust)
+    smtp_adapter.send(endpoint, creds, "alice@example.test", ["alice@example.test", "bob@example.test"], raw)
+    assert smtp.received[0].rcpt_tos == ["alice@example.test", "bob@example.test"]
+    context = ssl_module.create_default_context(cafile=str(pki.ca_pem))
+    with IMAPClient("127.0.0.1", port=dovecot.imaps_port, ssl=True, ssl_context=context, timeout=5) as client:
+        client.login(creds.username, creds.password)
+        client.select_folder("INBOX", readonly=True)
+        (uid,) = client.search()
+        assert client.fetch([uid], ["BODY.PEEK[]"])[uid][b"BODY[]"] == raw
+
+
+@pytest.mark.parametrize(
+    ("data_reply", "rcpt_reply", "error"),
+    [
+        ("451 4.3.0 Try again later", None, TransientError),
+        ("554 5.7.1 Rejected as spam", None, PermanentError),
+        (None, "450 4.2.0 Mailbox busy", TransientError),
+        (None, "550 5.1.1 No such user", PermanentError),
+    ],
+)
+def test_send_failures_are_transient_or_permanent(
+    smtp: SmtpServer, creds: Credentials, trust: TlsPolicy, data_reply, rcpt_reply, error
+) -> None:
+    smtp.fail_with, smtp.fail_rcpt_with = data_reply, rcpt_reply
+    endpoint = Endpoint("smtp", "starttls", "127.0.0.1", smtp.port, timeout=5, tls=trust)
+    with pytest.raises(error) as info:
+        smtp_adapter.send(endpoint, creds, "alice@example.test", ["alice@example.test"], _sent_message())
+    assert (data_reply or rcpt_reply).split()[0] in str(info.value)
+    assert smtp.received == []

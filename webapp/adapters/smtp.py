@@ -70,6 +70,34 @@ def check_login(endpoint: Endpoint, credentials: Credentials | None) -> str:
     return "SMTP login OK" if credentials else "SMTP connection OK (no authentication)"
 
 
+def send(endpoint: Endpoint, credentials: Credentials | None, sender: str, recipients: list[str], raw: bytes) -> None:
+    """Send ``raw`` to exactly ``recipients`` (never read back from headers); 4xx is transient, 5xx permanent."""
+    for value in (sender, *recipients):
+        if any(c in value for c in "\r\n\0"):
+            raise PermanentError("refused to send an address with a line break or NUL to the SMTP server")
+    with session(endpoint, credentials) as client:
+        try:
+            refused = client.sendmail(sender, recipients, raw)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = {code for code, _ in exc.recipients.values()}
+            reasons = "; ".join(f"{rcpt}: {code} {_text(msg)}" for rcpt, (code, msg) in exc.recipients.items())
+            error_class = TransientError if all(400 <= c < 500 for c in codes) else PermanentError
+            raise error_class(f"{endpoint.describe()} refused every recipient: {reasons}", kind="recipients") from None
+        except smtplib.SMTPResponseException as exc:
+            raise _response_error(exc, endpoint) from None
+        except smtplib.SMTPServerDisconnected:
+            raise TransientError(f"{endpoint.describe()} closed the connection unexpectedly", kind="reset") from None
+        except OSError as exc:
+            raise translate(exc, endpoint) from None
+    if refused:
+        reasons = "; ".join(f"{rcpt}: {code} {_text(msg)}" for rcpt, (code, msg) in refused.items())
+        raise PermanentError(f"{endpoint.describe()} refused some recipients: {reasons}", kind="recipients")
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
 def _reply(exc: smtplib.SMTPResponseException) -> str:
     text = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
     return f"{exc.smtp_code} {text}".strip()
