@@ -6,8 +6,9 @@ from flask import Flask, Response, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from webapp.extensions import db, login_manager
+from webapp.extensions import login_manager
 from webapp.models import User
+from webapp.services import users
 
 # Pages of our own: scripts and styles only from this app; frames only from srcdoc (message view).
 CSP = (
@@ -39,7 +40,7 @@ def load_user(user_id: str) -> User | None:
     ident, _, version = user_id.partition(":")
     if not ident.isdigit() or not version.isdigit():
         return None
-    user = db.session.get(User, int(ident))
+    user = users.by_id(int(ident))
     if user is None or user.session_version != int(version):
         return None
     return user

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from webapp.adapters.credentials import Credentials
-from webapp.adapters.endpoint import Endpoint, TlsPolicy
+from webapp.adapters.endpoint import DEFAULT_PORTS, Endpoint, TlsPolicy
 from webapp.extensions import db
 from webapp.models import EmailAccount
 from webapp.models.account import INCOMING_PROTOCOLS, SECURITIES, SMTP_AUTH_MODES, TLS_VERIFY_MODES
@@ -43,6 +43,11 @@ class AccountSettings:
     ca_cert_pem: str | None = None
     fetch_count: int = 50
     sanitize_html: bool = True
+
+
+def default_port(protocol: str, security: str) -> int:
+    """The usual port for a protocol and security (143, 993, 110, 995, 25, 587, 465)."""
+    return DEFAULT_PORTS[(protocol, security)]
 
 
 def validate(settings: AccountSettings) -> None:

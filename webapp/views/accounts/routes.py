@@ -6,7 +6,6 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
-from webapp.adapters.endpoint import DEFAULT_PORTS
 from webapp.models import EmailAccount
 from webapp.services import accounts, connection, errorlog, users
 from webapp.services.accounts import AccountSettings
@@ -30,7 +29,7 @@ def _readable(account_id: int) -> EmailAccount:
 
 def _settings(form: AccountForm) -> AccountSettings:
     def port(value: int | None, protocol: str, security: str) -> int:
-        return value or DEFAULT_PORTS[(protocol, security)]
+        return value or accounts.default_port(protocol, security)
 
     return AccountSettings(
         name=form.name.data or "",
