@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
 
+from webapp.adapters.linebreaks import has_line_break
+
 DEFAULT_PORTS = {
     ("imap", "none"): 143,
     ("imap", "starttls"): 143,
@@ -72,7 +74,7 @@ def parse_url(url: str, allowed: tuple[str, ...]) -> tuple[str, str, str, int, s
     folder = unquote(parts.path[1:]) if parts.path.startswith("/") else ""
     if protocol != "imap" and folder:
         raise EndpointError(f"{url!r}: only IMAP URLs name a folder")
-    if any(c in folder for c in "\r\n\0"):
+    if has_line_break(folder):
         raise EndpointError("a folder name cannot contain line breaks or NUL")
     return protocol, security, host, port or DEFAULT_PORTS[(protocol, security)], folder
 

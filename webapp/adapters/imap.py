@@ -12,12 +12,13 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from webapp.adapters.credentials import Credentials
 from webapp.adapters.endpoint import Endpoint
 from webapp.adapters.errors import AdapterError, AuthError, PermanentError
+from webapp.adapters.linebreaks import has_line_break
 from webapp.adapters.network import tls_context, translate
 
 
 def check_arg(value: str) -> str:
     """Refuse NUL, CR and LF in anything sent inside an IMAP command (imapclient does not escape them)."""
-    if any(c in value for c in "\r\n\0"):
+    if has_line_break(value):
         raise PermanentError("refused to send a value with a line break or NUL to the IMAP server")
     return value
 

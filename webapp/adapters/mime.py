@@ -16,8 +16,7 @@ from email.policy import SMTP
 from email.utils import format_datetime, getaddresses, make_msgid
 
 from webapp.adapters.errors import PermanentError
-
-FORBIDDEN = ("\r", "\n", "\0")
+from webapp.adapters.linebreaks import has_line_break
 
 
 class HeaderError(PermanentError):
@@ -51,13 +50,13 @@ class OutgoingMessage:
 
 def check_header_value(name: str, value: str) -> str:
     """Refuse CR, LF and NUL in ``value``, raw and after RFC 2047 decoding."""
-    if any(c in value for c in FORBIDDEN):
+    if has_line_break(value):
         raise HeaderError(f"{name}: line breaks and NUL are not allowed")
     try:
         decoded = str(make_header(decode_header(value)))
     except (UnicodeDecodeError, LookupError, ValueError):
         decoded = value
-    if any(c in decoded for c in FORBIDDEN):
+    if has_line_break(decoded):
         raise HeaderError(f"{name}: an encoded line break or NUL is not allowed")
     return value
 
@@ -100,6 +99,8 @@ def build(message: OutgoingMessage, *, domain: str | None = None) -> bytes:
         raise HeaderError("a text or HTML body is required")
     check_header_value("Subject", message.subject)
     check_header_value("From", message.sender_name)
+    if has_line_break(message.sender, *message.to, *message.cc, *message.bcc):
+        raise HeaderError("addresses: line breaks and NUL are not allowed")
     email = EmailMessage(policy=SMTP)
     email["From"] = Address(message.sender_name, addr_spec=message.sender) if message.sender_name else message.sender
     email["To"] = ", ".join(message.to)

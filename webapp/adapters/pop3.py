@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from webapp.adapters.credentials import Credentials
 from webapp.adapters.endpoint import Endpoint
 from webapp.adapters.errors import AdapterError, AuthError, PermanentError
+from webapp.adapters.linebreaks import has_line_break
 from webapp.adapters.network import tls_context, translate
 
 # Real mail has lines longer than poplib's 2048-byte default.
@@ -20,7 +21,7 @@ def session(endpoint: Endpoint, credentials: Credentials) -> Iterator[poplib.POP
     """Yield a logged-in POP3 connection; failures are raised as adapter errors."""
     client: poplib.POP3 | None = None
     try:
-        if any(c in credentials.username + credentials.password for c in "\r\n\0"):
+        if has_line_break(credentials.username, credentials.password):
             raise PermanentError("refused to send a value with a line break or NUL to the POP3 server")
         if endpoint.security == "tls":
             client = poplib.POP3_SSL(

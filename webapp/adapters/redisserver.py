@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
+
+from webapp.adapters.process import die_with_parent
 
 # sun_path is 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH = 107
@@ -51,17 +52,6 @@ def start(socket_path: Path, data_dir: Path, *, persist: bool = True) -> subproc
         time.sleep(0.05)
     process.kill()
     raise RuntimeError("redis-server did not start within 20 seconds")
-
-
-def die_with_parent() -> None:
-    """In a child before exec: get SIGTERM when the supervising parent dies (Linux), leaving no orphans."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def answers(socket_path: Path) -> bool:

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from webapp.adapters.credentials import Credentials
 from webapp.adapters.endpoint import Endpoint
 from webapp.adapters.errors import AdapterError, AuthError, PermanentError, TransientError
+from webapp.adapters.linebreaks import has_line_break
 from webapp.adapters.network import tls_context, translate
 
 
@@ -30,7 +31,7 @@ def session(endpoint: Endpoint, credentials: Credentials | None) -> Iterator[smt
             client.starttls(context=tls_context(endpoint.tls))
             client.ehlo()
         if credentials is not None:
-            if any(c in credentials.username + credentials.password for c in "\r\n\0"):
+            if has_line_break(credentials.username, credentials.password):
                 raise PermanentError("refused to send a value with a line break or NUL to the SMTP server")
             try:
                 client.login(credentials.username, credentials.password)
@@ -72,15 +73,14 @@ def check_login(endpoint: Endpoint, credentials: Credentials | None) -> str:
 
 def send(endpoint: Endpoint, credentials: Credentials | None, sender: str, recipients: list[str], raw: bytes) -> None:
     """Send ``raw`` to exactly ``recipients`` (never read back from headers); 4xx is transient, 5xx permanent."""
-    for value in (sender, *recipients):
-        if any(c in value for c in "\r\n\0"):
-            raise PermanentError("refused to send an address with a line break or NUL to the SMTP server")
+    if has_line_break(sender, *recipients):
+        raise PermanentError("refused to send an address with a line break or NUL to the SMTP server")
     with session(endpoint, credentials) as client:
         try:
             refused = client.sendmail(sender, recipients, raw)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = {code for code, _ in exc.recipients.values()}
-            reasons = "; ".join(f"{rcpt}: {code} {_text(msg)}" for rcpt, (code, msg) in exc.recipients.items())
+            reasons = _refusals(exc.recipients)
             error_class = TransientError if all(400 <= c < 500 for c in codes) else PermanentError
             raise error_class(f"{endpoint.describe()} refused every recipient: {reasons}", kind="recipients") from None
         except smtplib.SMTPResponseException as exc:
@@ -90,8 +90,11 @@ def send(endpoint: Endpoint, credentials: Credentials | None, sender: str, recip
         except OSError as exc:
             raise translate(exc, endpoint) from None
     if refused:
-        reasons = "; ".join(f"{rcpt}: {code} {_text(msg)}" for rcpt, (code, msg) in refused.items())
-        raise PermanentError(f"{endpoint.describe()} refused some recipients: {reasons}", kind="recipients")
+        raise PermanentError(f"{endpoint.describe()} refused some recipients: {_refusals(refused)}", kind="recipients")
+
+
+def _refusals(refused: dict[str, tuple[int, bytes]]) -> str:
+    return "; ".join(f"{rcpt}: {code} {_text(msg)}" for rcpt, (code, msg) in refused.items())
 
 
 def _text(value: bytes | str) -> str:

@@ -14,6 +14,7 @@ from flask import Flask
 from flask.cli import ScriptInfo, pass_script_info
 
 from webapp.adapters import redisserver
+from webapp.adapters.process import die_with_parent
 from webapp.cli.common import fail
 from webapp.services import queues, setup
 
@@ -116,7 +117,7 @@ def up(info: ScriptInfo, host: str, port: int) -> None:
 
 
 def _spawn(command: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(command, preexec_fn=redisserver.die_with_parent)
+    return subprocess.Popen(command, preexec_fn=die_with_parent)
 
 
 def _start_embedded_redis(app: Flask) -> subprocess.Popen[bytes] | None:

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from webapp.adapters.credentials import Credentials
 from webapp.adapters.endpoint import DEFAULT_PORTS, Endpoint, TlsPolicy
+from webapp.adapters.linebreaks import has_line_break
 from webapp.extensions import db
 from webapp.models import EmailAccount
 from webapp.models.account import INCOMING_PROTOCOLS, SECURITIES, SMTP_AUTH_MODES, TLS_VERIFY_MODES
@@ -64,7 +65,7 @@ def validate(settings: AccountSettings) -> None:
         ("outgoing host", settings.outgoing_host),
         ("folder", settings.folder),
     ):
-        if any(c in value for c in "\r\n\0"):
+        if has_line_break(value):
             raise Invalid(f"{label}: line breaks and NUL are not allowed")
     if not settings.username.strip():
         raise Invalid("username: required")
