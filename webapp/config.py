@@ -45,6 +45,10 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_MAX_FAILURES": 5,
     "LOGIN_LOCKOUT_SECONDS": 900,
     "DEFAULT_TIMEOUT": 30,
+    # Where message and attachment bytes live: "folder" (instance/blobs) or "database".
+    "BLOB_STORE": "folder",
+    # How long `fetch --wait` waits for a job before giving up (seconds).
+    "FETCH_WAIT_SECONDS": 3600,
     "DATABASE_URL": None,
     "REDIS_URL": None,
 }

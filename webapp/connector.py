@@ -1,34 +1,95 @@
 """The public Python interface of Email Connector, one function per Mendix action.
 
-Call it inside an app context (``with app.app_context():``). Functions take model objects or ids and
-raise a :class:`ConnectorError` subclass carrying the reason when they fail. The actions arrive with the
-issues that build them (send, retrieve, templates, queue, subscriptions, autoconfig).
+Call it inside an app context (``with app.app_context():``). Functions take model objects or ids (or
+account names) and raise a :class:`ConnectorError` subclass carrying the reason when they fail. The
+remaining actions arrive with the issues that build them (templates, queue, subscriptions, autoconfig).
 """
 
 from __future__ import annotations
 
-from webapp.models import EmailAccount
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from webapp.models import Attachment, EmailAccount, EmailMessage
 from webapp.services import accounts as _accounts
 from webapp.services import connection as _connection
+from webapp.services import fetchjobs as _fetchjobs
+from webapp.services import sending as _sending
 from webapp.services.connection import ConnectionReport
 from webapp.services.errors import Conflict, ConnectionFailed, ConnectorError, Invalid, NotFound
+from webapp.services.sending import Draft, OutgoingAttachment
 
 __all__ = [
+    "Attachment",
     "Conflict",
     "ConnectionFailed",
     "ConnectionReport",
     "ConnectorError",
+    "Draft",
     "EmailAccount",
+    "EmailMessage",
     "Invalid",
     "NotFound",
+    "OutgoingAttachment",
+    "retrieve_email_messages",
+    "send_email",
     "test_connection",
 ]
 
 
+def _account(account: EmailAccount | int | str) -> EmailAccount:
+    if isinstance(account, EmailAccount):
+        return account
+    if isinstance(account, int):
+        return _accounts.by_id(account)
+    return _accounts.get(account)
+
+
 def test_connection(account: EmailAccount | int | str) -> ConnectionReport:
     """Log in to the account's incoming and outgoing servers and report each result."""
-    if isinstance(account, int):
-        account = _accounts.by_id(account)
-    elif isinstance(account, str):
-        account = _accounts.get(account)
-    return _connection.test_connection(account)
+    return _connection.test_connection(_account(account))
+
+
+def send_email(account: EmailAccount | int | str, message: Draft | Mapping[str, Any]) -> bool:
+    """Send ``message`` now from ``account``; return True, or raise with the reason.
+
+    ``message`` is a :class:`Draft` or a mapping with ``to``, ``subject``, ``text`` and/or ``html``, and
+    optionally ``cc``, ``bcc`` (addresses separated by ``;``) and ``attachments`` (paths, or
+    :class:`OutgoingAttachment`). The sent message is stored in the account's Sent view; a failure is
+    also written to the account's Error logs.
+    """
+    draft = message if isinstance(message, Draft) else _draft(message)
+    _sending.send(_account(account), draft)
+    return True
+
+
+def retrieve_email_messages(account: EmailAccount | int | str) -> str:
+    """Queue a fetch of the account's latest N messages and return the RQ job id at once."""
+    return _fetchjobs.enqueue(_account(account))
+
+
+def _draft(values: Mapping[str, Any]) -> Draft:
+    def addresses(key: str) -> str:
+        value = values.get(key) or ""
+        return value if isinstance(value, str) else ";".join(value)
+
+    attachments = []
+    for item in values.get("attachments") or ():
+        if isinstance(item, OutgoingAttachment):
+            attachments.append(item)
+        else:
+            path = Path(item)
+            try:
+                attachments.append(OutgoingAttachment(path.name, path.read_bytes()))
+            except OSError as exc:
+                raise Invalid(f"attachment {str(path)!r} cannot be read: {exc.strerror}") from None
+    return Draft(
+        to=addresses("to"),
+        cc=addresses("cc"),
+        bcc=addresses("bcc"),
+        subject=str(values.get("subject") or ""),
+        text=str(values.get("text") or ""),
+        html=str(values.get("html") or ""),
+        attachments=tuple(attachments),
+    )

@@ -17,6 +17,17 @@ CSP = (
 )
 
 
+def message_page_csp(show_images: bool) -> str:
+    """The message page's CSP, which its srcdoc frame inherits: inline styles and data: images only,
+    plus remote images once the user allowed them for that message (design §8)."""
+    images = "img-src 'self' data: https: http:" if show_images else "img-src 'self' data:"
+    return (
+        f"default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; {images}; "
+        "font-src 'self'; connect-src 'self'; frame-src 'self'; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    )
+
+
 class SessionInterface(SecureCookieSessionInterface):
     """The session cookie is Secure whenever this request came over https (directly or via the proxy)."""
 

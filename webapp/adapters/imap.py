@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import imaplib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
@@ -67,14 +69,64 @@ def check_login(endpoint: Endpoint, credentials: Credentials) -> str:
     """Log in and open the folder read-only (EXAMINE); return a one-line description."""
     folder = check_arg(endpoint.folder or "INBOX")
     with session(endpoint, credentials) as client:
-        try:
-            info = client.select_folder(folder, readonly=True)
-        except IMAPClientError as exc:
-            raise PermanentError(
-                f"the folder {folder!r} cannot be opened: {_server_text(exc)}", kind="folder"
-            ) from None
-        count = int(info.get(b"EXISTS", 0))
-        return f"IMAP login OK; folder {folder!r} has {count} message(s)"
+        info = examine(client, folder)
+        return f"IMAP login OK; folder {folder!r} has {info.exists} message(s)"
+
+
+@dataclass(frozen=True)
+class FolderInfo:
+    name: str
+    uidvalidity: int
+    exists: int
+
+
+@dataclass(frozen=True)
+class FetchedMessage:
+    uid: int
+    raw: bytes = field(repr=False)
+    flags: tuple[str, ...] = ()
+    internal_date: datetime | None = None
+
+    @property
+    def seen(self) -> bool:
+        return "\\Seen" in self.flags
+
+
+def examine(client: IMAPClient, folder: str) -> FolderInfo:
+    """Open ``folder`` read-only (EXAMINE): nothing on the server changes."""
+    try:
+        info = client.select_folder(check_arg(folder), readonly=True)
+    except IMAPClientError as exc:
+        raise PermanentError(f"the folder {folder!r} cannot be opened: {_server_text(exc)}", kind="folder") from None
+    return FolderInfo(folder, int(info.get(b"UIDVALIDITY", 0)), int(info.get(b"EXISTS", 0)))
+
+
+def all_uids(client: IMAPClient) -> list[int]:
+    """Every UID in the open folder, ascending."""
+    return sorted(int(uid) for uid in client.search(["ALL"]))
+
+
+def fetch_messages(client: IMAPClient, uids: Sequence[int]) -> list[FetchedMessage]:
+    """Fetch the exact bytes (``BODY.PEEK[]``: no \\Seen is set), flags and arrival time of ``uids``.
+
+    A UID that is gone from the server (expunged meanwhile) is simply missing from the result.
+    """
+    if not uids:
+        return []
+    client.normalise_times = False
+    response = client.fetch(list(uids), [b"BODY.PEEK[]", b"FLAGS", b"INTERNALDATE"])
+    result = []
+    for uid in uids:
+        data = response.get(uid)
+        if not data or b"BODY[]" not in data:
+            continue
+        raw = data[b"BODY[]"]
+        flags = tuple(f.decode("utf-8", "replace") if isinstance(f, bytes) else str(f) for f in data.get(b"FLAGS", ()))
+        internal = data.get(b"INTERNALDATE")
+        result.append(
+            FetchedMessage(uid, bytes(raw or b""), flags, internal if isinstance(internal, datetime) else None)
+        )
+    return result
 
 
 def _server_text(exc: Exception) -> str:

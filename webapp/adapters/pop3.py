@@ -67,6 +67,27 @@ def check_login(endpoint: Endpoint, credentials: Credentials) -> str:
         return f"POP3 login OK; {count} message(s) on the server"
 
 
+def uidls(client: poplib.POP3) -> list[tuple[int, str]]:
+    """(message number, UIDL) of every message, oldest first. A server without UIDL cannot be used."""
+    try:
+        _response, lines, _octets = client.uidl()
+    except poplib.error_proto as exc:
+        raise PermanentError(f"the POP3 server does not support UIDL: {_server_text(exc)}") from None
+    result = []
+    for line in lines:
+        number, _, uidl = line.decode("utf-8", "replace").strip().partition(" ")
+        uidl = uidl.strip()
+        if number.isdigit() and uidl and not has_line_break(uidl):
+            result.append((int(number), uidl[:255]))
+    return sorted(result)
+
+
+def retrieve(client: poplib.POP3, number: int) -> bytes:
+    """RETR one message: its lines (already dot-unstuffed by poplib) rejoined with CRLF. Never DELE."""
+    _response, lines, _octets = client.retr(number)
+    return b"".join(line + b"\r\n" for line in lines)
+
+
 def _server_text(exc: Exception) -> str:
     arg = exc.args[0] if exc.args else exc
     text = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)

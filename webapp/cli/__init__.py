@@ -1,4 +1,4 @@
-"""The ``email-connector`` command: run, up, worker, db, users, accounts, keys, setup-token."""
+"""The ``email-connector`` command: run, up, worker, db, users, accounts, keys, send, fetch, messages."""
 
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from webapp.cli import accounts, keys, serve, users
+    from webapp.cli import accounts, keys, mail, serve, users
 
-    for module in (serve, users, accounts, keys):
+    for module in (serve, users, accounts, keys, mail):
         module.register(cli)
 
 

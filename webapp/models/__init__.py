@@ -2,7 +2,8 @@
 
 from webapp.models.account import AccountGrant, EmailAccount
 from webapp.models.log import ErrorLog
+from webapp.models.message import Attachment, Blob, EmailMessage
 from webapp.models.setting import AppSetting
 from webapp.models.user import User
 
-__all__ = ["AccountGrant", "AppSetting", "EmailAccount", "ErrorLog", "User"]
+__all__ = ["AccountGrant", "AppSetting", "Attachment", "Blob", "EmailAccount", "EmailMessage", "ErrorLog", "User"]

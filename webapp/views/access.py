@@ -1,4 +1,4 @@
-"""Role checks for routes."""
+"""Role and grant checks for routes."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ from typing import Any, TypeVar, cast
 
 from flask import abort
 from flask_login import current_user, login_required
+
+from webapp.models import EmailAccount, EmailMessage
+from webapp.services import accounts, messages, users
+from webapp.services.errors import NotFound
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -22,3 +26,36 @@ def admin_required(view: F) -> F:
         return view(*args, **kwargs)
 
     return cast(F, login_required(wrapper))
+
+
+def readable_account(account_id: int) -> EmailAccount:
+    """The account, if the current user may read it (else 404 or 403)."""
+    account = _account(account_id)
+    if not users.can_read(current_user, account):
+        abort(403, "This account is not granted to you.")
+    return account
+
+
+def sendable_account(account_id: int) -> EmailAccount:
+    """The account, if the current user may send from it (else 404 or 403)."""
+    account = _account(account_id)
+    if not users.can_send(current_user, account):
+        abort(403, "You may not send from this account.")
+    return account
+
+
+def readable_message(message_id: int) -> EmailMessage:
+    """The message, if the current user may read its account (else 404 or 403)."""
+    try:
+        message = messages.get(message_id)
+    except NotFound:
+        abort(404)
+    readable_account(message.account_id)
+    return message
+
+
+def _account(account_id: int) -> EmailAccount:
+    try:
+        return accounts.by_id(account_id)
+    except NotFound:
+        abort(404)

@@ -4,27 +4,16 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
-from flask_login import current_user, login_required
+from flask_login import login_required
 
-from webapp.models import EmailAccount
-from webapp.services import accounts, connection, errorlog, users
+from webapp.services import accounts, connection, errorlog
 from webapp.services.accounts import AccountSettings
-from webapp.services.errors import ConnectorError, NotFound
-from webapp.views.access import admin_required
+from webapp.services.errors import ConnectorError
+from webapp.views.access import admin_required, readable_account
 from webapp.views.accounts.forms import AccountForm, ConfirmForm
 from webapp.views.htmx import render
 
 bp = Blueprint("accounts", __name__, url_prefix="/accounts")
-
-
-def _readable(account_id: int) -> EmailAccount:
-    try:
-        account = accounts.by_id(account_id)
-    except NotFound:
-        abort(404)
-    if not users.can_read(current_user, account):
-        abort(403, "This account is not granted to you.")
-    return account
 
 
 def _settings(form: AccountForm) -> AccountSettings:
@@ -78,14 +67,14 @@ def new() -> ResponseReturnValue:
 @bp.route("/<int:account_id>")
 @login_required
 def show(account_id: int) -> ResponseReturnValue:
-    account = _readable(account_id)
+    account = readable_account(account_id)
     return render_template("accounts/show.html", account=account, confirm=ConfirmForm(), result=None)
 
 
 @bp.route("/<int:account_id>/edit", methods=["GET", "POST"])
 @admin_required
 def edit(account_id: int) -> ResponseReturnValue:
-    account = _readable(account_id)
+    account = readable_account(account_id)
     form = AccountForm(obj=accounts.settings_of(account))
     if form.validate_on_submit():
         try:
@@ -101,7 +90,7 @@ def edit(account_id: int) -> ResponseReturnValue:
 @bp.route("/<int:account_id>/delete", methods=["GET", "POST"])
 @admin_required
 def delete(account_id: int) -> ResponseReturnValue:
-    account = _readable(account_id)
+    account = readable_account(account_id)
     form = ConfirmForm()
     if form.validate_on_submit():
         name = account.name
@@ -114,7 +103,7 @@ def delete(account_id: int) -> ResponseReturnValue:
 @bp.route("/<int:account_id>/test", methods=["POST"])
 @admin_required
 def test(account_id: int) -> ResponseReturnValue:
-    account = _readable(account_id)
+    account = readable_account(account_id)
     form = ConfirmForm()
     if not form.validate_on_submit():
         abort(400)
@@ -125,5 +114,5 @@ def test(account_id: int) -> ResponseReturnValue:
 @bp.route("/<int:account_id>/errors")
 @login_required
 def errors(account_id: int) -> ResponseReturnValue:
-    account = _readable(account_id)
+    account = readable_account(account_id)
     return render_template("accounts/errors.html", account=account, entries=errorlog.entries(account))

@@ -1,0 +1,58 @@
+"""A content-addressed blob store in a folder: equal bytes are stored once, under their SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+
+class BlobMissing(LookupError):
+    """No blob with that hash is stored."""
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class FolderBlobStore:
+    """Blobs as files ``ab/cd/abcd…`` under ``root``; written to a temporary name, then linked into place."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, digest: str) -> Path:
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError("not a SHA-256 hex digest")
+        return self.root / digest[:2] / digest[2:4] / digest
+
+    def put(self, data: bytes) -> str:
+        """Store ``data`` (durably, before the caller commits rows that name it); return its hash."""
+        digest = sha256(data)
+        target = self.path(digest)
+        if target.exists():
+            return digest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            try:
+                os.link(tmp, target)
+            except FileExistsError:
+                pass  # another process stored the same bytes first
+        finally:
+            os.unlink(tmp)
+        return digest
+
+    def get(self, digest: str) -> bytes:
+        try:
+            return self.path(digest).read_bytes()
+        except FileNotFoundError:
+            raise BlobMissing(digest) from None
+
+    def exists(self, digest: str) -> bool:
+        return self.path(digest).exists()

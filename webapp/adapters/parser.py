@@ -1,0 +1,295 @@
+"""Parsing received messages into plain values: headers, bodies and parts. It never raises.
+
+A message that cannot be parsed still yields what could be read (best-effort headers) and ``error``
+saying why; the caller keeps the raw bytes either way. Strings come back as valid Unicode without NUL,
+so they can be stored in any database.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.header import decode_header, make_header
+from email.message import EmailMessage, Message
+from email.utils import getaddresses, parsedate_to_datetime
+from typing import Any
+
+MAX_PARTS = 500  # a message with more parts than this is cut off there, with a note
+# Defects that mean the MIME structure itself could not be read: the message is quarantined (kept raw,
+# shown as such) although a best-effort body is still extracted.
+STRUCTURAL_DEFECTS = frozenset(
+    {"StartBoundaryNotFoundDefect", "MultipartInvariantViolationDefect", "NoBoundaryInMultipartDefect"}
+)
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    name: str
+    address: str
+
+
+@dataclass(frozen=True)
+class ParsedPart:
+    """An attachment or inline part with its decoded bytes."""
+
+    filename: str
+    content_type: str
+    content: bytes = field(repr=False)
+    content_id: str = ""
+    inline: bool = False
+
+
+@dataclass(frozen=True)
+class ParsedMessage:
+    message_id: str | None = None
+    subject: str = ""
+    sender: Mailbox | None = None
+    to: tuple[Mailbox, ...] = ()
+    cc: tuple[Mailbox, ...] = ()
+    bcc: tuple[Mailbox, ...] = ()
+    reply_to: tuple[Mailbox, ...] = ()
+    date: datetime | None = None
+    text: str = ""
+    html: str = ""
+    parts: tuple[ParsedPart, ...] = ()
+    defects: tuple[str, ...] = ()
+    error: str | None = None
+
+
+def clean(value: str) -> str:
+    """Turn surrogate-escaped bytes back into text (UTF-8, else replacement characters) and drop NUL."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return value.replace("\x00", "")
+
+
+def parse(raw: bytes) -> ParsedMessage:
+    """Parse ``raw``; on failure return best-effort headers with ``error`` set."""
+    try:
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+    except Exception as exc:  # noqa: BLE001 - the stdlib parser can fail in many ways on hostile input
+        return ParsedMessage(error=f"unreadable message: {_describe(exc)}")
+    headers = _headers(message)
+    try:
+        body = _Body()
+        body.collect(message)
+    except Exception as exc:  # noqa: BLE001
+        return ParsedMessage(**headers, error=f"the MIME structure cannot be read: {_describe(exc)}")
+    defects = sorted({type(d).__name__ for part in message.walk() for d in part.defects})
+    structural = [d for d in defects if d in STRUCTURAL_DEFECTS]
+    error = f"broken MIME structure ({', '.join(structural)})" if structural else None
+    if body.truncated:
+        defects.append(f"more than {MAX_PARTS} parts; the rest are only in the raw message")
+    return ParsedMessage(
+        **headers,
+        text=body.text,
+        html=body.html,
+        parts=tuple(body.parts),
+        defects=tuple(body.notes + defects),
+        error=error,
+    )
+
+
+def _describe(exc: Exception) -> str:
+    return clean(f"{type(exc).__name__}: {exc}")[:500]
+
+
+def _headers(message: Message) -> dict[str, Any]:
+    return {
+        "message_id": _message_id(_text_header(message, "Message-ID")),
+        "subject": _text_header(message, "Subject"),
+        "sender": next(iter(_mailboxes(message, "From")), None),
+        "to": _mailboxes(message, "To"),
+        "cc": _mailboxes(message, "Cc"),
+        "bcc": _mailboxes(message, "Bcc"),
+        "reply_to": _mailboxes(message, "Reply-To"),
+        "date": _date(message),
+    }
+
+
+def _raw_header(message: Message, name: str) -> str | None:
+    for key, value in message.raw_items():
+        if key.lower() == name.lower():
+            return str(value)
+    return None
+
+
+def _text_header(message: Message, name: str) -> str:
+    try:
+        value = message.get(name)
+        text = "" if value is None else str(value)
+    except Exception:  # noqa: BLE001 - a broken header: decode it by hand
+        raw = _raw_header(message, name) or ""
+        try:
+            text = str(make_header(decode_header(raw)))
+        except Exception:  # noqa: BLE001
+            text = raw
+    # Unfold: header values are single lines for display and storage.
+    return " ".join(clean(text).split())
+
+
+def _message_id(value: str) -> str | None:
+    value = value.strip().split()[0] if value.strip() else ""
+    value = value.strip("<>")
+    return value[:995] or None
+
+
+def _mailboxes(message: Message, name: str) -> tuple[Mailbox, ...]:
+    try:
+        header = message.get(name)
+        if header is None:
+            return ()
+        found = [
+            Mailbox(clean(a.display_name), clean(a.addr_spec))
+            for group in header.groups  # type: ignore[attr-defined]
+            for a in group.addresses
+        ]
+    except Exception:  # noqa: BLE001 - fall back to the lenient parser
+        raw = _raw_header(message, name) or ""
+        found = [Mailbox(clean(n), clean(a)) for n, a in getaddresses([raw])]
+    return tuple(m for m in found if m.address or m.name)
+
+
+def _date(message: Message) -> datetime | None:
+    raw = _raw_header(message, "Date")
+    if not raw:
+        return None
+    try:
+        value = parsedate_to_datetime(clean(raw).strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if value.tzinfo is None:  # "-0000": the time is UTC with no zone information
+        value = value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
+
+
+class _Body:
+    """Walks the MIME tree: the first text and HTML bodies, and every other leaf as a part."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.html = ""
+        self.parts: list[ParsedPart] = []
+        self.notes: list[str] = []
+        self.truncated = False
+        self.count = 0
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.texts)
+
+    def collect(self, part: Message, depth: int = 0) -> None:
+        self.count += 1
+        if self.count > MAX_PARTS:
+            self.truncated = True
+            return
+        content_type = part.get_content_type()
+        if content_type == "message/rfc822":
+            self._attach_message(part)
+            return
+        if part.is_multipart():
+            payload = part.get_payload()
+            if isinstance(payload, list) and depth < 50:
+                for child in payload:
+                    if isinstance(child, Message):
+                        self.collect(child, depth + 1)
+            return
+        disposition = _disposition(part)
+        filename = _filename(part)
+        if part.get_content_maintype() == "multipart":  # its boundary never appears: the rest is text
+            self.texts.append(_lines(_raw_payload(part).decode("utf-8", "replace")))
+            return
+        if content_type in ("text/plain", "text/html") and disposition != "attachment" and not filename:
+            text = _text_of(part, self.notes)
+            if content_type == "text/plain":
+                self.texts.append(text)
+                return
+            if not self.html:
+                self.html = text
+                return
+        self._attach_leaf(part, content_type, disposition, filename)
+
+    def _attach_leaf(self, part: Message, content_type: str, disposition: str | None, filename: str) -> None:
+        try:
+            content = part.get_payload(decode=True)
+        except Exception:  # noqa: BLE001
+            content = None
+        if not isinstance(content, bytes):
+            content = _raw_payload(part)
+        content_id = clean(str(part.get("Content-ID", "") or "")).strip().strip("<>")
+        inline = disposition == "inline" or (bool(content_id) and disposition != "attachment")
+        if not filename:
+            filename = f"part-{len(self.parts) + 1}{_extension(content_type)}"
+        self.parts.append(ParsedPart(filename, content_type, content, content_id[:255], inline))
+
+    def _attach_message(self, part: Message) -> None:
+        payload = part.get_payload()
+        inner = payload[0] if isinstance(payload, list) and payload else None
+        try:
+            content = inner.as_bytes() if isinstance(inner, Message) else _raw_payload(part)
+        except Exception:  # noqa: BLE001
+            content = _raw_payload(part)
+        subject = _text_header(inner, "Subject") if isinstance(inner, Message) else ""
+        filename = _filename(part) or f"{_safe_stem(subject) or 'message'}.eml"
+        self.parts.append(ParsedPart(filename, "message/rfc822", content, "", False))
+
+
+def _disposition(part: Message) -> str | None:
+    try:
+        return part.get_content_disposition()
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _filename(part: Message) -> str:
+    try:
+        name = part.get_filename() or ""
+    except Exception:  # noqa: BLE001
+        name = ""
+    name = " ".join(clean(str(name)).split())
+    # Keep only the last path element: a filename is never a path.
+    return name.replace("\\", "/").rsplit("/", 1)[-1][:255]
+
+
+def _text_of(part: Message, notes: list[str]) -> str:
+    try:
+        if isinstance(part, EmailMessage):
+            return _lines(str(part.get_content()))
+    except LookupError:
+        notes.append(f"unknown charset {part.get_content_charset()!r}; shown as UTF-8")
+    except Exception as exc:  # noqa: BLE001
+        notes.append(f"body decoded leniently: {_describe(exc)}")
+    data = part.get_payload(decode=True)
+    if not isinstance(data, bytes):
+        data = _raw_payload(part)
+    return _lines(data.decode("utf-8", "replace"))
+
+
+def _lines(text: str) -> str:
+    return clean(text).replace("\r\n", "\n")
+
+
+def _raw_payload(part: Message) -> bytes:
+    payload = part.get_payload()
+    if isinstance(payload, str):
+        return payload.encode("utf-8", "surrogateescape")
+    return b""
+
+
+def _extension(content_type: str) -> str:
+    import mimetypes
+
+    return {"text/plain": ".txt", "text/html": ".html"}.get(content_type) or (
+        mimetypes.guess_extension(content_type) or ".bin"
+    )
+
+
+def _safe_stem(subject: str) -> str:
+    return "".join(c if c.isalnum() or c in " -_." else "_" for c in subject).strip()[:80]

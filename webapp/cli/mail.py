@@ -1,0 +1,141 @@
+"""``email-connector send``, ``fetch`` and ``messages list``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import AppGroup, with_appcontext
+
+from webapp.cli.common import fail, print_json
+from webapp.services import accounts, fetching, fetchjobs, messages, sending
+from webapp.services.errors import ConnectorError
+
+messages_group = AppGroup("messages", help="Stored messages.")
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"{what} {str(path)!r} cannot be read: {exc}")
+
+
+@click.command("send")
+@click.option("--account", "account_name", required=True, metavar="NAME", help="Send from this account.")
+@click.option("--to", required=True, help="Recipients, separated by ';'.")
+@click.option("--cc", default="", help="Copy recipients, separated by ';'.")
+@click.option("--bcc", default="", help="Blind copy recipients, separated by ';' (never in the headers).")
+@click.option("--subject", required=True)
+@click.option("--body", default=None, metavar="TEXT", help="The plain-text body.")
+@click.option("--body-file", type=click.Path(dir_okay=False, path_type=Path), help="Read the text body from F.")
+@click.option("--html-file", type=click.Path(dir_okay=False, path_type=Path), help="Read an HTML body from F.")
+@click.option("--attach", multiple=True, type=click.Path(dir_okay=False, path_type=Path), help="Attach FILE (repeat).")
+@with_appcontext
+def send(
+    account_name: str,
+    to: str,
+    cc: str,
+    bcc: str,
+    subject: str,
+    body: str | None,
+    body_file: Path | None,
+    html_file: Path | None,
+    attach: tuple[Path, ...],
+) -> None:
+    """Send a message now; exit 0 only when the server accepted it."""
+    if body is not None and body_file is not None:
+        fail("give --body or --body-file, not both")
+    if body is None and body_file is None:
+        fail("a body is required: --body TEXT or --body-file F")
+    text = body if body is not None else _read_text(body_file, "body file")  # type: ignore[arg-type]
+    html = _read_text(html_file, "HTML file") if html_file else ""
+    attachments = []
+    for path in attach:
+        try:
+            attachments.append(sending.OutgoingAttachment(path.name, path.read_bytes()))
+        except OSError as exc:
+            fail(f"attachment {str(path)!r} cannot be read: {exc.strerror}")
+    draft = sending.Draft(to=to, cc=cc, bcc=bcc, subject=subject, text=text, html=html, attachments=tuple(attachments))
+    try:
+        sent = sending.send(accounts.get(account_name), draft)
+    except ConnectorError as exc:
+        fail(str(exc))
+    click.echo(f"sent: message {sent.id} <{sent.message_id}>")
+
+
+@click.command("fetch")
+@click.argument("name")
+@click.option("--wait", is_flag=True, help="Wait for the worker to finish and print the summary.")
+@click.option("--inline", is_flag=True, help="Run the fetch in this process instead of a worker.")
+@click.option("--json", "as_json", is_flag=True, help="Print only JSON on stdout.")
+@with_appcontext
+def fetch(name: str, wait: bool, inline: bool, as_json: bool) -> None:
+    """Fetch the account's latest N messages (queued for a worker unless --inline)."""
+    if wait and inline:
+        fail("give --wait or --inline, not both")
+    try:
+        account = accounts.get(name)
+        if inline:
+            summary = fetching.fetch_latest(account, _print_progress).as_dict()
+            _print_summary(summary, as_json)
+            return
+        if wait and not fetchjobs.live_worker():
+            fail("no worker is listening on the fetch queue (start one: email-connector worker)")
+        job_id = fetchjobs.enqueue(account)
+    except ConnectorError as exc:
+        fail(str(exc))
+    if not wait:
+        if as_json:
+            print_json({"job_id": job_id})
+        else:
+            click.echo(job_id)
+        return
+    result = fetchjobs.wait(
+        job_id,
+        current_app.config["FETCH_WAIT_SECONDS"],
+        lambda status: _print_progress(status.done, status.total),
+    )
+    if result.state == "finished":
+        _print_summary(result.summary, as_json)
+    elif not result.finished:
+        fail(f"the fetch job {job_id} is still {result.state} after waiting; it goes on in the worker")
+    else:
+        fail(result.error or f"the fetch job ended as {result.state}")
+
+
+def _print_progress(done: int, total: int) -> None:
+    click.echo(f"fetched {done}/{total}", err=True)
+
+
+def _print_summary(summary: dict[str, int], as_json: bool) -> None:
+    keys = ("stored", "skipped", "quarantined", "failed")
+    if as_json:
+        print_json({key: summary.get(key, 0) for key in keys})
+    else:
+        click.echo(", ".join(f"{key} {summary.get(key, 0)}" for key in keys))
+
+
+@messages_group.command("list")
+@click.option("--account", "account_name", required=True, metavar="NAME")
+@click.option("--folder", default=None, help="Only this folder (the server's name, or Sent).")
+@click.option("--limit", type=click.IntRange(min=0), default=messages.DEFAULT_LIMIT, show_default=True, help="0: all.")
+@click.option("--json", "as_json", is_flag=True, help="Print only JSON on stdout.")
+def list_messages(account_name: str, folder: str | None, limit: int, as_json: bool) -> None:
+    """List stored messages, newest first."""
+    try:
+        rows = [messages.describe(m) for m in messages.listing(accounts.get(account_name), folder, limit)]
+    except ConnectorError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        sender = row["from"][0]["address"] if row["from"] else ""
+        click.echo(f"{row['id']}\t{row['folder']}\t{row['date'] or ''}\t{sender}\t{row['subject']}")
+
+
+def register(cli: click.Group) -> None:
+    for command in (send, fetch, messages_group):
+        cli.add_command(command)

@@ -1,0 +1,111 @@
+"""Messages (the Mendix EmailMessage) and their attachments; bytes live in the blob store."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from webapp.models.base import Base, UTCDateTime, utcnow
+
+# Status of a message: RECEIVED for fetched mail; the rest is the life of outgoing mail.
+RECEIVED, DRAFT, QUEUED, SENDING, SENT, FAILED = "RECEIVED", "DRAFT", "QUEUED", "SENDING", "SENT", "FAILED"
+STATUSES = (RECEIVED, DRAFT, QUEUED, SENDING, SENT, FAILED)
+SENT_FOLDER = "Sent"
+
+
+class EmailMessage(Base):
+    __tablename__ = "email_message"
+    __table_args__ = (
+        # What makes fetching idempotent (design §4): one row per server message.
+        UniqueConstraint("account_id", "folder", "uidvalidity", "uid", name="uq_email_message_imap_uid"),
+        UniqueConstraint("account_id", "uidl", name="uq_email_message_pop3_uidl"),
+        Index("ix_email_message_listing", "account_id", "folder", "sort_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("email_account.id", ondelete="CASCADE"))
+    folder: Mapped[str] = mapped_column(String(255))
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    uid: Mapped[int | None] = mapped_column(BigInteger)
+    uidl: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(10), default=RECEIVED)
+
+    message_id: Mapped[str | None] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    from_name: Mapped[str] = mapped_column(Text, default="")
+    from_address: Mapped[str] = mapped_column(Text, default="")
+    # Lists of {"name", "address"}.
+    to: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    cc: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    bcc: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    reply_to: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    date: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The Date header when there is one, else when it arrived: what "newest first" sorts by.
+    sort_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    size: Mapped[int] = mapped_column(default=0)
+    raw_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    text_body: Mapped[str] = mapped_column(Text, default="")
+    html_body: Mapped[str] = mapped_column(Text, default="")
+    has_attachments: Mapped[bool] = mapped_column(default=False)
+    seen: Mapped[bool] = mapped_column(default=False)
+    flags: Mapped[str] = mapped_column(Text, default="")
+    # Why the message could not be parsed (kept raw, shown as such), and lesser defects found.
+    parse_error: Mapped[str | None] = mapped_column(Text)
+    defects: Mapped[str] = mapped_column(Text, default="")
+
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    attachments: Mapped[list[Attachment]] = relationship(
+        back_populates="message",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Attachment.position",
+    )
+
+    @property
+    def uid_value(self) -> int | str | None:
+        """The IMAP UID, or the POP3 UIDL string."""
+        return self.uid if self.uid is not None else self.uidl
+
+    @property
+    def sender_label(self) -> str:
+        return self.from_name or self.from_address
+
+    def mailboxes(self, field: str) -> list[dict[str, Any]]:
+        value = getattr(self, field) or []
+        return [{"name": m.get("name", ""), "address": m.get("address", "")} for m in value]
+
+
+class Attachment(Base):
+    __tablename__ = "attachment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("email_message.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(default=0)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    content_id: Mapped[str] = mapped_column(String(255), default="")
+    inline: Mapped[bool] = mapped_column(default=False)
+
+    message: Mapped[EmailMessage] = relationship(back_populates="attachments")
+
+
+class Blob(Base):
+    """Blob bytes in the database (``BLOB_STORE = "database"``), for web and workers on several machines."""
+
+    __tablename__ = "blob"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int]
+    data: Mapped[bytes]
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

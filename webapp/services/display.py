@@ -1,0 +1,28 @@
+"""What the message page shows: the HTML document for the sandboxed frame, or the text as safe HTML."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from webapp.adapters import sanitizer
+from webapp.models import EmailAccount, EmailMessage
+from webapp.services import messages
+
+
+@dataclass(frozen=True)
+class MessageView:
+    html_doc: str | None  # for <iframe sandbox srcdoc>; None when showing text
+    text_html: str | None  # escaped, then linkified plain text
+    blocked_images: int
+    view: str  # "html" | "text"
+
+
+def message_view(message: EmailMessage, account: EmailAccount, view: str | None, show_images: bool) -> MessageView:
+    """Sanitize (unless the account turned it off), inline cid: images and hold back remote ones."""
+    view = view if view in ("html", "text") else ("html" if message.html_body else "text")
+    if view == "html" and message.html_body:
+        if not account.sanitize_html:
+            return MessageView(message.html_body, None, 0, "html")
+        display = sanitizer.for_display(message.html_body, messages.inline_images(message), show_images)
+        return MessageView(display.html, None, display.blocked_images, "html")
+    return MessageView(None, sanitizer.text_to_html(message.text_body), 0, "text")

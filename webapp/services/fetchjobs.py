@@ -1,0 +1,146 @@
+"""Fetch jobs on the RQ ``fetch`` queue: enqueueing one per account, reading its progress, waiting for it.
+
+The job (``jobs.fetch.fetch_account``) writes its progress into the job's meta; pages poll it. An account
+has at most one fetch queued or running: asking again returns the same job.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rq import Worker
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
+
+from webapp.models import EmailAccount
+from webapp.services import queues
+from webapp.services.errors import ConnectorError, NotFound
+from webapp.services.redisconn import get_redis
+
+JOB_FUNCTION = "jobs.fetch.fetch_account"
+JOB_TIMEOUT = 3 * 3600
+RESULT_TTL = 24 * 3600
+_ACTIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+
+
+class NoWorker(ConnectorError):
+    """No worker with a recent heartbeat listens on the fetch queue."""
+
+
+@dataclass(frozen=True)
+class FetchStatus:
+    job_id: str
+    account_id: int
+    state: str  # queued | started | finished | failed | stopped | canceled
+    done: int = 0
+    total: int = 0
+    summary: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state not in {s.value for s in _ACTIVE}
+
+    @property
+    def percent(self) -> int:
+        if self.state == JobStatus.FINISHED.value:
+            return 100
+        return int(100 * self.done / self.total) if self.total else 0
+
+
+def _lock_key(account_id: int) -> str:
+    return f"emailconnector:fetch:account:{account_id}"
+
+
+def enqueue(account: EmailAccount) -> str:
+    """Queue a fetch of the account's latest N messages; return the job id (the running one, if any)."""
+    redis = get_redis()
+    current = redis.get(_lock_key(account.id))
+    if current:
+        try:
+            job = Job.fetch(_text(current), connection=redis, serializer=JSONSerializer)
+            if job.get_status(refresh=True) in _ACTIVE:
+                return job.id
+        except NoSuchJobError:
+            pass
+    job = queues.queue(queues.FETCH).enqueue(
+        JOB_FUNCTION,
+        account.id,
+        job_timeout=JOB_TIMEOUT,
+        result_ttl=RESULT_TTL,
+        failure_ttl=RESULT_TTL,
+        meta={"account_id": account.id, "done": 0, "total": 0},
+        description=f"fetch {account.name}",
+    )
+    redis.set(_lock_key(account.id), job.id, ex=JOB_TIMEOUT)
+    return job.id
+
+
+def status(job_id: str) -> FetchStatus:
+    """The job's state and progress; NotFound when it is unknown or expired."""
+    try:
+        job = Job.fetch(job_id, connection=get_redis(), serializer=JSONSerializer)
+    except NoSuchJobError:
+        raise NotFound(f"no fetch job {job_id!r}") from None
+    if job.func_name != JOB_FUNCTION:
+        raise NotFound(f"no fetch job {job_id!r}")
+    state = job.get_status(refresh=True)
+    meta: dict[str, Any] = job.get_meta(refresh=True)
+    result = job.return_value(refresh=True) if state == JobStatus.FINISHED else None
+    error = meta.get("error")
+    if state == JobStatus.FAILED and not error:
+        error = "the fetch job failed unexpectedly; see the worker's log"
+    return FetchStatus(
+        job_id=job.id,
+        account_id=int(meta.get("account_id", job.args[0] if job.args else 0)),
+        state=str(state.value if state else "unknown"),
+        done=int(meta.get("done", 0)),
+        total=int(meta.get("total", 0)),
+        summary=dict(result) if isinstance(result, dict) else {},
+        error=error,
+    )
+
+
+def live_worker(queue_name: str = queues.FETCH) -> bool:
+    """Is a worker with a recent heartbeat listening on ``queue_name``?"""
+    now = datetime.now(UTC)
+    for worker in Worker.all(connection=get_redis(), queue=queues.queue(queue_name)):
+        beat = worker.last_heartbeat
+        if beat is None:
+            continue
+        if beat.tzinfo is None:
+            beat = beat.replace(tzinfo=UTC)
+        if now - beat <= timedelta(seconds=worker.worker_ttl + 60):
+            return True
+    return False
+
+
+def wait(
+    job_id: str, timeout: float, on_progress: Callable[[FetchStatus], None] | None = None, interval: float = 0.5
+) -> FetchStatus:
+    """Poll the job until it ends or ``timeout`` seconds pass (then its last status is returned)."""
+    deadline = time.monotonic() + timeout
+    current = status(job_id)
+    while not current.finished and time.monotonic() < deadline:
+        if on_progress:
+            on_progress(current)
+        time.sleep(interval)
+        current = status(job_id)
+    return current
+
+
+def release(account_id: int, job_id: str) -> None:
+    """Forget the account's running fetch, if it is still this job (called by the job when it ends)."""
+    redis = get_redis()
+    key = _lock_key(account_id)
+    if _text(redis.get(key) or b"") == job_id:
+        redis.delete(key)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

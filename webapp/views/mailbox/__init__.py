@@ -1,0 +1,1 @@
+"""The mailbox of an account: its folders and messages, Fetch Emails with progress, and New Email."""
