@@ -265,3 +265,47 @@ def login(post_form: Callable[..., Any]) -> Callable[..., Any]:
         return post_form("/login", {"username": username, "password": password})
 
     return do
+
+
+@pytest.fixture
+def worker_env(migrated: dict[str, Any]) -> dict[str, str]:
+    """The environment of another process (a worker, the CLI) on the test database and Redis."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EMAILCONNECTOR_")}
+    env.update(
+        DATABASE_URL=migrated["DATABASE_URL"],
+        REDIS_URL=migrated["REDIS_URL"],
+        EMAILCONNECTOR_SECRET_KEY=migrated["SECRET_KEY"],
+        EMAILCONNECTOR_ENCRYPTION_KEYS=migrated["ENCRYPTION_KEYS"],
+        EMAILCONNECTOR_INSTANCE_PATH=os.environ["EMAILCONNECTOR_INSTANCE_PATH"],
+    )
+    return env
+
+
+@pytest.fixture
+def worker(app: Flask, worker_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
+    """A real ``email-connector worker`` process on the fetch and send queues, live when yielded."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from webapp.services import fetchjobs
+
+    exe = Path(sys.executable).with_name("email-connector")
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(exe), "worker", "--queue", "fetch", "--queue", "send"], env=worker_env, stdout=out, stderr=out
+        )
+    deadline = time.monotonic() + 60
+    while not fetchjobs.live_worker() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.1)  # waiting for the process to register, not for a result
+    assert fetchjobs.live_worker(), log.read_text()
+    process.log = log  # type: ignore[attr-defined]
+    yield process
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

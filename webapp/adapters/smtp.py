@@ -49,9 +49,9 @@ def session(endpoint: Endpoint, credentials: Credentials | None) -> Iterator[smt
     except smtplib.SMTPResponseException as exc:
         _close(client)
         raise _response_error(exc, endpoint) from None
-    except smtplib.SMTPServerDisconnected:
+    except smtplib.SMTPServerDisconnected as exc:
         _close(client)
-        raise TransientError(f"{endpoint.describe()} closed the connection unexpectedly", kind="reset") from None
+        raise _disconnected(exc, endpoint) from None
     except Exception as exc:  # noqa: BLE001 - any other failure is explained by translate()
         _close(client)
         raise translate(exc, endpoint) from None
@@ -85,8 +85,8 @@ def send(endpoint: Endpoint, credentials: Credentials | None, sender: str, recip
             raise error_class(f"{endpoint.describe()} refused every recipient: {reasons}", kind="recipients") from None
         except smtplib.SMTPResponseException as exc:
             raise _response_error(exc, endpoint) from None
-        except smtplib.SMTPServerDisconnected:
-            raise TransientError(f"{endpoint.describe()} closed the connection unexpectedly", kind="reset") from None
+        except smtplib.SMTPServerDisconnected as exc:
+            raise _disconnected(exc, endpoint) from None
         except OSError as exc:
             raise translate(exc, endpoint) from None
     if refused:
@@ -111,6 +111,15 @@ def _response_error(exc: smtplib.SMTPResponseException, endpoint: Endpoint) -> A
     if 400 <= exc.smtp_code < 500:
         return TransientError(message, kind="protocol")
     return PermanentError(message, kind="protocol")
+
+
+def _disconnected(exc: smtplib.SMTPServerDisconnected, endpoint: Endpoint) -> TransientError:
+    # smtplib turns a read timeout into SMTPServerDisconnected("… timed out"): say it was a timeout.
+    if "timed out" in str(exc):
+        return TransientError(
+            f"{endpoint.describe()} did not answer within {endpoint.timeout:g} seconds (timeout)", kind="timeout"
+        )
+    return TransientError(f"{endpoint.describe()} closed the connection unexpectedly", kind="reset")
 
 
 def _close(client: smtplib.SMTP | None) -> None:

@@ -10,7 +10,9 @@ from sqlalchemy.exc import IntegrityError
 
 from webapp.adapters.credentials import Credentials
 from webapp.adapters.endpoint import DEFAULT_PORTS, Endpoint, TlsPolicy
+from webapp.adapters.errors import AuthError
 from webapp.adapters.linebreaks import has_line_break
+from webapp.adapters.secretbox import SecretBoxError
 from webapp.extensions import db
 from webapp.models import EmailAccount
 from webapp.models.account import INCOMING_PROTOCOLS, SECURITIES, SMTP_AUTH_MODES, TLS_VERIFY_MODES
@@ -172,7 +174,16 @@ def remove(account: EmailAccount) -> None:
 
 
 def credentials(account: EmailAccount) -> Credentials:
-    return Credentials(account.username, secrets.decrypt(account.password_encrypted or ""))
+    """The login for the account's servers; AuthError when no usable password is stored."""
+    if not account.password_encrypted:
+        raise AuthError("the account has no password stored; an admin must set it")
+    try:
+        return Credentials(account.username, secrets.decrypt(account.password_encrypted))
+    except SecretBoxError:
+        raise AuthError(
+            "the account's password cannot be decrypted with the configured encryption keys; "
+            "restore the keys or set the password again"
+        ) from None
 
 
 def tls_policy(account: EmailAccount) -> TlsPolicy:

@@ -30,7 +30,13 @@ class ConnectionReport:
 
 def test_connection(account: EmailAccount) -> ConnectionReport:
     """Check both servers; each failure also goes to the account's Error logs."""
-    creds = accounts.credentials(account)
+    try:
+        creds = accounts.credentials(account)
+    except AdapterError as exc:
+        message = f"Login: {exc}"
+        errorlog.record(account, "test connection", message, detail=f"kind={exc.kind}")
+        failed = [CheckResult(server, False, message, exc.kind) for server in ("incoming", "outgoing")]
+        return ConnectionReport(failed[0], failed[1])
     incoming = accounts.incoming_endpoint(account)
     checker = imap.check_login if incoming.protocol == "imap" else pop3.check_login
     results = []

@@ -69,8 +69,8 @@ def send(account: EmailAccount, draft: Draft) -> EmailMessage:
         raw = mime.build(message)
     except HeaderError as exc:
         raise Invalid(str(exc)) from None
-    credentials = accounts.credentials(account) if account.smtp_auth == "login" else None
     try:
+        credentials = accounts.credentials(account) if account.smtp_auth == "login" else None
         smtp.send(accounts.outgoing_endpoint(account), credentials, message.sender, message.recipients, raw)
     except AdapterError as exc:
         reason = f"Outgoing server: {exc}"

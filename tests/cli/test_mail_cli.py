@@ -1,0 +1,129 @@
+"""``email-connector send``, ``fetch`` and ``messages list``, exactly as documented."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from flask import Flask
+from flask.cli import ScriptInfo
+
+from tests.servers import messages as generated
+from tests.servers.dovecot import Dovecot
+from tests.servers.smtp import SmtpServer
+from webapp.cli import cli
+from webapp.services import errorlog
+
+
+@pytest.fixture
+def run(app: Flask) -> Callable[..., Result]:
+    runner = CliRunner()
+
+    def invoke(*args: str, stdin: str | None = None) -> Result:
+        return runner.invoke(cli, list(args), input=stdin, obj=ScriptInfo(create_app=lambda: app))
+
+    return invoke
+
+
+def test_send_exits_0_only_when_the_server_accepted_it(
+    run: Callable[..., Result], make_account, smtp: SmtpServer, tmp_path: Path
+) -> None:
+    make_account()
+    body = tmp_path / "body.txt"
+    body.write_text("Hallo ✓\n", encoding="utf-8")
+    html = tmp_path / "body.html"
+    html.write_text("<p>Hallo</p>", encoding="utf-8")
+    attachment = tmp_path / "data.bin"
+    attachment.write_bytes(b"\x00\x01binary")
+    sent = run(
+        "send", "--account", "Work", "--to", "alice@example.test;bob@example.test", "--cc", "carol@example.test",
+        "--bcc", "dave@example.test", "--subject", "Grüße", "--body-file", str(body), "--html-file", str(html),
+        "--attach", str(attachment),
+    )  # fmt: skip
+    assert sent.exit_code == 0, sent.output
+    assert sent.stdout.startswith("sent: message ")
+    (received,) = smtp.received
+    assert len(received.rcpt_tos) == 4 and b'filename="data.bin"' in received.data
+
+    bad = run("send", "--account", "Work", "--to", "nobody", "--subject", "x", "--body", "y")
+    assert bad.exit_code == 1 and "'nobody' is not a valid email address" in bad.stderr
+    assert run("send", "--account", "Work", "--to", "a@b.test", "--subject", "x").exit_code == 1
+    both = run(
+        "send", "--account", "Work", "--to", "a@b.test", "--subject", "x", "--body", "y", "--body-file", str(body)
+    )
+    assert both.exit_code == 1 and "not both" in both.stderr
+    smtp.fail_with = "554 5.7.1 no thanks"
+    refused = run("send", "--account", "Work", "--to", "a@b.test", "--subject", "x", "--body", "y")
+    assert refused.exit_code == 1 and "554 5.7.1 no thanks" in refused.stderr
+    assert run("send", "--account", "Nope", "--to", "a@b.test", "--subject", "x", "--body", "y").exit_code == 1
+
+
+def test_fetch_inline_and_messages_list_json(run: Callable[..., Result], make_account, dovecot: Dovecot) -> None:
+    delivered = [generated.make(0, "attachment"), generated.make(1, "non_ascii"), generated.make(2, "text")]
+    for raw in delivered:
+        dovecot.deliver("alice", raw)
+    make_account()
+    fetched = run("fetch", "Work", "--inline", "--json")
+    assert fetched.exit_code == 0, fetched.output
+    assert json.loads(fetched.stdout) == {"stored": 3, "skipped": 0, "quarantined": 0, "failed": 0}
+    assert "fetched 3/3" in fetched.stderr
+    again = run("fetch", "Work", "--inline")
+    assert again.stdout.strip() == "stored 0, skipped 3, quarantined 0, failed 0"
+
+    listed = run("messages", "list", "--account", "Work", "--json")
+    assert listed.exit_code == 0
+    rows = json.loads(listed.stdout)
+    assert [r["subject"] for r in rows] == ["Text message 2", "Grüße aus Köln — 東京 1 ✉", "Attachment message 0"]
+    first = rows[2]
+    assert set(first) >= {"id", "folder", "uid", "message_id", "subject", "from", "to", "cc", "date", "received_at",
+                          "size", "sha256", "seen", "attachments"}  # fmt: skip
+    assert isinstance(first["id"], int) and first["folder"] == "INBOX" and first["uid"] == 1
+    assert first["message_id"].endswith("@example.test") and not first["message_id"].startswith("<")
+    assert first["from"] == [{"name": "Sender 0", "address": "sender0@example.test"}]
+    assert first["to"] == [{"name": "", "address": "alice@example.test"}] and first["cc"] == []
+    assert first["date"] == "2026-01-01T00:00:00Z" and first["received_at"].endswith("Z")
+    assert first["size"] == len(delivered[0]) and first["sha256"] == hashlib.sha256(delivered[0]).hexdigest()
+    assert first["seen"] is False
+    (attachment,) = first["attachments"]
+    assert attachment["filename"] == "data-0.bin" and attachment["inline"] is False
+    assert attachment["content_type"] == "application/octet-stream" and len(attachment["sha256"]) == 64
+
+    limited = json.loads(run("messages", "list", "--account", "Work", "--limit", "1", "--json").stdout)
+    assert len(limited) == 1
+    assert len(json.loads(run("messages", "list", "--account", "Work", "--limit", "0", "--json").stdout)) == 3
+    assert json.loads(run("messages", "list", "--account", "Work", "--folder", "Sent", "--json").stdout) == []
+
+
+def test_fetch_wait_fails_at_once_without_a_live_worker(run: Callable[..., Result], make_account) -> None:
+    make_account()
+    result = run("fetch", "Work", "--wait")
+    assert result.exit_code == 1 and "no worker is listening on the fetch queue" in result.stderr
+    queued = run("fetch", "Work", "--json")
+    assert queued.exit_code == 0 and len(json.loads(queued.stdout)["job_id"]) > 10
+
+
+def test_fetch_wait_with_a_real_worker(make_account, dovecot: Dovecot, worker, worker_env: dict[str, str]) -> None:
+    for raw in generated.mix(6):
+        dovecot.deliver("alice", raw)
+    account = make_account()
+    exe = Path(sys.executable).with_name("email-connector")
+    done = subprocess.run([str(exe), "fetch", "Work", "--wait", "--json"], env=worker_env, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr + worker.log.read_text()
+    assert json.loads(done.stdout) == {"stored": 6, "skipped": 0, "quarantined": 1, "failed": 0}
+
+    from dataclasses import replace
+
+    from webapp.services import accounts
+
+    accounts.update(account, replace(accounts.settings_of(account), password="wrong password"))
+    failed = subprocess.run([str(exe), "fetch", "Work", "--wait"], env=worker_env, capture_output=True, text=True,
+                            timeout=120)  # fmt: skip
+    assert failed.returncode == 1 and "authentication failed" in failed.stderr
+    assert errorlog.entries(account)[0].operation == "fetch"

@@ -1,0 +1,145 @@
+"""Fetching the latest N messages over IMAP and POP3 from the test kit's Dovecot."""
+
+from __future__ import annotations
+
+import hashlib
+import poplib
+import ssl
+
+import pytest
+from imapclient import IMAPClient
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
+
+from tests.servers import messages as generated
+from tests.servers.dovecot import Dovecot
+from tests.servers.pki import Pki
+from webapp import connector
+from webapp.extensions import db
+from webapp.models import EmailMessage
+from webapp.services import errorlog, fetching, fetchjobs, messages, queues
+from webapp.services.errors import ConnectionFailed
+from webapp.services.redisconn import get_redis
+
+
+def _imap_flags(dovecot: Dovecot, pki: Pki) -> dict[int, tuple[bytes, ...]]:
+    context = ssl.create_default_context(cafile=str(pki.ca_pem))
+    with IMAPClient("127.0.0.1", port=dovecot.imaps_port, ssl=True, ssl_context=context) as client:
+        client.login("alice", "alice-mail-pw")
+        client.select_folder("INBOX", readonly=True)
+        return dict(client.get_flags(client.search(["ALL"])))
+
+
+def _sha(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def test_imap_fetches_exactly_the_latest_n_and_twice_stores_nothing_twice(
+    make_account, dovecot: Dovecot, pki: Pki
+) -> None:
+    delivered = generated.mix(8)
+    for raw in delivered:
+        dovecot.deliver("alice", raw)
+    account = make_account(fetch_count=5)
+    done: list[tuple[int, int]] = []
+
+    summary = fetching.fetch_latest(account, lambda d, t: done.append((d, t)))
+
+    assert (summary.stored, summary.skipped, summary.failed, summary.total) == (5, 0, 0, 5)
+    assert summary.quarantined == 1  # message 5 of the mix is a multipart without its boundary
+    assert done[-1] == (5, 5)
+    stored = messages.listing(account, limit=0)
+    assert sorted(m.raw_sha256 for m in stored) == sorted(_sha(r) for r in delivered[3:])
+    assert sorted(m.uid for m in stored) == [4, 5, 6, 7, 8]
+    for message in stored:
+        assert _sha(messages.raw_bytes(message)) == message.raw_sha256
+    assert all(b"\\Seen" not in flags for flags in _imap_flags(dovecot, pki).values())
+
+    again = fetching.fetch_latest(account)
+    assert (again.stored, again.skipped) == (0, 5)
+    dovecot.deliver("alice", generated.make(100, "attachment"))
+    newer = fetching.fetch_latest(account)
+    assert (newer.stored, newer.skipped) == (1, 4)
+    assert db.session.query(EmailMessage).count() == 6
+
+
+def test_malformed_messages_are_kept_raw_with_the_reason(make_account, dovecot: Dovecot) -> None:
+    broken = [generated.make(i, "malformed") for i in (5, 11, 17)]
+    for raw in broken:
+        dovecot.deliver("alice", raw)
+    dovecot.deliver("alice", b"\xff\xfe\x00garbage without any header\r\n")
+    account = make_account()
+    summary = fetching.fetch_latest(account)
+    assert summary.stored == 4
+    stored = {m.raw_sha256: m for m in messages.listing(account, limit=0)}
+    multipart = stored[_sha(broken[0])]
+    assert multipart.parse_error and "broken MIME structure" in multipart.parse_error
+    assert "just text, no parts" in multipart.text_body
+    charset = stored[_sha(broken[1])]
+    assert "unknown charset 'x-no-such-charset'" in charset.defects
+    for message in stored.values():
+        assert _sha(messages.raw_bytes(message)) == message.raw_sha256
+
+
+def test_pop3_fetches_the_last_n_by_uidl_and_never_deletes(make_account, dovecot: Dovecot, pki: Pki) -> None:
+    delivered = generated.mix(7, seed=3)
+    for raw in delivered:
+        dovecot.deliver("alice", raw)
+    account = make_account(incoming_protocol="pop3", incoming_security="tls", incoming_port=dovecot.pop3s_port,
+                           fetch_count=4)  # fmt: skip
+    summary = fetching.fetch_latest(account)
+    assert (summary.stored, summary.skipped) == (4, 0)
+    stored = messages.listing(account, limit=0)
+    assert sorted(m.raw_sha256 for m in stored) == sorted(_sha(r) for r in delivered[3:])
+    assert all(m.uidl and m.uid is None and m.folder == "INBOX" for m in stored)
+    assert fetching.fetch_latest(account).stored == 0
+    context = ssl.create_default_context(cafile=str(pki.ca_pem))
+    pop = poplib.POP3_SSL("127.0.0.1", dovecot.pop3s_port, context=context)
+    try:
+        pop.user("alice")
+        pop.pass_("alice-mail-pw")
+        assert pop.stat()[0] == 7  # nothing was deleted
+    finally:
+        pop.quit()
+
+
+def test_fetch_failures_end_in_the_error_log(make_account, dovecot: Dovecot) -> None:
+    account = make_account(password="wrong password")
+    with pytest.raises(ConnectionFailed) as info:
+        fetching.fetch_latest(account)
+    assert info.value.kind == "auth"
+    (entry,) = errorlog.entries(account)
+    assert entry.operation == "fetch" and "authentication failed" in entry.message
+    missing = make_account(name="Missing", folder="NoSuchFolder")
+    with pytest.raises(ConnectionFailed, match="NoSuchFolder"):
+        fetching.fetch_latest(missing)
+
+
+def test_retrieve_email_messages_queues_one_job_per_account_and_the_worker_runs_it(
+    make_account, dovecot: Dovecot
+) -> None:
+    for raw in generated.mix(3):
+        dovecot.deliver("alice", raw)
+    account = make_account()
+    job_id = connector.retrieve_email_messages(account)
+    assert connector.retrieve_email_messages(account.id) == job_id  # already queued: the same job
+    status = fetchjobs.status(job_id)
+    assert (status.state, status.finished) == ("queued", False)
+
+    worker = SimpleWorker([queues.queue(queues.FETCH)], connection=get_redis(), serializer=JSONSerializer)
+    assert worker.work(burst=True)
+
+    status = fetchjobs.status(job_id)
+    assert status.state == "finished" and status.percent == 100
+    assert status.summary == {"stored": 3, "skipped": 0, "quarantined": 0, "failed": 0, "total": 3}
+    assert (status.done, status.total) == (3, 3)
+    assert connector.retrieve_email_messages(account) != job_id  # finished: a new fetch gets a new job
+
+
+def test_a_failing_job_reports_its_reason(make_account, dovecot: Dovecot) -> None:
+    account = make_account(password="wrong password")
+    job_id = fetchjobs.enqueue(account)
+    SimpleWorker([queues.queue(queues.FETCH)], connection=get_redis(), serializer=JSONSerializer).work(burst=True)
+    status = fetchjobs.status(job_id)
+    assert status.state == "failed"
+    assert status.error and "authentication failed" in status.error
