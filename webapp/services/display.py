@@ -8,13 +8,25 @@ from webapp.adapters import sanitizer
 from webapp.models import EmailAccount, EmailMessage
 from webapp.services import messages
 
+# The frame's own document around the message HTML; its inline style is what the page CSP allows.
+FRAME_DOCUMENT = (
+    '<!doctype html><html><head><meta charset="utf-8"><style>'
+    "body{font:15px/1.45 system-ui,sans-serif;margin:.5rem;word-wrap:break-word}img{max-width:100%;height:auto}"
+    "</style></head><body>{body}</body></html>"
+)
+
 
 @dataclass(frozen=True)
 class MessageView:
-    html_doc: str | None  # for <iframe sandbox srcdoc>; None when showing text
+    html_doc: str | None  # the HTML to show; None when showing text
     text_html: str | None  # escaped, then linkified plain text
     blocked_images: int
     view: str  # "html" | "text"
+
+    @property
+    def frame_document(self) -> str | None:
+        """A whole document for ``<iframe sandbox srcdoc>`` (a plain str: the template escapes it)."""
+        return None if self.html_doc is None else FRAME_DOCUMENT.replace("{body}", self.html_doc)
 
 
 def message_view(message: EmailMessage, account: EmailAccount, view: str | None, show_images: bool) -> MessageView:

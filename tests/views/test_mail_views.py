@@ -1,0 +1,219 @@
+"""Mailbox, Fetch Emails with its progress fragment, New Email, the message page and its downloads."""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+from email.message import EmailMessage as MimeMessage
+from email.policy import SMTP
+
+import pytest
+from flask.testing import FlaskClient
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
+
+from tests.servers.dovecot import Dovecot
+from tests.servers.smtp import SmtpServer
+from webapp.extensions import db
+from webapp.models import EmailMessage
+from webapp.security import message_page_csp
+from webapp.services import fetching, messages, queues, users
+from webapp.services.redisconn import get_redis
+
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000") + b"\x00" * 20
+
+
+def _rich_message() -> bytes:
+    msg = MimeMessage(policy=SMTP)
+    msg["From"] = "Mallory <mallory@example.test>"
+    msg["To"] = "alice@example.test"
+    msg["Subject"] = "<script>alert('subject')</script> Größe"
+    msg["Date"] = "Tue, 24 Nov 2026 10:00:00 +0000"
+    msg.set_content("Plain part: visit https://example.com/page?a=1&b=<2>")
+    msg.add_alternative(
+        '<p style="color:red" onclick="alert(1)">Hi <img src="cid:logo@x"> '
+        '<img src="https://tracker.example/pixel.gif"> <a href="/relative">rel</a> '
+        '<a href="https://example.test/ok">ok</a></p><script>alert(2)</script>',
+        subtype="html",
+    )
+    msg.get_payload()[1].add_related(PNG, maintype="image", subtype="png", cid="<logo@x>")
+    msg.add_attachment(b"<script>alert(3)</script>", maintype="text", subtype="html", filename="evil.html")
+    msg.add_attachment(b"<svg onload=alert(4)></svg>", maintype="image", subtype="svg+xml", filename='Bericht "ä".svg')
+    return msg.as_bytes()
+
+
+@pytest.fixture
+def reader(make_user, make_account, login):
+    """A user who may read (not send) the Work account, logged in."""
+    account = make_account()
+    user = make_user("reader")
+    users.grant(user, account, read=True, send=False)
+    login("reader")
+    return account
+
+
+def test_message_page_is_sanitized_sandboxed_and_under_its_own_csp(
+    client: FlaskClient, reader, dovecot: Dovecot
+) -> None:
+    dovecot.deliver("alice", _rich_message())
+    fetching.fetch_latest(reader)
+    (message,) = messages.listing(reader)
+    assert message.seen is False
+
+    response = client.get(f"/messages/{message.id}")
+    assert response.status_code == 200
+    assert response.headers["Content-Security-Policy"] == message_page_csp(False)
+    assert "img-src 'self' data:;" in response.headers["Content-Security-Policy"]
+    page = response.get_data(as_text=True)
+    assert "<script>alert" not in page  # the subject is escaped
+    assert "&lt;script&gt;alert(&#39;subject&#39;)&lt;/script&gt; Größe" in page
+    (frame,) = re.findall(r"<iframe[^>]*>", page, re.S)
+    assert 'sandbox="allow-popups allow-popups-to-escape-sandbox"' in frame and "allow-scripts" not in frame
+    srcdoc = html.unescape(re.search(r'srcdoc="([^"]*)"', frame).group(1))
+    assert "onclick" not in srcdoc and "alert(2)" not in srcdoc and "<script" not in srcdoc
+    assert 'src="data:image/png;base64,' in srcdoc  # cid: → data:
+    assert "tracker.example" not in srcdoc and 'data-blocked="remote image"' in srcdoc
+    assert "/relative" not in srcdoc
+    assert 'href="https://example.test/ok" target="_blank" rel="noopener noreferrer"' in srcdoc
+    assert "1 remote image blocked" in page
+    db.session.refresh(message)
+    assert message.seen is True
+
+    shown = client.get(f"/messages/{message.id}?view=html&images=1")
+    assert "img-src 'self' data: https: http:" in shown.headers["Content-Security-Policy"]
+    assert "https://tracker.example/pixel.gif" in html.unescape(shown.get_data(as_text=True))
+
+    text = client.get(f"/messages/{message.id}?view=text").get_data(as_text=True)
+    assert '<a href="https://example.com/page?a=1&amp;b=&lt;2&gt;" target="_blank" rel="noopener noreferrer">' in text
+    assert "<2>" not in text and "<iframe" not in text
+
+
+def test_attachments_and_raw_download_safely(client: FlaskClient, reader, dovecot: Dovecot) -> None:
+    raw = _rich_message()
+    dovecot.deliver("alice", raw)
+    fetching.fetch_latest(reader)
+    (message,) = messages.listing(reader)
+    by_name = {a.filename: a for a in message.attachments}
+    assert set(by_name) == {"part-1.png", "evil.html", 'Bericht "ä".svg'}
+    assert by_name["part-1.png"].inline and by_name["part-1.png"].content_id == "logo@x"
+
+    for name in ("evil.html", 'Bericht "ä".svg'):
+        response = client.get(f"/messages/{message.id}/attachments/{by_name[name].id}")
+        assert response.status_code == 200
+        assert response.headers["Content-Type"] == "application/octet-stream"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Content-Disposition"].startswith("attachment;")
+        assert "sandbox" in response.headers["Content-Security-Policy"]
+    svg_id = by_name['Bericht "ä".svg'].id
+    svg = client.get(f"/messages/{message.id}/attachments/{svg_id}")
+    assert "filename*=UTF-8''Bericht%20%22%C3%A4%22.svg" in svg.headers["Content-Disposition"]
+    assert svg.data == b"<svg onload=alert(4)></svg>"
+
+    eml = client.get(f"/messages/{message.id}/raw")
+    assert eml.data == raw
+    assert eml.headers["Content-Type"] == "message/rfc822"
+    assert eml.headers["Content-Disposition"] == f"attachment; filename=message-{message.id}.eml"
+    assert client.get(f"/messages/{message.id}/attachments/999999").status_code == 404
+
+
+def test_reading_and_sending_need_their_grants(
+    client: FlaskClient, reader, dovecot: Dovecot, make_user, login, post_form
+) -> None:
+    dovecot.deliver("alice", _rich_message())
+    fetching.fetch_latest(reader)
+    (message,) = messages.listing(reader)
+    assert client.get(f"/accounts/{reader.id}/mailbox").status_code == 200
+    assert client.get(f"/accounts/{reader.id}/compose").status_code == 403
+    make_user("stranger")
+    post_form("/", {}, url="/logout")
+    login("stranger")
+    for url in (
+        f"/accounts/{reader.id}/mailbox",
+        f"/messages/{message.id}",
+        f"/messages/{message.id}/raw",
+        f"/messages/{message.id}/attachments/{message.attachments[0].id}",
+        f"/accounts/{reader.id}/compose",
+    ):
+        assert client.get(url).status_code == 403, url
+    assert client.get("/messages/999999").status_code == 404
+
+
+def test_compose_sends_with_attachments_and_shows_it_in_sent(
+    client: FlaskClient, make_user, make_account, login, post_form, smtp: SmtpServer
+) -> None:
+    account = make_account()
+    users.grant(make_user("writer"), account, read=True, send=True)
+    login("writer")
+    page = f"/accounts/{account.id}/compose"
+    bad = post_form(page, {"to": "alice@example.test; oops", "subject": "Hi", "text": "x"})
+    assert bad.status_code == 200
+    assert "&#39;oops&#39; is not a valid email address" in bad.get_data(as_text=True)
+    assert 'value="alice@example.test; oops"' in bad.get_data(as_text=True)
+    missing = post_form(page, {"to": "alice@example.test", "subject": "Hi", "text": "", "html": ""})
+    assert "a text or HTML body is required" in missing.get_data(as_text=True)
+
+    sent = post_form(
+        page,
+        {
+            "to": "alice@example.test; bob@example.test",
+            "cc": "carol@example.test",
+            "subject": "Quarterly ✓",
+            "text": "See attached.",
+            "attachments": [(io.BytesIO(b"a,b\n1,2\n"), "report.csv"), (io.BytesIO(PNG), "chart.png")],
+        },
+        content_type="multipart/form-data",
+    )
+    assert sent.status_code == 302 and sent.headers["Location"].endswith(f"/accounts/{account.id}/mailbox?folder=Sent")
+    (received,) = smtp.received
+    assert received.rcpt_tos == ["alice@example.test", "bob@example.test", "carol@example.test"]
+    listing = client.get(sent.headers["Location"]).get_data(as_text=True)
+    assert "Quarterly ✓" in listing and "alice@example.test, bob@example.test" in listing
+    stored = db.session.query(EmailMessage).one()
+    assert [a.filename for a in stored.attachments] == ["report.csv", "chart.png"]
+
+
+def test_fetch_emails_shows_progress_then_the_new_messages(
+    client: FlaskClient, make_user, make_account, login, post_form, dovecot: Dovecot
+) -> None:
+    dovecot.deliver("alice", _rich_message())
+    account = make_account()
+    make_user("boss", role="admin")
+    login("boss")
+    mailbox = f"/accounts/{account.id}/mailbox"
+    assert "No messages in INBOX yet" in client.get(mailbox).get_data(as_text=True)
+
+    started = post_form(mailbox, {}, url=f"/accounts/{account.id}/fetch", headers={"HX-Request": "true"})
+    fragment = started.get_data(as_text=True)
+    assert fragment.lstrip().startswith('<div id="fetch"') and 'hx-trigger="every 1s"' in fragment
+    assert "<progress" in fragment
+    progress_url = re.search(r'hx-get="([^"]+)"', fragment).group(1)
+    assert client.get(progress_url, headers={"HX-Request": "true"}).get_data(as_text=True).count("every 1s") == 1
+
+    SimpleWorker([queues.queue(queues.FETCH)], connection=get_redis(), serializer=JSONSerializer).work(burst=True)
+
+    done = client.get(progress_url, headers={"HX-Request": "true"})
+    assert "HX-Request" in done.headers["Vary"]
+    text = done.get_data(as_text=True)
+    assert "every 1s" not in text and "Fetched: 1 new, 0 already stored" in text
+    assert 'id="messages" hx-swap-oob="true"' in text and "Größe" in text
+
+    no_js = post_form(mailbox, {}, url=f"/accounts/{account.id}/fetch")
+    assert no_js.status_code == 302 and "job=" in no_js.headers["Location"]
+    assert client.get(f"/accounts/{account.id}/fetch/not-a-job").status_code == 404
+
+
+def test_error_logs_list_fetch_send_and_test_failures(
+    client: FlaskClient, make_user, make_account, login, post_form, smtp: SmtpServer, dovecot: Dovecot
+) -> None:
+    account = make_account(password="wrong password")
+    make_user("boss", role="admin")
+    login("boss")
+    with pytest.raises(Exception, match="authentication failed"):
+        fetching.fetch_latest(account)
+    post_form(f"/accounts/{account.id}/compose", {"to": "alice@example.test", "subject": "x", "text": "y"})
+    post_form(f"/accounts/{account.id}", {}, url=f"/accounts/{account.id}/test")
+    page = client.get(f"/accounts/{account.id}/errors").get_data(as_text=True)
+    for operation in ("fetch", "send", "test connection"):
+        assert f"<td>{operation}</td>" in page
+    assert "wrong password" not in page
