@@ -58,7 +58,8 @@ def test_attachments_inline_parts_rfc2231_names_and_nested_messages() -> None:
     msg.set_content("text body")
     msg.add_alternative('<p>html <img src="cid:img1@x"></p>', subtype="html")
     msg.get_payload()[1].add_related(b"PNGDATA", maintype="image", subtype="png", cid="<img1@x>")
-    msg.add_attachment(b"\x00\x01", maintype="application", subtype="octet-stream", filename="Prüfbericht \u2013 2026.pdf")
+    pdf_name = "Prüfbericht \u2013 2026.pdf"
+    msg.add_attachment(b"\x00\x01", maintype="application", subtype="octet-stream", filename=pdf_name)
     msg.add_attachment(inner)
     raw = msg.as_bytes()
     assert b"filename*=utf-8''Pr%C3%BCfbericht" in raw  # RFC 2231 on the wire
@@ -66,7 +67,7 @@ def test_attachments_inline_parts_rfc2231_names_and_nested_messages() -> None:
     assert parsed.text == "text body\n" and '<img src="cid:img1@x">' in parsed.html
     inline, pdf, nested = parsed.parts
     assert (inline.content_id, inline.inline, inline.content) == ("img1@x", True, b"PNGDATA")
-    assert (pdf.filename, pdf.content, pdf.inline) == ("Prüfbericht \u2013 2026.pdf", b"\x00\x01", False)
+    assert (pdf.filename, pdf.content, pdf.inline) == (pdf_name, b"\x00\x01", False)
     assert nested.content_type == "message/rfc822" and nested.filename == "Inner mail.eml"
     assert b"inner body" in nested.content
 
@@ -75,7 +76,8 @@ def test_hostile_filenames_lose_their_path_and_line_breaks() -> None:
     raw = (
         b"From: a@example.test\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
         b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\n'
-        b'Content-Type: application/octet-stream\r\nContent-Disposition: attachment; filename="..\\\\..\\\\evil.exe"\r\n'
+        b"Content-Type: application/octet-stream\r\n"
+        b'Content-Disposition: attachment; filename="..\\\\..\\\\evil.exe"\r\n'
         b"\r\nAAAA\r\n--b--\r\n"
     )
     (part,) = parse(raw).parts

@@ -71,7 +71,7 @@ def test_compose_send_fetch_read_show_images_download_and_error_logs(
     page: Any, live_server: str, make_user, make_account, dovecot: Dovecot, smtp: SmtpServer, worker,
     image_server: _ImageServer, tmp_path: Path,
 ) -> None:  # fmt: skip
-    account = make_account()
+    make_account()
     make_user("boss", PASSWORD, role="admin")
     pixel = f"http://127.0.0.1:{image_server.server_address[1]}/pixel.png"
     attachment = tmp_path / "Bericht ä.pdf"
