@@ -13,6 +13,8 @@ from rq.serializers import JSONSerializer
 
 from tests.servers import messages as generated
 from tests.servers.dovecot import Dovecot
+from tests.servers.faultproxy import FaultProxy
+from tests.servers.ports import free_port
 from tests.servers.pki import Pki
 from webapp import connector
 from webapp.extensions import db
@@ -81,8 +83,11 @@ def test_malformed_messages_are_kept_raw_with_the_reason(make_account, dovecot: 
         assert _sha(messages.raw_bytes(message)) == message.raw_sha256
 
 
+DOTTED = b"From: a@example.test\r\nSubject: dots\r\n\r\n.leading dot\r\n..two dots\r\n.\r\na line\r\n. \r\nend\r\n"
+
+
 def test_pop3_fetches_the_last_n_by_uidl_and_never_deletes(make_account, dovecot: Dovecot, pki: Pki) -> None:
-    delivered = generated.mix(7, seed=3)
+    delivered = [*generated.mix(6, seed=3), DOTTED]  # lines starting with "." are dot-stuffed by the server
     for raw in delivered:
         dovecot.deliver("alice", raw)
     account = make_account(incoming_protocol="pop3", incoming_security="tls", incoming_port=dovecot.pop3s_port,
@@ -103,13 +108,33 @@ def test_pop3_fetches_the_last_n_by_uidl_and_never_deletes(make_account, dovecot
         pop.quit()
 
 
-def test_fetch_failures_end_in_the_error_log(make_account, dovecot: Dovecot) -> None:
-    account = make_account(password="wrong password")
-    with pytest.raises(ConnectionFailed) as info:
-        fetching.fetch_latest(account)
-    assert info.value.kind == "auth"
-    (entry,) = errorlog.entries(account)
-    assert entry.operation == "fetch" and "authentication failed" in entry.message
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+def test_each_fetch_failure_has_its_own_message_and_error_log_entry(
+    make_account, dovecot: Dovecot, pki: Pki, protocol: str
+) -> None:
+    port = dovecot.imaps_port if protocol == "imap" else dovecot.pop3s_port
+    blackhole = FaultProxy(port, mode="blackhole").start()
+    try:
+        cases = [
+            ("auth", {"password": "wrong password"}, "authentication failed"),
+            ("refused", {"incoming_port": free_port()}, "refused the connection"),
+            ("tls", {"ca_cert_pem": pki.other_ca_pem.read_text()}, "certificate"),
+            ("timeout", {"incoming_port": blackhole.port, "timeout": 1}, "did not answer within 1 seconds"),
+        ]
+        for index, (kind, over, text) in enumerate(cases):
+            values = {"incoming_protocol": protocol, "incoming_port": port, **over}
+            account = make_account(name=f"{protocol}{index}", **values)
+            with pytest.raises(ConnectionFailed) as info:
+                fetching.fetch_latest(account)
+            assert info.value.kind == kind, (kind, str(info.value))
+            (entry,) = errorlog.entries(account)
+            assert entry.operation == "fetch" and text in entry.message
+            assert "wrong password" not in entry.message + entry.detail
+    finally:
+        blackhole.stop()
+
+
+def test_a_missing_folder_is_named(make_account, dovecot: Dovecot) -> None:
     missing = make_account(name="Missing", folder="NoSuchFolder")
     with pytest.raises(ConnectionFailed, match="NoSuchFolder"):
         fetching.fetch_latest(missing)
