@@ -14,8 +14,8 @@ from rq.serializers import JSONSerializer
 from tests.servers import messages as generated
 from tests.servers.dovecot import Dovecot
 from tests.servers.faultproxy import FaultProxy
-from tests.servers.ports import free_port
 from tests.servers.pki import Pki
+from tests.servers.ports import free_port
 from webapp import connector
 from webapp.extensions import db
 from webapp.models import EmailMessage
