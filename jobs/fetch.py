@@ -1,4 +1,4 @@
-"""RQ entry point: fetch an account's latest messages (``webapp.services.fetching``)."""
+"""RQ entry point: fetch an account (``webapp.services.fetching``), reporting progress in the job's meta."""
 
 from __future__ import annotations
 
@@ -6,24 +6,38 @@ from rq import get_current_job
 from rq.job import Job
 
 from jobs.context import app_context
-from webapp.services import accounts, fetching, fetchjobs
+from webapp.services import accounts, callbacks, fetching, fetchjobs
 from webapp.services.errors import ConnectorError
 
 
-def fetch_account(account_id: int) -> dict[str, int]:
-    """Fetch the account's latest N messages; progress and errors go into the job's meta."""
+def fetch_account(
+    account_id: int, on_fetch: str | None = None, on_complete: str | None = None, on_error: str | None = None
+) -> dict[str, int]:
+    """Fetch the account as its settings say; progress, cancellation and errors go through the job's meta."""
     job = get_current_job()
 
-    def progress(done: int, total: int) -> None:
+    def progress(state: fetching.FetchProgress) -> None:
         if job is not None:
-            job.meta.update(done=done, total=total)
+            job.meta.update(
+                done=state.done, total=state.total, batch=state.batch, folder=state.folder, rate=round(state.rate, 1)
+            )
             job.save_meta()
 
+    def cancelled() -> bool:
+        return job is not None and fetchjobs.cancel_requested(job.id)
+
     with app_context():
+        account = None
         try:
-            return fetching.fetch_latest(accounts.by_id(account_id), progress).as_dict()
+            account = accounts.by_id(account_id)
+            listener = callbacks.Listener(on_fetch=on_fetch)
+            summary = fetching.fetch(account, progress, cancelled=cancelled, listener=listener).as_dict()
+            callbacks.completed(account, summary, on_complete)
+            return summary
         except ConnectorError as exc:
             _note_error(job, str(exc))
+            if account is not None:
+                callbacks.failed(account, str(exc), on_error)
             raise
         except Exception as exc:
             _note_error(job, f"unexpected error ({type(exc).__name__}); see the worker's log")

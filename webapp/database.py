@@ -1,4 +1,4 @@
-"""Database engine settings: SQLite in WAL mode with a busy timeout and foreign keys on."""
+"""Database engine settings: SQLite in WAL mode with a busy timeout, foreign keys on, working savepoints."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ def init_app(app: Flask) -> None:
     with app.app_context():
         engine = db.engine
     event.listen(engine, "connect", _sqlite_pragmas)
+    # pysqlite opens transactions lazily by itself, which breaks SAVEPOINT; let SQLAlchemy emit BEGIN.
+    event.listen(engine, "begin", _sqlite_begin)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -28,3 +30,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN")

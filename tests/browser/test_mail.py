@@ -136,7 +136,7 @@ def test_xss_vectors_run_nothing_and_load_nothing_on_the_message_page(
         sending.send(account, draft)
         # The subject is a plain-text context too.
     sending.send(account, Draft(to="alice@example.test", subject='"><img src=x onerror=alert(1)>', text="x"))
-    summary = fetching.fetch_latest(account)
+    summary = fetching.fetch(account)
     assert summary.stored == len(VECTORS) + 1
     inbox = messages.listing(account, "INBOX", limit=0)
     users.grant(make_user("viewer", PASSWORD), account, read=True, send=False)

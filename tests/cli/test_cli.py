@@ -85,6 +85,13 @@ def test_accounts_commands(
             "timeout": 5,
             "count": 25,
             "sanitize_html": True,
+            "strategy": "latest",
+            "order": "newest",
+            "batch_size": 100,
+            "folders": ["INBOX"],
+            "max_size": 50 * 1024 * 1024,
+            "every": 0,
+            "after_fetch": "none",
         }
     ]
     assert "alice-mail-pw" not in run("accounts", "list", "--json").stdout

@@ -45,7 +45,7 @@ def test_imap_fetches_exactly_the_latest_n_and_twice_stores_nothing_twice(
     account = make_account(fetch_count=5)
     done: list[tuple[int, int]] = []
 
-    summary = fetching.fetch_latest(account, lambda d, t: done.append((d, t)))
+    summary = fetching.fetch(account, lambda p: done.append((p.done, p.total)))
 
     assert (summary.stored, summary.skipped, summary.failed, summary.total) == (5, 0, 0, 5)
     assert summary.quarantined == 1  # message 5 of the mix is a multipart without its boundary
@@ -57,10 +57,10 @@ def test_imap_fetches_exactly_the_latest_n_and_twice_stores_nothing_twice(
         assert _sha(messages.raw_bytes(message)) == message.raw_sha256
     assert all(b"\\Seen" not in flags for flags in _imap_flags(dovecot, pki).values())
 
-    again = fetching.fetch_latest(account)
+    again = fetching.fetch(account)
     assert (again.stored, again.skipped) == (0, 5)
     dovecot.deliver("alice", generated.make(100, "attachment"))
-    newer = fetching.fetch_latest(account)
+    newer = fetching.fetch(account)
     assert (newer.stored, newer.skipped) == (1, 4)
     assert db.session.query(EmailMessage).count() == 6
 
@@ -71,7 +71,7 @@ def test_malformed_messages_are_kept_raw_with_the_reason(make_account, dovecot: 
         dovecot.deliver("alice", raw)
     dovecot.deliver("alice", b"\xff\xfe\x00garbage without any header\r\n")
     account = make_account()
-    summary = fetching.fetch_latest(account)
+    summary = fetching.fetch(account)
     assert summary.stored == 4
     stored = {m.raw_sha256: m for m in messages.listing(account, limit=0)}
     multipart = stored[_sha(broken[0])]
@@ -92,12 +92,12 @@ def test_pop3_fetches_the_last_n_by_uidl_and_never_deletes(make_account, dovecot
         dovecot.deliver("alice", raw)
     account = make_account(incoming_protocol="pop3", incoming_security="tls", incoming_port=dovecot.pop3s_port,
                            fetch_count=4)  # fmt: skip
-    summary = fetching.fetch_latest(account)
+    summary = fetching.fetch(account)
     assert (summary.stored, summary.skipped) == (4, 0)
     stored = messages.listing(account, limit=0)
     assert sorted(m.raw_sha256 for m in stored) == sorted(_sha(r) for r in delivered[3:])
     assert all(m.uidl and m.uid is None and m.folder == "INBOX" for m in stored)
-    assert fetching.fetch_latest(account).stored == 0
+    assert fetching.fetch(account).stored == 0
     context = ssl.create_default_context(cafile=str(pki.ca_pem))
     pop = poplib.POP3_SSL("127.0.0.1", dovecot.pop3s_port, context=context)
     try:
@@ -125,7 +125,7 @@ def test_each_fetch_failure_has_its_own_message_and_error_log_entry(
             values = {"incoming_protocol": protocol, "incoming_port": port, **over}
             account = make_account(name=f"{protocol}{index}", **values)
             with pytest.raises(ConnectionFailed) as info:
-                fetching.fetch_latest(account)
+                fetching.fetch(account)
             assert info.value.kind == kind, (kind, str(info.value))
             (entry,) = errorlog.entries(account)
             assert entry.operation == "fetch" and text in entry.message
@@ -137,7 +137,7 @@ def test_each_fetch_failure_has_its_own_message_and_error_log_entry(
 def test_a_missing_folder_is_named(make_account, dovecot: Dovecot) -> None:
     missing = make_account(name="Missing", folder="NoSuchFolder")
     with pytest.raises(ConnectionFailed, match="NoSuchFolder"):
-        fetching.fetch_latest(missing)
+        fetching.fetch(missing)
 
 
 def test_retrieve_email_messages_queues_one_job_per_account_and_the_worker_runs_it(
@@ -156,7 +156,8 @@ def test_retrieve_email_messages_queues_one_job_per_account_and_the_worker_runs_
 
     status = fetchjobs.status(job_id)
     assert status.state == "finished" and status.percent == 100
-    assert status.summary == {"stored": 3, "skipped": 0, "quarantined": 0, "failed": 0, "total": 3}
+    assert status.summary == {"stored": 3, "skipped": 0, "quarantined": 0, "failed": 0, "total": 3, "relinked": 0,
+                              "cancelled": 0}  # fmt: skip
     assert (status.done, status.total) == (3, 3)
     assert connector.retrieve_email_messages(account) != job_id  # finished: a new fetch gets a new job
 

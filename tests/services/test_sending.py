@@ -64,12 +64,12 @@ def test_send_with_attachments_reads_back_byte_for_byte_over_imap_and_pop3(
     stored_sha = hashlib.sha256(raw).hexdigest()
     assert sent.raw_sha256 == stored_sha
 
-    imap_summary = fetching.fetch_latest(account)
+    imap_summary = fetching.fetch(account)
     assert imap_summary.stored == 1
     pop_account = make_account(
         name="Pop", incoming_protocol="pop3", incoming_security="tls", incoming_port=dovecot.pop3s_port
     )
-    assert fetching.fetch_latest(pop_account).stored == 1
+    assert fetching.fetch(pop_account).stored == 1
     for acc in (account, pop_account):
         (inbox,) = messages.listing(acc, "INBOX")
         assert messages.raw_bytes(inbox) == raw
@@ -168,7 +168,7 @@ def test_nothing_changes_on_the_imap_server_when_fetching(
 ) -> None:
     account = make_account()
     sending.send(account, _draft())
-    fetching.fetch_latest(account)
+    fetching.fetch(account)
     import ssl
 
     context = ssl.create_default_context(cafile=str(pki.ca_pem))

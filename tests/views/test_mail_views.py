@@ -57,7 +57,7 @@ def test_message_page_is_sanitized_sandboxed_and_under_its_own_csp(
     client: FlaskClient, reader, dovecot: Dovecot
 ) -> None:
     dovecot.deliver("alice", _rich_message())
-    fetching.fetch_latest(reader)
+    fetching.fetch(reader)
     (message,) = messages.listing(reader)
     assert message.seen is False
 
@@ -92,7 +92,7 @@ def test_message_page_is_sanitized_sandboxed_and_under_its_own_csp(
 def test_attachments_and_raw_download_safely(client: FlaskClient, reader, dovecot: Dovecot) -> None:
     raw = _rich_message()
     dovecot.deliver("alice", raw)
-    fetching.fetch_latest(reader)
+    fetching.fetch(reader)
     (message,) = messages.listing(reader)
     by_name = {a.filename: a for a in message.attachments}
     assert set(by_name) == {"part-1.png", "evil.html", 'Bericht "ä".svg'}
@@ -121,7 +121,7 @@ def test_reading_and_sending_need_their_grants(
     client: FlaskClient, reader, dovecot: Dovecot, make_user, login, post_form
 ) -> None:
     dovecot.deliver("alice", _rich_message())
-    fetching.fetch_latest(reader)
+    fetching.fetch(reader)
     (message,) = messages.listing(reader)
     assert client.get(f"/accounts/{reader.id}/mailbox").status_code == 200
     assert client.get(f"/accounts/{reader.id}/compose").status_code == 403
@@ -210,7 +210,7 @@ def test_error_logs_list_fetch_send_and_test_failures(
     make_user("boss", role="admin")
     login("boss")
     with pytest.raises(Exception, match="authentication failed"):
-        fetching.fetch_latest(account)
+        fetching.fetch(account)
     post_form(f"/accounts/{account.id}/compose", {"to": "alice@example.test", "subject": "x", "text": "y"})
     post_form(f"/accounts/{account.id}", {}, url=f"/accounts/{account.id}/test")
     page = client.get(f"/accounts/{account.id}/errors").get_data(as_text=True)

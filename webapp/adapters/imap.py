@@ -101,6 +101,99 @@ def examine(client: IMAPClient, folder: str) -> FolderInfo:
     return FolderInfo(folder, int(info.get(b"UIDVALIDITY", 0)), int(info.get(b"EXISTS", 0)))
 
 
+@dataclass(frozen=True)
+class ServerFolder:
+    name: str
+    delimiter: str
+    flags: tuple[str, ...]
+    messages: int | None  # None for a folder that cannot be selected
+
+
+def list_folders(client: IMAPClient) -> list[ServerFolder]:
+    """The server's folders with their message counts (LIST, then STATUS for each selectable one)."""
+    result = []
+    for flags, delimiter, name in client.list_folders():
+        flag_names = tuple(f.decode("ascii", "replace") if isinstance(f, bytes) else str(f) for f in flags)
+        sep = delimiter.decode("ascii", "replace") if isinstance(delimiter, bytes) else str(delimiter or "")
+        folder = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+        count = None
+        if "\\Noselect" not in flag_names and "\\NonExistent" not in flag_names and not has_line_break(folder):
+            status = client.folder_status(folder, [b"MESSAGES"])
+            count = int(status.get(b"MESSAGES", 0))
+        result.append(ServerFolder(folder, sep, flag_names, count))
+    return result
+
+
+def open_folder(client: IMAPClient, folder: str, *, writable: bool) -> FolderInfo:
+    """EXAMINE ``folder``, or SELECT it when the account asked for changes on the server after fetching."""
+    if not writable:
+        return examine(client, folder)
+    try:
+        info = client.select_folder(check_arg(folder), readonly=False)
+    except IMAPClientError as exc:
+        raise PermanentError(f"the folder {folder!r} cannot be opened: {_server_text(exc)}", kind="folder") from None
+    return FolderInfo(folder, int(info.get(b"UIDVALIDITY", 0)), int(info.get(b"EXISTS", 0)))
+
+
+def uids_after(client: IMAPClient, last_uid: int) -> list[int]:
+    """UIDs greater than ``last_uid``, ascending (``UID n:*`` also returns the highest one: filtered out)."""
+    return sorted(int(uid) for uid in client.search(["UID", f"{last_uid + 1}:*"]) if int(uid) > last_uid)
+
+
+def sizes(client: IMAPClient, uids: Sequence[int]) -> dict[int, int]:
+    """RFC822.SIZE of each UID (to keep oversized messages to their headers)."""
+    if not uids:
+        return {}
+    response = client.fetch(list(uids), [b"RFC822.SIZE"])
+    return {int(uid): int(data.get(b"RFC822.SIZE", 0)) for uid, data in response.items()}
+
+
+def fetch_headers(client: IMAPClient, uids: Sequence[int]) -> list[FetchedMessage]:
+    """Only the header block of ``uids`` (``BODY.PEEK[HEADER]``), for messages over the size limit."""
+    if not uids:
+        return []
+    client.normalise_times = False
+    response = client.fetch(list(uids), [b"BODY.PEEK[HEADER]", b"FLAGS", b"INTERNALDATE"])
+    result = []
+    for uid in uids:
+        data = response.get(uid)
+        if not data:
+            continue
+        raw = data.get(b"BODY[HEADER]") or b""
+        flags = tuple(f.decode("utf-8", "replace") if isinstance(f, bytes) else str(f) for f in data.get(b"FLAGS", ()))
+        internal = data.get(b"INTERNALDATE")
+        result.append(FetchedMessage(uid, bytes(raw), flags, internal if isinstance(internal, datetime) else None))
+    return result
+
+
+def mark_seen(client: IMAPClient, uids: Sequence[int]) -> None:
+    if uids:
+        client.add_flags(list(uids), [b"\\Seen"], silent=True)
+
+
+def move(client: IMAPClient, uids: Sequence[int], folder: str) -> None:
+    """MOVE (RFC 6851) when offered, else COPY, flag \\Deleted and expunge exactly those UIDs."""
+    if not uids:
+        return
+    target = check_arg(folder)
+    if client.has_capability("MOVE"):
+        client.move(list(uids), target)
+        return
+    client.copy(list(uids), target)
+    delete(client, uids)
+
+
+def delete(client: IMAPClient, uids: Sequence[int]) -> None:
+    """Flag ``uids`` \\Deleted and expunge only them (UIDPLUS), never other deleted messages."""
+    if not uids:
+        return
+    client.add_flags(list(uids), [b"\\Deleted"], silent=True)
+    if client.has_capability("UIDPLUS"):
+        client.uid_expunge(list(uids))
+    else:
+        client.expunge()
+
+
 def all_uids(client: IMAPClient) -> list[int]:
     """Every UID in the open folder, ascending."""
     return sorted(int(uid) for uid in client.search(["ALL"]))

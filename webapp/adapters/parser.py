@@ -293,3 +293,49 @@ def _extension(content_type: str) -> str:
 
 def _safe_stem(subject: str) -> str:
     return "".join(c if c.isalnum() or c in " -_." else "_" for c in subject).strip()[:80]
+
+
+def parse_headers(raw: bytes) -> ParsedMessage:
+    """Read only the header block (fast): what the mailbox lists before the bodies are parsed."""
+    end = raw.find(b"\r\n\r\n")
+    if end < 0:
+        end = raw.find(b"\n\n")
+    block = raw if end < 0 else raw[: end + 2]
+    try:
+        message = email.message_from_bytes(block, policy=email.policy.compat32)
+        return ParsedMessage(
+            message_id=_message_id(_decoded(message, "Message-ID")),
+            subject=" ".join(_decoded(message, "Subject").split()),
+            sender=next(iter(_compat_mailboxes(message, "From")), None),
+            to=_compat_mailboxes(message, "To"),
+            cc=_compat_mailboxes(message, "Cc"),
+            bcc=_compat_mailboxes(message, "Bcc"),
+            reply_to=_compat_mailboxes(message, "Reply-To"),
+            date=_date(message),
+        )
+    except Exception as exc:  # noqa: BLE001 - never raise: the full parse will say more
+        return ParsedMessage(error=f"unreadable headers: {_describe(exc)}")
+
+
+def _decoded(message: Message, name: str) -> str:
+    raw = message.get(name)
+    if raw is None:
+        return ""
+    text = clean(str(raw))
+    try:
+        return clean(str(make_header(decode_header(text))))
+    except Exception:  # noqa: BLE001 - a broken encoded word: keep it as it is
+        return text
+
+
+def _compat_mailboxes(message: Message, name: str) -> tuple[Mailbox, ...]:
+    values = [clean(str(v)) for v in message.get_all(name) or []]
+    found = []
+    for display, address in getaddresses(values):
+        try:
+            display = str(make_header(decode_header(display))) if "=?" in display else display
+        except Exception:  # noqa: BLE001
+            pass
+        if address or display:
+            found.append(Mailbox(clean(display), clean(address)))
+    return tuple(found)

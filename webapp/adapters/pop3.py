@@ -82,6 +82,20 @@ def uidls(client: poplib.POP3) -> list[tuple[int, str]]:
     return sorted(result)
 
 
+def size(client: poplib.POP3, number: int) -> int:
+    """The message's size in octets (LIST n)."""
+    response = client.list(number)
+    text = response.decode("ascii", "replace") if isinstance(response, bytes) else str(response)
+    parts = text.split()
+    return int(parts[2]) if len(parts) >= 3 and parts[2].isdigit() else 0
+
+
+def headers(client: poplib.POP3, number: int) -> bytes:
+    """Only the header block (TOP n 0), for messages over the size limit."""
+    _response, lines, _octets = client.top(number, 0)
+    return b"".join(line + b"\r\n" for line in lines)
+
+
 def retrieve(client: poplib.POP3, number: int) -> bytes:
     """RETR one message: its lines (already dot-unstuffed by poplib) rejoined with CRLF. Never DELE."""
     _response, lines, _octets = client.retr(number)

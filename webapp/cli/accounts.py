@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import click
 from flask.cli import AppGroup
@@ -36,6 +38,13 @@ def describe(account: EmailAccount) -> dict[str, object]:
         "timeout": account.timeout,
         "count": account.fetch_count,
         "sanitize_html": account.sanitize_html,
+        "strategy": account.fetch_strategy,
+        "order": account.fetch_order,
+        "batch_size": account.batch_size,
+        "folders": account.fetch_folders,
+        "max_size": account.max_message_size,
+        "every": account.fetch_every_minutes,
+        "after_fetch": account.after_fetch_label,
     }
 
 
@@ -110,6 +119,54 @@ def add(
     if account.tls_verify == "off":
         click.echo("warning: TLS certificate verification is off for this account", err=True)
     click.echo(f"account {account.name} added")
+
+
+@group.command("update")
+@click.argument("name")
+@click.option("--strategy", type=click.Choice(["latest", "replicate"]), help="Latest N, or every message.")
+@click.option("--order", type=click.Choice(["newest", "oldest"]), help="Latest N: the newest or the oldest.")
+@click.option("--count", type=click.IntRange(1, 100_000), help="N for --strategy latest.")
+@click.option("--batch-size", type=click.IntRange(1, accounts.MAX_BATCH_SIZE), help="Messages per batch.")
+@click.option("--folder", "folders", multiple=True, help="IMAP folder to fetch (repeat; replaces the list).")
+@click.option("--max-size", type=click.IntRange(min=0), metavar="BYTES", help="Bigger: headers only. 0: no limit.")
+@click.option("--every", type=click.IntRange(0, 7 * 24 * 60), metavar="MINUTES", help="Fetch periodically; 0: off.")
+@click.option("--after-fetch", metavar="none|seen|move:FOLDER|delete", help="What to do on the server afterwards.")
+def update(
+    name: str,
+    strategy: str | None,
+    order: str | None,
+    count: int | None,
+    batch_size: int | None,
+    folders: tuple[str, ...],
+    max_size: int | None,
+    every: int | None,
+    after_fetch: str | None,
+) -> None:
+    """Change how an account is fetched; options not given keep their value."""
+    try:
+        account = accounts.get(name)
+        settings = accounts.settings_of(account)
+        changes: dict[str, Any] = {
+            "fetch_strategy": strategy,
+            "fetch_order": order,
+            "fetch_count": count,
+            "batch_size": batch_size,
+            "max_message_size": max_size,
+            "fetch_every_minutes": every,
+            "folders": list(folders) or None,
+        }
+        if after_fetch is not None:
+            action, _, target = after_fetch.partition(":")
+            if (action == "move") != bool(target) or action not in ("none", "seen", "move", "delete"):
+                fail("--after-fetch: none, seen, move:FOLDER or delete")
+            changes.update(after_fetch=action, after_fetch_folder=target)
+        settings = replace(settings, **{k: v for k, v in changes.items() if v is not None})
+        if folders:
+            settings = replace(settings, folder=folders[0])
+        accounts.update(account, settings)
+    except ConnectorError as exc:
+        fail(str(exc))
+    click.echo(f"account {account.name} updated")
 
 
 @group.command("list")

@@ -9,7 +9,7 @@ from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
 from webapp.cli.common import fail, print_json
-from webapp.services import accounts, fetching, fetchjobs, messages, sending
+from webapp.services import accounts, failpoints, fetching, fetchjobs, messages, sending, serverfolders
 from webapp.services.errors import ConnectorError
 
 messages_group = AppGroup("messages", help="Stored messages.")
@@ -78,7 +78,8 @@ def fetch(name: str, wait: bool, inline: bool, as_json: bool) -> None:
     try:
         account = accounts.get(name)
         if inline:
-            summary = fetching.fetch_latest(account, _print_progress).as_dict()
+            failpoints.reset()
+            summary = fetching.fetch(account, _print_progress).as_dict()
             _print_summary(summary, as_json)
             return
         if wait and not fetchjobs.live_worker():
@@ -95,8 +96,10 @@ def fetch(name: str, wait: bool, inline: bool, as_json: bool) -> None:
     result = fetchjobs.wait(
         job_id,
         current_app.config["FETCH_WAIT_SECONDS"],
-        lambda status: _print_progress(status.done, status.total),
+        lambda status: click.echo(f"fetched {status.done}/{status.total}", err=True),
     )
+    if result.state == "finished" and result.cancelled:
+        fail(f"the fetch was cancelled; {result.summary.get('stored', 0)} message(s) were stored")
     if result.state == "finished":
         _print_summary(result.summary, as_json)
     elif not result.finished:
@@ -105,8 +108,8 @@ def fetch(name: str, wait: bool, inline: bool, as_json: bool) -> None:
         fail(result.error or f"the fetch job ended as {result.state}")
 
 
-def _print_progress(done: int, total: int) -> None:
-    click.echo(f"fetched {done}/{total}", err=True)
+def _print_progress(progress: fetching.FetchProgress) -> None:
+    click.echo(f"fetched {progress.done}/{progress.total} ({progress.rate:.0f} msg/s)", err=True)
 
 
 def _print_summary(summary: dict[str, int], as_json: bool) -> None:
@@ -115,6 +118,24 @@ def _print_summary(summary: dict[str, int], as_json: bool) -> None:
         print_json({key: summary.get(key, 0) for key in keys})
     else:
         click.echo(", ".join(f"{key} {summary.get(key, 0)}" for key in keys))
+
+
+@click.command("folders")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print only JSON on stdout.")
+@with_appcontext
+def folders(name: str, as_json: bool) -> None:
+    """List the folders on the account's server, with their message counts."""
+    try:
+        found = serverfolders.server_folders(accounts.get(name))
+    except ConnectorError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json([{"name": f.name, "delimiter": f.delimiter, "flags": list(f.flags), "messages": f.messages}
+                    for f in found])  # fmt: skip
+        return
+    for f in found:
+        click.echo(f"{f.name}\t{'-' if f.messages is None else f.messages}\t{' '.join(f.flags)}")
 
 
 @messages_group.command("list")
@@ -137,5 +158,5 @@ def list_messages(account_name: str, folder: str | None, limit: int, as_json: bo
 
 
 def register(cli: click.Group) -> None:
-    for command in (send, fetch, messages_group):
+    for command in (send, fetch, folders, messages_group):
         cli.add_command(command)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.models.base import Base, UTCDateTime, utcnow
@@ -17,6 +17,9 @@ INCOMING_PROTOCOLS = ("imap", "pop3")
 SECURITIES = ("none", "starttls", "tls")
 SMTP_AUTH_MODES = ("login", "none")
 TLS_VERIFY_MODES = ("system", "custom", "off")
+FETCH_STRATEGIES = ("latest", "replicate")
+FETCH_ORDERS = ("newest", "oldest")
+AFTER_FETCH = ("none", "seen", "move", "delete")
 
 
 class EmailAccount(Base):
@@ -47,6 +50,18 @@ class EmailAccount(Base):
     tls_verify: Mapped[str] = mapped_column(String(8), default="system")
     ca_cert_pem: Mapped[str | None] = mapped_column(Text)
     fetch_count: Mapped[int] = mapped_column(default=50)
+    # "latest": the N newest (or oldest) messages; "replicate": every message of each folder, in batches.
+    fetch_strategy: Mapped[str] = mapped_column(String(10), default="latest")
+    fetch_order: Mapped[str] = mapped_column(String(6), default="newest")
+    batch_size: Mapped[int] = mapped_column(default=100)
+    # The IMAP folders to fetch; ``folder`` is the first of them (POP3 has only INBOX).
+    folders: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["INBOX"])
+    # Bigger messages are kept with their headers only, marked, never dropped. 0: no limit.
+    max_message_size: Mapped[int] = mapped_column(default=50 * 1024 * 1024)
+    fetch_every_minutes: Mapped[int] = mapped_column(default=0)
+    # What to do on the server after a message is stored: none | seen | move | delete (opt-in).
+    after_fetch: Mapped[str] = mapped_column(String(6), default="none")
+    after_fetch_folder: Mapped[str] = mapped_column(String(255), default="")
     sanitize_html: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -57,6 +72,17 @@ class EmailAccount(Base):
     @staticmethod
     def key_for(name: str) -> str:
         return name.strip().casefold()
+
+    @property
+    def fetch_folders(self) -> list[str]:
+        """The folders a fetch reads: the configured IMAP folders, or INBOX for POP3."""
+        if self.incoming_protocol != "imap":
+            return ["INBOX"]
+        return list(self.folders or [self.folder])
+
+    @property
+    def after_fetch_label(self) -> str:
+        return f"move:{self.after_fetch_folder}" if self.after_fetch == "move" else self.after_fetch
 
     @property
     def incoming_scheme(self) -> str:

@@ -14,6 +14,7 @@ from webapp.models.base import Base, UTCDateTime, utcnow
 RECEIVED, DRAFT, QUEUED, SENDING, SENT, FAILED = "RECEIVED", "DRAFT", "QUEUED", "SENDING", "SENT", "FAILED"
 STATUSES = (RECEIVED, DRAFT, QUEUED, SENDING, SENT, FAILED)
 SENT_FOLDER = "Sent"
+PARSED, PENDING, OVERSIZE = "parsed", "pending", "oversize"
 
 
 class EmailMessage(Base):
@@ -57,6 +58,10 @@ class EmailMessage(Base):
     # Why the message could not be parsed (kept raw, shown as such), and lesser defects found.
     parse_error: Mapped[str | None] = mapped_column(Text)
     defects: Mapped[str] = mapped_column(Text, default="")
+    # "parsed"; "pending" (headers stored, bodies not parsed yet); "oversize" (only the headers were kept).
+    body_state: Mapped[str] = mapped_column(String(8), default=PARSED, index=True)
+    # An after-fetch action (seen, move, delete) still to be applied on the server after the commit.
+    pending_action: Mapped[str | None] = mapped_column(String(6))
 
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -15,7 +15,15 @@ from webapp.adapters.linebreaks import has_line_break
 from webapp.adapters.secretbox import SecretBoxError
 from webapp.extensions import db
 from webapp.models import EmailAccount
-from webapp.models.account import INCOMING_PROTOCOLS, SECURITIES, SMTP_AUTH_MODES, TLS_VERIFY_MODES
+from webapp.models.account import (
+    AFTER_FETCH,
+    FETCH_ORDERS,
+    FETCH_STRATEGIES,
+    INCOMING_PROTOCOLS,
+    SECURITIES,
+    SMTP_AUTH_MODES,
+    TLS_VERIFY_MODES,
+)
 from webapp.services import secrets
 from webapp.services.errors import Conflict, Invalid, NotFound
 
@@ -46,6 +54,14 @@ class AccountSettings:
     ca_cert_pem: str | None = None
     fetch_count: int = 50
     sanitize_html: bool = True
+    fetch_strategy: str = "latest"
+    fetch_order: str = "newest"
+    batch_size: int = 100
+    folders: list[str] = field(default_factory=list)  # empty: [folder]
+    max_message_size: int = 50 * 1024 * 1024
+    fetch_every_minutes: int = 0
+    after_fetch: str = "none"
+    after_fetch_folder: str = ""
 
 
 def default_port(protocol: str, security: str) -> int:
@@ -95,6 +111,34 @@ def validate(settings: AccountSettings) -> None:
         raise Invalid("number of emails to retrieve: 1 to 100000")
     if settings.incoming_protocol == "imap" and not settings.folder.strip():
         raise Invalid("folder: required for IMAP")
+    _validate_fetching(settings)
+
+
+MAX_BATCH_SIZE = 5000
+
+
+def _validate_fetching(settings: AccountSettings) -> None:
+    if settings.fetch_strategy not in FETCH_STRATEGIES:
+        raise Invalid("strategy: latest or replicate")
+    if settings.fetch_order not in FETCH_ORDERS:
+        raise Invalid("order: newest or oldest")
+    if not 1 <= settings.batch_size <= MAX_BATCH_SIZE:
+        raise Invalid(f"batch size: 1 to {MAX_BATCH_SIZE}")
+    for name in settings.folders:
+        if not name.strip() or len(name) > 255 or has_line_break(name):
+            raise Invalid(f"folders: {name!r} is not a folder name (1 to 255 characters, no line breaks)")
+    if settings.max_message_size < 0:
+        raise Invalid("maximum message size: 0 (no limit) or more bytes")
+    if not 0 <= settings.fetch_every_minutes <= 7 * 24 * 60:
+        raise Invalid("fetch every: 0 (never) to 10080 minutes")
+    if settings.after_fetch not in AFTER_FETCH:
+        raise Invalid("after fetch: none, seen, move:FOLDER or delete")
+    if settings.after_fetch == "move":
+        target = settings.after_fetch_folder
+        if not target.strip() or len(target) > 255 or has_line_break(target):
+            raise Invalid("after fetch: move needs a folder name (no line breaks)")
+    if settings.incoming_protocol == "pop3" and settings.after_fetch in ("seen", "move"):
+        raise Invalid("after fetch: POP3 can only leave messages on the server (none) or delete them")
 
 
 def find(name: str) -> EmailAccount | None:
@@ -133,6 +177,7 @@ def update(account: EmailAccount, settings: AccountSettings) -> EmailAccount:
 def settings_of(account: EmailAccount) -> AccountSettings:
     """The editable settings of an account, without its password."""
     values = {f.name: getattr(account, f.name) for f in fields(AccountSettings) if f.name != "password"}
+    values["folders"] = list(account.folders or [account.folder])
     return AccountSettings(**values)
 
 
@@ -155,6 +200,13 @@ def _save(account: EmailAccount, settings: AccountSettings) -> EmailAccount:
         account.ca_cert_pem = None
     if settings.incoming_protocol == "pop3":
         account.folder = "INBOX"
+        account.folders = ["INBOX"]
+    else:
+        # The first folder is the account's main one (shown first, checked by Test connection).
+        account.folders = list(dict.fromkeys(f.strip() for f in settings.folders if f.strip())) or [account.folder]
+        account.folder = account.folders[0]
+    if settings.after_fetch != "move":
+        account.after_fetch_folder = ""
     account.name_key = EmailAccount.key_for(name)
     if settings.password is not None:
         account.password_encrypted = secrets.encrypt(settings.password)

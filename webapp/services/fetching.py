@@ -1,59 +1,81 @@
-"""Fetching the latest N messages of an account (IMAP or POP3) into the database, idempotently.
+"""Fetching an account's mail into the database: latest N, or replicate whole folders, resumably.
 
-IMAP opens the folder with EXAMINE and reads ``BODY.PEEK[]``; POP3 never sends DELE: fetching changes
-nothing on the server. A message already stored (same folder, UIDVALIDITY and UID; or same UIDL) is
-skipped, so running a fetch twice stores nothing twice.
+Each batch is stored in one transaction together with its folder's checkpoint (UIDVALIDITY and the
+highest UID stored), so a crash at any point, then a rerun, stores every message exactly once; the
+unique keys of design §4 back that up. Nothing changes on the server unless the account asks for it
+(IMAP reads with EXAMINE and BODY.PEEK; POP3 sends DELE only when "delete after fetch" is set, and only
+after the message is committed).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
-from sqlalchemy import select
+from imapclient import IMAPClient
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from webapp.adapters import imap, pop3
 from webapp.adapters.errors import AdapterError
 from webapp.extensions import db
-from webapp.models import EmailAccount, EmailMessage
-from webapp.services import accounts, errorlog, messages
-from webapp.services.errors import ConnectionFailed
+from webapp.models import EmailAccount, EmailMessage, FolderState
+from webapp.services import accounts, errorlog, failpoints, fetchlock, messages
+from webapp.services.errors import ConnectionFailed, ConnectorError
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int], None]
-BATCH_SIZE = 50
 T = TypeVar("T")
+
+
+@dataclass
+class FetchProgress:
+    done: int = 0
+    total: int = 0
+    batch: int = 0
+    folder: str = ""
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def rate(self) -> float:
+        """Messages per second so far."""
+        elapsed = time.monotonic() - self.started
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+
+Progress = Callable[[FetchProgress], None]
+
+
+class BatchListener(Protocol):
+    """Told about each stored batch: inside its transaction (before commit) and after the commit."""
+
+    def in_transaction(self, account: EmailAccount, batch: Sequence[EmailMessage], key: str) -> None: ...
+
+    def after_commit(self, account: EmailAccount, batch: Sequence[EmailMessage], key: str) -> None: ...
+
+
+class Cancelled(ConnectorError):
+    """The fetch was cancelled between two batches; everything stored so far stays."""
 
 
 @dataclass
 class FetchSummary:
     stored: int = 0
     skipped: int = 0
-    quarantined: int = 0  # stored raw, with the reason it could not be parsed
+    quarantined: int = 0  # stored raw: it could not be parsed, or it was over the size limit
     failed: int = 0  # listed by the server but gone by the time it was fetched
     total: int = 0
+    relinked: int = 0  # already stored, found again under a new UIDVALIDITY
+    cancelled: bool = False
 
     def as_dict(self) -> dict[str, int]:
-        return asdict(self)
-
-
-def fetch_latest(account: EmailAccount, progress: Progress | None = None) -> FetchSummary:
-    """Fetch the account's latest N messages; failures go to the Error logs and raise ConnectionFailed."""
-    report = progress or (lambda done, total: None)
-    try:
-        if account.incoming_protocol == "imap":
-            return _fetch_imap(account, report)
-        return _fetch_pop3(account, report)
-    except AdapterError as exc:
-        db.session.rollback()
-        reason = f"Incoming server: {exc}"
-        errorlog.record(account, "fetch", reason, detail=f"kind={exc.kind}")
-        raise ConnectionFailed(reason, exc.kind) from None
+        values = asdict(self)
+        values["cancelled"] = int(self.cancelled)
+        return values
 
 
 @dataclass(frozen=True)
@@ -63,80 +85,299 @@ class _Item:
     seen: bool = False
     flags: tuple[str, ...] = ()
     arrived_at: datetime | None = None
+    oversize: int | None = None  # the real size, when only the headers were fetched
 
 
-def _fetch_imap(account: EmailAccount, report: Progress) -> FetchSummary:
-    summary = FetchSummary()
-    with imap.session(accounts.incoming_endpoint(account), accounts.credentials(account)) as client:
-        folder = imap.examine(client, account.folder)
-        wanted = imap.all_uids(client)[-account.fetch_count :]
-        known = _known_uids(account, folder.name, folder.uidvalidity, wanted)
-        todo = [uid for uid in wanted if uid not in known]
-        summary.total = len(wanted)
-        summary.skipped = len(wanted) - len(todo)
-        report(summary.skipped, summary.total)
-        for batch in _chunks(todo, BATCH_SIZE):
-            fetched = imap.fetch_messages(client, batch)
-            summary.failed += len(batch) - len(fetched)
-            items = [
-                _Item(messages.Origin(folder.name, folder.uidvalidity, m.uid), m.raw, m.seen, m.flags, m.internal_date)
-                for m in fetched
-            ]
-            _store_batch(account, items, summary)
-            report(summary.skipped + summary.stored + summary.failed, summary.total)
-    return summary
+class _NoListener:
+    def in_transaction(self, account: EmailAccount, batch: Sequence[EmailMessage], key: str) -> None:
+        pass
+
+    def after_commit(self, account: EmailAccount, batch: Sequence[EmailMessage], key: str) -> None:
+        pass
 
 
-def _fetch_pop3(account: EmailAccount, report: Progress) -> FetchSummary:
-    summary = FetchSummary()
-    with pop3.session(accounts.incoming_endpoint(account), accounts.credentials(account)) as client:
-        wanted = pop3.uidls(client)[-account.fetch_count :]
-        known = _known_uidls(account, [uidl for _number, uidl in wanted])
-        todo = [(number, uidl) for number, uidl in wanted if uidl not in known]
-        summary.total = len(wanted)
-        summary.skipped = len(wanted) - len(todo)
-        report(summary.skipped, summary.total)
-        for batch in _chunks(todo, BATCH_SIZE):
-            items = [
-                _Item(messages.Origin("INBOX", uidl=uidl), pop3.retrieve(client, number)) for number, uidl in batch
-            ]
-            _store_batch(account, items, summary)
-            report(summary.skipped + summary.stored, summary.total)
-    return summary
+def fetch(
+    account: EmailAccount,
+    progress: Progress | None = None,
+    *,
+    cancelled: Callable[[], bool] | None = None,
+    listener: BatchListener | None = None,
+) -> FetchSummary:
+    """Fetch the account as its settings say; failures go to the Error logs and raise ConnectionFailed.
 
-
-def _store_batch(account: EmailAccount, items: Sequence[_Item], summary: FetchSummary) -> None:
-    """Add and commit ``items``; if a concurrent fetch stored some first, store only the others."""
-    for _attempt in range(3):
-        added = [_add(account, item) for item in items]
+    Only one fetch per account runs at a time, across workers and machines (AlreadyRunning otherwise).
+    """
+    with fetchlock.hold(account.id) as lock:
+        run = _Run(account, progress, cancelled, listener or _NoListener(), lock)
         try:
-            db.session.commit()
-        except IntegrityError:
+            if account.incoming_protocol == "imap":
+                run.imap()
+            else:
+                run.pop3()
+        except AdapterError as exc:
             db.session.rollback()
-            fresh = _unstored(account, items)
-            summary.skipped += len(items) - len(fresh)
-            items = fresh
-            log.info("account %s: a concurrent fetch stored part of a batch first", account.name)
-            continue
-        summary.stored += len(added)
-        summary.quarantined += sum(1 for message in added if message.parse_error is not None)
-        return
-    summary.failed += len(items)
+            reason = f"Incoming server: {exc}"
+            errorlog.record(account, "fetch", reason, detail=f"kind={exc.kind}")
+            raise ConnectionFailed(reason, exc.kind) from None
+        except Cancelled:
+            db.session.rollback()
+            run.summary.cancelled = True
+        _parsed, quarantined = messages.complete_pending(account)
+        run.summary.quarantined += quarantined
+        return run.summary
 
 
-def _add(account: EmailAccount, item: _Item) -> EmailMessage:
-    return messages.add(account, item.origin, item.raw, seen=item.seen, flags=item.flags, arrived_at=item.arrived_at)
+class _Run:
+    def __init__(
+        self,
+        account: EmailAccount,
+        progress: Progress | None,
+        cancelled: Callable[[], bool] | None,
+        listener: BatchListener,
+        lock: fetchlock.Lock,
+    ) -> None:
+        self.account = account
+        self.report = progress or (lambda p: None)
+        self.cancelled = cancelled or (lambda: False)
+        self.listener = listener
+        self.lock = lock
+        self.summary = FetchSummary()
+        self.progress = FetchProgress()
 
+    # --- IMAP -------------------------------------------------------------------------------------------
 
-def _unstored(account: EmailAccount, items: Sequence[_Item]) -> list[_Item]:
-    if not items:
+    def imap(self) -> None:
+        writable = self.account.after_fetch != "none"
+        with imap.session(accounts.incoming_endpoint(self.account), accounts.credentials(self.account)) as client:
+            for folder in self.account.fetch_folders:
+                self.progress.folder = folder
+                info = imap.open_folder(client, folder, writable=writable)
+                state = self._state(folder, info.uidvalidity)
+                self._apply_pending_actions(client, folder, info.uidvalidity)
+                for batch in _chunks(self._imap_todo(client, folder, state), self.account.batch_size):
+                    self._check_cancel()
+                    items = self._download(client, folder, info.uidvalidity, batch)
+                    failpoints.hit("downloaded")
+                    stored = self._store(
+                        items, state, max(batch), f"{folder}:{info.uidvalidity}:{batch[0]}-{batch[-1]}"
+                    )
+                    self._apply_actions(client, stored)
+                    self._advance(len(batch))
+
+    def _imap_todo(self, client: IMAPClient, folder: str, state: FolderState) -> list[int]:
+        account = self.account
+        if account.fetch_strategy == "replicate":
+            todo = imap.uids_after(client, state.last_uid)
+            wanted = todo
+        else:
+            every = imap.all_uids(client)
+            wanted = every[-account.fetch_count :] if account.fetch_order == "newest" else every[: account.fetch_count]
+            known = _known_uids(account, folder, state.uidvalidity, wanted)
+            todo = [uid for uid in wanted if uid not in known]
+        self.summary.skipped += len(wanted) - len(todo)
+        self.summary.total += len(wanted)
+        self.progress.done += len(wanted) - len(todo)
+        self.progress.total = self.summary.total
+        self.report(self.progress)
+        return todo
+
+    def _state(self, folder: str, uidvalidity: int) -> FolderState:
+        state = db.session.scalar(
+            select(FolderState).where(FolderState.account_id == self.account.id, FolderState.folder == folder)
+        )
+        if state is None:
+            state = FolderState(account_id=self.account.id, folder=folder, uidvalidity=uidvalidity, last_uid=0)
+            db.session.add(state)
+        elif state.uidvalidity != uidvalidity:
+            # The server renumbered the folder: start over, re-linking what is stored by its bytes.
+            errorlog.record(
+                self.account,
+                "fetch",
+                f"folder {folder!r}: UIDVALIDITY changed from {state.uidvalidity} to {uidvalidity}; "
+                "stored messages are re-linked by their content, nothing is stored twice",
+                detail="kind=uidvalidity",
+            )
+            state.uidvalidity = uidvalidity
+            state.last_uid = 0
+        db.session.commit()
+        return state
+
+    def _download(self, client: IMAPClient, folder: str, uidvalidity: int, uids: Sequence[int]) -> list[_Item]:
+        limit = self.account.max_message_size
+        too_big = (
+            {uid: size for uid, size in imap.sizes(client, uids).items() if limit and size > limit} if limit else {}
+        )
+        normal = [uid for uid in uids if uid not in too_big]
+        fetched = {m.uid: m for m in imap.fetch_messages(client, normal)}
+        fetched.update({m.uid: m for m in imap.fetch_headers(client, list(too_big))})
+        self.summary.failed += len(uids) - len(fetched)
+        return [
+            _Item(
+                messages.Origin(folder, uidvalidity, uid),
+                m.raw,
+                m.seen,
+                m.flags,
+                m.internal_date,
+                too_big.get(uid),
+            )
+            for uid, m in sorted(fetched.items())
+        ]
+
+    def _apply_pending_actions(self, client: IMAPClient, folder: str, uidvalidity: int) -> None:
+        """Finish server actions that a crash interrupted (their messages are committed)."""
+        if self.account.after_fetch == "none":
+            return
+        pending = list(
+            db.session.scalars(
+                select(EmailMessage).where(
+                    EmailMessage.account_id == self.account.id,
+                    EmailMessage.folder == folder,
+                    EmailMessage.uidvalidity == uidvalidity,
+                    EmailMessage.pending_action.is_not(None),
+                )
+            )
+        )
+        for batch in _chunks(pending, 500):
+            self._apply_actions(client, list(batch))
+
+    def _apply_actions(self, client: IMAPClient, stored: Sequence[EmailMessage]) -> None:
+        action = self.account.after_fetch
+        targets = [m for m in stored if m.pending_action]
+        if action == "none" or not targets:
+            return
+        uids = [m.uid for m in targets if m.uid is not None]
+        if action == "seen":
+            imap.mark_seen(client, uids)
+        elif action == "move":
+            imap.move(client, uids, self.account.after_fetch_folder)
+        elif action == "delete":
+            imap.delete(client, uids)
+        failpoints.hit("server_action")
+        db.session.execute(
+            update(EmailMessage).where(EmailMessage.id.in_([m.id for m in targets])).values(pending_action=None)
+        )
+        db.session.commit()
+
+    # --- POP3 -------------------------------------------------------------------------------------------
+
+    def pop3(self) -> None:
+        account = self.account
+        with pop3.session(accounts.incoming_endpoint(account), accounts.credentials(account)) as client:
+            listing = pop3.uidls(client)
+            if account.fetch_strategy == "replicate":
+                wanted = listing
+            elif account.fetch_order == "newest":
+                wanted = listing[-account.fetch_count :]
+            else:
+                wanted = listing[: account.fetch_count]
+            known = _known_uidls(account, [uidl for _n, uidl in wanted])
+            todo = [(number, uidl) for number, uidl in wanted if uidl not in known]
+            self.summary.total = len(wanted)
+            self.summary.skipped = len(wanted) - len(todo)
+            self.progress.total, self.progress.done, self.progress.folder = len(wanted), self.summary.skipped, "INBOX"
+            self.report(self.progress)
+            if account.after_fetch == "delete":
+                # Stored by an earlier run that ended before QUIT: their DELE was never committed.
+                for number, uidl in wanted:
+                    if uidl in known:
+                        client.dele(number)
+            limit = account.max_message_size
+            for batch in _chunks(todo, account.batch_size):
+                self._check_cancel()
+                items = []
+                for number, uidl in batch:
+                    size = pop3.size(client, number) if limit else 0
+                    if limit and size > limit:
+                        items.append(_Item(messages.Origin("INBOX", uidl=uidl), pop3.headers(client, number),
+                                           oversize=size))  # fmt: skip
+                    else:
+                        items.append(_Item(messages.Origin("INBOX", uidl=uidl), pop3.retrieve(client, number)))
+                failpoints.hit("downloaded")
+                self._store(items, None, 0, f"INBOX:{batch[0][1]}-{batch[-1][1]}")
+                if account.after_fetch == "delete":
+                    for number, _uidl in batch:
+                        client.dele(number)  # takes effect at QUIT, after the commit above
+                self._advance(len(batch))
+
+    # --- storing ----------------------------------------------------------------------------------------
+
+    def _store(self, items: Sequence[_Item], state: FolderState | None, last_uid: int, key: str) -> list[EmailMessage]:
+        """Store ``items`` and the checkpoint in one transaction; return the messages stored."""
+        for _attempt in range(3):
+            added: list[EmailMessage] = []
+            relinked = 0
+            for item in items:
+                if state is not None and self._relink(item):
+                    relinked += 1
+                    continue
+                added.append(self._add(item))
+            if state is not None:
+                state.last_uid = max(state.last_uid, last_uid)
+            db.session.flush()
+            self.listener.in_transaction(self.account, added, key)
+            failpoints.hit("before_commit")
+            try:
+                db.session.commit()
+            except IntegrityError:
+                db.session.rollback()
+                fresh = _unstored(self.account, items)
+                self.summary.skipped += len(items) - len(fresh)
+                items = fresh
+                log.info("account %s: part of a batch was stored by someone else first", self.account.name)
+                continue
+            failpoints.hit("after_commit")
+            self.lock.refresh()
+            self.summary.stored += len(added)
+            self.summary.relinked += relinked
+            self.summary.skipped += relinked
+            self.summary.quarantined += sum(1 for m in added if m.parse_error is not None)
+            self.listener.after_commit(self.account, added, key)
+            return added
+        self.summary.failed += len(items)
         return []
-    first = items[0].origin
-    if first.uidl is not None:
-        known_uidls = _known_uidls(account, [i.origin.uidl or "" for i in items])
-        return [i for i in items if i.origin.uidl not in known_uidls]
-    known = _known_uids(account, first.folder, first.uidvalidity or 0, [i.origin.uid or 0 for i in items])
-    return [i for i in items if i.origin.uid not in known]
+
+    def _add(self, item: _Item) -> EmailMessage:
+        message = messages.add(
+            self.account,
+            item.origin,
+            item.raw,
+            seen=item.seen,
+            flags=item.flags,
+            arrived_at=item.arrived_at,
+            oversize=item.oversize,
+            lazy=True,
+        )
+        if self.account.after_fetch != "none" and self.account.incoming_protocol == "imap":
+            message.pending_action = self.account.after_fetch
+        return message
+
+    def _relink(self, item: _Item) -> bool:
+        """After a UIDVALIDITY change: the same bytes stored under the old numbering get the new UID."""
+        origin = item.origin
+        digest = messages.digest(item.raw)
+        stale = db.session.scalar(
+            select(EmailMessage)
+            .where(
+                EmailMessage.account_id == self.account.id,
+                EmailMessage.folder == origin.folder,
+                EmailMessage.raw_sha256 == digest,
+                EmailMessage.uidvalidity != origin.uidvalidity,
+            )
+            .limit(1)
+        )
+        if stale is None:
+            return False
+        stale.uidvalidity, stale.uid = origin.uidvalidity, origin.uid
+        return True
+
+    def _advance(self, count: int) -> None:
+        self.progress.done += count
+        self.progress.batch += 1
+        self.report(self.progress)
+
+    def _check_cancel(self) -> None:
+        if self.cancelled():
+            raise Cancelled("the fetch was cancelled")
 
 
 def _known_uids(account: EmailAccount, folder: str, uidvalidity: int, uids: Sequence[int]) -> set[int]:
@@ -168,6 +409,17 @@ def _known_uidls(account: EmailAccount, uidls: Sequence[str]) -> set[str]:
             if uidl is not None
         )
     return known
+
+
+def _unstored(account: EmailAccount, items: Sequence[_Item]) -> list[_Item]:
+    if not items:
+        return []
+    first = items[0].origin
+    if first.uidl is not None:
+        known_uidls = _known_uidls(account, [i.origin.uidl or "" for i in items])
+        return [i for i in items if i.origin.uidl not in known_uidls]
+    known = _known_uids(account, first.folder, first.uidvalidity or 0, [i.origin.uid or 0 for i in items])
+    return [i for i in items if i.origin.uid not in known]
 
 
 def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:

@@ -18,7 +18,7 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from webapp.models import EmailAccount
-from webapp.services import queues
+from webapp.services import callbacks, queues
 from webapp.services.errors import ConnectorError, NotFound
 from webapp.services.redisconn import get_redis
 
@@ -39,8 +39,15 @@ class FetchStatus:
     state: str  # queued | started | finished | failed | stopped | canceled
     done: int = 0
     total: int = 0
+    batch: int = 0
+    rate: float = 0.0
+    folder: str = ""
     summary: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return bool(self.summary.get("cancelled"))
 
     @property
     def finished(self) -> bool:
@@ -57,8 +64,19 @@ def _lock_key(account_id: int) -> str:
     return f"emailconnector:fetch:account:{account_id}"
 
 
-def enqueue(account: EmailAccount) -> str:
-    """Queue a fetch of the account's latest N messages; return the job id (the running one, if any)."""
+def enqueue(
+    account: EmailAccount,
+    on_fetch: str | None = None,
+    on_complete: str | None = None,
+    on_error: str | None = None,
+) -> str:
+    """Queue a fetch of the account; return the job id (the queued or running one, if there is one).
+
+    The callbacks are dotted paths of Python callables or webhook URLs (see ``services.callbacks``).
+    """
+    for callback in (on_fetch, on_complete, on_error):
+        if callback is not None:
+            callbacks.check_callback(account, callback)
     redis = get_redis()
     current = redis.get(_lock_key(account.id))
     if current:
@@ -71,6 +89,9 @@ def enqueue(account: EmailAccount) -> str:
     job = queues.queue(queues.FETCH).enqueue(
         JOB_FUNCTION,
         account.id,
+        on_fetch,
+        on_complete,
+        on_error,
         job_timeout=JOB_TIMEOUT,
         result_ttl=RESULT_TTL,
         failure_ttl=RESULT_TTL,
@@ -101,6 +122,9 @@ def status(job_id: str) -> FetchStatus:
         state=str(state.value if state else "unknown"),
         done=int(meta.get("done", 0)),
         total=int(meta.get("total", 0)),
+        batch=int(meta.get("batch", 0)),
+        rate=float(meta.get("rate", 0.0)),
+        folder=str(meta.get("folder", "")),
         summary=dict(result) if isinstance(result, dict) else {},
         error=error,
     )
@@ -132,6 +156,19 @@ def wait(
         time.sleep(interval)
         current = status(job_id)
     return current
+
+
+def cancel(job_id: str) -> None:
+    """Ask the running fetch to stop after its current batch (what is stored stays)."""
+    get_redis().set(_cancel_key(job_id), "1", ex=JOB_TIMEOUT)
+
+
+def cancel_requested(job_id: str) -> bool:
+    return bool(get_redis().exists(_cancel_key(job_id)))
+
+
+def _cancel_key(job_id: str) -> str:
+    return f"emailconnector:fetch:cancel:{job_id}"
 
 
 def release(account_id: int, job_id: str) -> None:

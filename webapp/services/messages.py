@@ -13,8 +13,8 @@ from webapp.adapters.parser import Mailbox, ParsedMessage
 from webapp.extensions import db
 from webapp.models import Attachment, EmailAccount, EmailMessage
 from webapp.models.base import utcnow
-from webapp.models.message import RECEIVED
-from webapp.services import blobs
+from webapp.models.message import OVERSIZE, PARSED, PENDING, RECEIVED
+from webapp.services import blobs, parsing
 from webapp.services.errors import NotFound
 
 DEFAULT_LIMIT = 50
@@ -30,6 +30,10 @@ class Origin:
     uidl: str | None = None
 
 
+def digest(raw: bytes) -> str:
+    return blobs.sha256(raw)
+
+
 def add(
     account: EmailAccount,
     origin: Origin,
@@ -40,9 +44,14 @@ def add(
     flags: tuple[str, ...] = (),
     arrived_at: datetime | None = None,
     bcc: tuple[str, ...] = (),
+    oversize: int | None = None,
+    lazy: bool = False,
 ) -> EmailMessage:
-    """Store ``raw`` exactly, parse it, and add the row to the session (the caller commits)."""
-    parsed = parser.parse(raw)
+    """Store ``raw`` exactly and add the row to the session (the caller commits).
+
+    ``lazy``: read only the headers now (the mailbox can list it); :func:`complete_pending` parses the
+    bodies later. ``oversize``: ``raw`` is only the header block of a message of that many bytes.
+    """
     now = utcnow()
     message = EmailMessage(
         account_id=account.id,
@@ -52,15 +61,34 @@ def add(
         uidl=origin.uidl,
         status=status,
         raw_sha256=blobs.put(raw),
-        size=len(raw),
+        size=oversize or len(raw),
         received_at=now,
-        sort_at=parsed.date or arrived_at or now,
         seen=seen,
         flags=" ".join(flags),
     )
-    _fill(message, parsed)
-    if bcc:
-        message.bcc = [{"name": "", "address": a} for a in bcc]
+    if oversize is not None:
+        parsed = parser.parse_headers(raw)
+        _fill(message, parsed)
+        message.body_state = OVERSIZE
+        message.parse_error = (
+            f"over the size limit: {oversize} bytes > {account.max_message_size}; only the headers were kept"
+        )
+    elif lazy:
+        _fill(message, parser.parse_headers(raw))
+        message.body_state = PENDING
+    else:
+        parsed = parser.parse(raw)
+        _fill(message, parsed)
+        _attach(message, parsed)
+        message.body_state = PARSED
+        if bcc:
+            message.bcc = [{"name": "", "address": a} for a in bcc]
+    message.sort_at = message.date or arrived_at or now
+    db.session.add(message)
+    return message
+
+
+def _attach(message: EmailMessage, parsed: ParsedMessage) -> None:
     for position, part in enumerate(parsed.parts):
         message.attachments.append(
             Attachment(
@@ -74,8 +102,49 @@ def add(
             )
         )
     message.has_attachments = any(not a.inline for a in message.attachments)
-    db.session.add(message)
+
+
+def complete(message: EmailMessage, parsed: ParsedMessage | None = None) -> None:
+    """Parse a pending message's bodies and parts (the caller commits)."""
+    if message.body_state != PENDING:
+        return
+    parsed = parsed or parser.parse(raw_bytes(message))
+    _fill(message, parsed)
+    _attach(message, parsed)
+    message.body_state = PARSED
+
+
+def ensure_parsed(message: EmailMessage) -> EmailMessage:
+    """Parse now if the fetch has not got to it yet (the message page asks for it)."""
+    if message.body_state == PENDING:
+        complete(message)
+        db.session.commit()
     return message
+
+
+def complete_pending(account: EmailAccount, chunk: int = 200) -> tuple[int, int]:
+    """Parse the bodies of every pending message of the account, in parallel processes when many.
+
+    Returns (messages parsed, of which could not be parsed: quarantined).
+    """
+    done = quarantined = 0
+    with parsing.pool() as parse_many:
+        while True:
+            pending = list(
+                db.session.scalars(
+                    select(EmailMessage)
+                    .where(EmailMessage.account_id == account.id, EmailMessage.body_state == PENDING)
+                    .order_by(EmailMessage.id)
+                    .limit(chunk)
+                )
+            )
+            if not pending:
+                return done, quarantined
+            for message, parsed in zip(pending, parse_many([raw_bytes(m) for m in pending]), strict=True):
+                complete(message, parsed)
+                quarantined += parsed.error is not None
+            db.session.commit()
+            done += len(pending)
 
 
 def _fill(message: EmailMessage, parsed: ParsedMessage) -> None:
@@ -91,7 +160,7 @@ def _fill(message: EmailMessage, parsed: ParsedMessage) -> None:
     message.text_body = parsed.text
     message.html_body = parsed.html
     message.parse_error = parsed.error
-    message.defects = "; ".join(parsed.defects)
+    message.defects = "; ".join(parsed.defects)[:2000]
 
 
 def _mailboxes(values: tuple[Mailbox, ...]) -> list[dict[str, str]]:

@@ -10,10 +10,10 @@ from sqlalchemy import select
 from webapp.adapters import keyfile
 from webapp.adapters.secretbox import SecretBox, generate_key, parse_keys
 from webapp.extensions import db
-from webapp.models import EmailAccount
+from webapp.models import EmailAccount, Webhook
 
 # Every encrypted column: (model, attribute). Later secrets (OAuth, signing keys) are added here.
-ENCRYPTED_COLUMNS: list[tuple[type, str]] = [(EmailAccount, "password_encrypted")]
+ENCRYPTED_COLUMNS: list[tuple[type, str]] = [(EmailAccount, "password_encrypted"), (Webhook, "secret_encrypted")]
 
 
 def box() -> SecretBox:

@@ -1,0 +1,281 @@
+"""Callbacks of a fetch (the Mendix microflows): on_fetch per stored batch, on_complete, on_error.
+
+A callback is a dotted path to a Python callable (run in the worker) or a webhook URL (a JSON POST
+signed with the webhook's secret). Every delivery has a stable id — the account, the batch and the
+event — and is recorded once in the ``delivery`` table (a unique key), so it is delivered at least
+once and recorded exactly once:
+
+- a dotted-path ``on_fetch`` runs *inside* the batch's transaction, under a savepoint: what it writes
+  with the session commits together with the messages it saw, or not at all; if it raises, its
+  changes are undone, the messages are kept, and the delivery is retried later outside the batch;
+- webhooks are written as pending deliveries in the batch's transaction (an outbox) and POSTed after
+  the commit; failures are retried with backoff and logged.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import re
+import secrets as pysecrets
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from webapp.adapters import webhook as webhook_http
+from webapp.adapters.errors import AdapterError, PermanentError
+from webapp.extensions import db
+from webapp.models import Delivery, EmailAccount, EmailMessage, Webhook
+from webapp.models.base import utcnow
+from webapp.models.delivery import DELIVERED, EVENTS, FAILED, PENDING
+from webapp.services import errorlog, messages, secrets
+from webapp.services.errors import Invalid, NotFound
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+_DOTTED = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*([:.][A-Za-z_][\w]*)$")
+
+
+def is_url(target: str) -> bool:
+    return target.startswith(("http://", "https://"))
+
+
+def check_target(target: str) -> str:
+    """A callback must be an http(s) URL or a dotted path (``package.module.function``)."""
+    if is_url(target):
+        if any(c.isspace() for c in target) or len(target) > 2000:
+            raise Invalid(f"callback {target!r}: not a usable URL")
+        return target
+    if not _DOTTED.match(target):
+        raise Invalid(f"callback {target!r}: give a dotted path (package.module.function) or an http(s) URL")
+    return target
+
+
+def check_callback(account: EmailAccount, target: str) -> str:
+    """Check a callback given to a fetch: a URL must be one of the account's webhooks (it has the secret)."""
+    check_target(target)
+    if is_url(target) and not any(h.url == target and h.active for h in webhooks(account)):
+        raise Invalid(f"callback URL {target!r} is not a webhook of this account; an admin adds it first")
+    return target
+
+
+def resolve(target: str) -> Callable[..., Any]:
+    """Import the callable a dotted path names (``a.b.func`` or ``a.b:func``)."""
+    module_name, _, attribute = target.replace(":", ".").rpartition(".")
+    try:
+        function = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise Invalid(f"callback {target!r} cannot be imported: {exc}") from None
+    if not callable(function):
+        raise Invalid(f"callback {target!r} is not callable")
+    return function
+
+
+def backoff(attempts: int) -> timedelta:
+    """30 s, 1 min, 2 min, … capped at one hour."""
+    return timedelta(seconds=min(3600, 30 * 2 ** max(0, attempts - 1)))
+
+
+# --- webhooks configured by admins ---------------------------------------------------------------------
+
+
+def add_webhook(account: EmailAccount, url: str, events: Sequence[str] = EVENTS) -> tuple[Webhook, str]:
+    """Add a webhook; return it and its secret (shown once to the admin; stored encrypted)."""
+    if not is_url(url):
+        raise Invalid("URL: http:// or https:// required")
+    check_target(url)
+    unknown = set(events) - set(EVENTS)
+    if unknown or not events:
+        raise Invalid(f"events: some of {', '.join(EVENTS)}")
+    secret = pysecrets.token_urlsafe(32)
+    hook = Webhook(account_id=account.id, url=url, secret_encrypted=secrets.encrypt(secret), events=list(events))
+    db.session.add(hook)
+    db.session.commit()
+    return hook, secret
+
+
+def webhooks(account: EmailAccount) -> list[Webhook]:
+    return list(db.session.scalars(select(Webhook).where(Webhook.account_id == account.id).order_by(Webhook.id)))
+
+
+def remove_webhook(account: EmailAccount, webhook_id: int) -> None:
+    hook = db.session.get(Webhook, webhook_id)
+    if hook is None or hook.account_id != account.id:
+        raise NotFound(f"no webhook {webhook_id} on this account")
+    db.session.delete(hook)
+    db.session.commit()
+
+
+def deliveries(account: EmailAccount, limit: int = 100) -> list[Delivery]:
+    query = select(Delivery).where(Delivery.account_id == account.id).order_by(Delivery.id.desc()).limit(limit)
+    return list(db.session.scalars(query))
+
+
+# --- during a fetch ------------------------------------------------------------------------------------
+
+
+class Listener:
+    """The fetch's batch listener: runs ``on_fetch`` and queues the account's webhooks per batch."""
+
+    def __init__(self, on_fetch: str | None = None) -> None:
+        self.on_fetch = on_fetch
+
+    def in_transaction(self, account: EmailAccount, batch: Sequence[EmailMessage], key: str) -> None:
+        if not batch:
+            return
+        delivery_id = f"{account.id}:{key}:fetch"
+        payload = _payload(account, "fetch", delivery_id, {"messages": [messages.describe(m) for m in batch]})
+        if self.on_fetch and not is_url(self.on_fetch):
+            _run_in_transaction(account, self.on_fetch, batch, delivery_id, payload)
+        _queue_webhooks(account, "fetch", delivery_id, payload, self.on_fetch)
+
+    def after_commit(self, account: EmailAccount, batch: Sequence[EmailMessage], key: str) -> None:
+        deliver_due(account)
+
+
+def completed(account: EmailAccount, summary: dict[str, int], on_complete: str | None) -> None:
+    _event(account, "complete", {"summary": summary}, on_complete)
+
+
+def failed(account: EmailAccount, error: str, on_error: str | None) -> None:
+    _event(account, "error", {"error": error}, on_error)
+
+
+def _event(account: EmailAccount, event: str, data: dict[str, Any], target: str | None) -> None:
+    delivery_id = f"{account.id}:{event}:{pysecrets.token_hex(8)}"
+    payload = _payload(account, event, delivery_id, data)
+    if target and not is_url(target):
+        _record(account, target, None, event, delivery_id, payload)
+    _queue_webhooks(account, event, delivery_id, payload, target)
+    db.session.commit()
+    deliver_due(account)
+
+
+def _payload(account: EmailAccount, event: str, delivery_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "delivery_id": delivery_id,
+        "event": event,
+        "account": {"id": account.id, "name": account.name, "address": account.address},
+        **data,
+    }
+
+
+def _run_in_transaction(
+    account: EmailAccount, target: str, batch: Sequence[EmailMessage], delivery_id: str, payload: dict[str, Any]
+) -> None:
+    if _exists(delivery_id, target):
+        return
+    delivery = _record(account, target, None, "fetch", delivery_id, payload)
+    try:
+        with db.session.begin_nested():
+            resolve(target)(list(batch))
+    except Exception as exc:  # noqa: BLE001 - a failing callback must not cost a message
+        delivery.status = PENDING
+        delivery.attempts = 1
+        delivery.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+        delivery.next_attempt_at = utcnow() + backoff(1)
+        log.warning("account %s: on_fetch %s failed: %s", account.name, target, exc)
+        return
+    delivery.status = DELIVERED
+    delivery.attempts = 1
+    delivery.delivered_at = utcnow()
+
+
+def _queue_webhooks(
+    account: EmailAccount, event: str, delivery_id: str, payload: dict[str, Any], target: str | None
+) -> None:
+    for hook in webhooks(account):
+        wanted = hook.active and (event in hook.events or hook.url == target)
+        if wanted and not _exists(delivery_id, hook.url):
+            _record(account, hook.url, hook.id, event, delivery_id, payload)
+
+
+def _exists(delivery_id: str, target: str) -> bool:
+    return (
+        db.session.scalar(select(Delivery.id).where(Delivery.delivery_id == delivery_id, Delivery.target == target))
+        is not None
+    )
+
+
+def _record(
+    account: EmailAccount,
+    target: str,
+    webhook_id: int | None,
+    event: str,
+    delivery_id: str,
+    payload: dict[str, Any],
+) -> Delivery:
+    delivery = Delivery(
+        delivery_id=delivery_id,
+        target=target,
+        account_id=account.id,
+        webhook_id=webhook_id,
+        event=event,
+        payload=payload,
+        status=PENDING,
+        next_attempt_at=utcnow(),
+    )
+    db.session.add(delivery)
+    db.session.flush()
+    return delivery
+
+
+def deliver_due(account: EmailAccount | None = None, limit: int = 100) -> int:
+    """Deliver pending deliveries whose time has come; return how many were delivered."""
+    query = select(Delivery).where(Delivery.status == PENDING, Delivery.next_attempt_at <= utcnow())
+    if account is not None:
+        query = query.where(Delivery.account_id == account.id)
+    delivered = 0
+    for delivery in list(db.session.scalars(query.order_by(Delivery.id).limit(limit))):
+        delivered += _attempt(delivery)
+    return delivered
+
+
+def _attempt(delivery: Delivery) -> int:
+    account = db.session.get(EmailAccount, delivery.account_id)
+    if account is None:
+        return 0
+    delivery.attempts += 1
+    try:
+        if delivery.webhook_id is not None:
+            hook = db.session.get(Webhook, delivery.webhook_id)
+            if hook is None:
+                raise PermanentError("the webhook was removed")
+            webhook_http.post(hook.url, secrets.decrypt(hook.secret_encrypted), delivery.payload, delivery.delivery_id)
+        else:
+            _call_later(delivery)
+    except (AdapterError, Exception) as exc:  # noqa: BLE001 - any failure is recorded and retried
+        permanent = isinstance(exc, PermanentError) or delivery.attempts >= MAX_ATTEMPTS
+        delivery.last_error = str(exc)[:2000]
+        if permanent:
+            delivery.status = FAILED
+            errorlog.record(
+                account,
+                "callback",
+                f"{delivery.event} delivery to {delivery.target} failed: {exc}",
+                delivery.delivery_id,
+            )
+        else:
+            delivery.next_attempt_at = utcnow() + backoff(delivery.attempts)
+            db.session.commit()
+        return 0
+    delivery.status = DELIVERED
+    delivery.delivered_at = utcnow()
+    db.session.commit()
+    return 1
+
+
+def _call_later(delivery: Delivery) -> None:
+    """A dotted-path callback retried outside its batch: it gets the stored messages (or the summary)."""
+    function = resolve(delivery.target)
+    if delivery.event == "fetch":
+        ids = [m["id"] for m in delivery.payload.get("messages", [])]
+        batch = list(db.session.scalars(select(EmailMessage).where(EmailMessage.id.in_(ids)).order_by(EmailMessage.id)))
+        function(batch)
+    elif delivery.event == "complete":
+        function(delivery.payload.get("summary", {}))
+    else:
+        function(delivery.payload.get("error", ""))

@@ -1,0 +1,28 @@
+"""The folders on an account's server (for the folder picker and ``email-connector folders``)."""
+
+from __future__ import annotations
+
+from webapp.adapters import imap, pop3
+from webapp.adapters.errors import AdapterError
+from webapp.adapters.imap import ServerFolder
+from webapp.models import EmailAccount
+from webapp.services import accounts, errorlog
+from webapp.services.errors import ConnectionFailed
+
+__all__ = ["ServerFolder", "server_folders"]
+
+
+def server_folders(account: EmailAccount) -> list[ServerFolder]:
+    """LIST the server's folders with their message counts (POP3 has only INBOX)."""
+    try:
+        endpoint, creds = accounts.incoming_endpoint(account), accounts.credentials(account)
+        if account.incoming_protocol == "pop3":
+            with pop3.session(endpoint, creds) as client:
+                count, _size = client.stat()
+            return [ServerFolder("INBOX", "", (), int(count))]
+        with imap.session(endpoint, creds) as client:
+            return imap.list_folders(client)
+    except AdapterError as exc:
+        reason = f"Incoming server: {exc}"
+        errorlog.record(account, "folders", reason, detail=f"kind={exc.kind}")
+        raise ConnectionFailed(reason, exc.kind) from None
