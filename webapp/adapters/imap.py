@@ -176,6 +176,16 @@ def move(client: IMAPClient, uids: Sequence[int], folder: str) -> None:
     if not uids:
         return
     target = check_arg(folder)
+    try:
+        _move_or_copy(client, uids, target)
+    except IMAPClientError as exc:
+        if "TRYCREATE" not in str(exc):
+            raise
+        client.create_folder(target)  # the server says the target does not exist yet: create it once
+        _move_or_copy(client, uids, target)
+
+
+def _move_or_copy(client: IMAPClient, uids: Sequence[int], target: str) -> None:
     if client.has_capability("MOVE"):
         client.move(list(uids), target)
         return

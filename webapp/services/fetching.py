@@ -122,6 +122,9 @@ def fetch(
         except Cancelled:
             db.session.rollback()
             run.summary.cancelled = True
+        except BaseException:
+            db.session.rollback()  # a crash mid-batch: nothing of that batch is half-stored
+            raise
         _parsed, quarantined = messages.complete_pending(account)
         run.summary.quarantined += quarantined
         return run.summary
@@ -277,9 +280,10 @@ class _Run:
             self.progress.total, self.progress.done, self.progress.folder = len(wanted), self.summary.skipped, "INBOX"
             self.report(self.progress)
             if account.after_fetch == "delete":
-                # Stored by an earlier run that ended before QUIT: their DELE was never committed.
-                for number, uidl in wanted:
-                    if uidl in known:
+                # Stored by an earlier run that ended before QUIT: their DELE never took effect.
+                pending = _pending_uidls(account)
+                for number, uidl in listing:
+                    if uidl in pending:
                         client.dele(number)
             limit = account.max_message_size
             for batch in _chunks(todo, account.batch_size):
@@ -298,6 +302,14 @@ class _Run:
                     for number, _uidl in batch:
                         client.dele(number)  # takes effect at QUIT, after the commit above
                 self._advance(len(batch))
+        # QUIT went through: the server has applied every DELE of this session.
+        if account.after_fetch == "delete":
+            db.session.execute(
+                update(EmailMessage)
+                .where(EmailMessage.account_id == account.id, EmailMessage.pending_action.is_not(None))
+                .values(pending_action=None)
+            )
+            db.session.commit()
 
     # --- storing ----------------------------------------------------------------------------------------
 
@@ -347,7 +359,7 @@ class _Run:
             oversize=item.oversize,
             lazy=True,
         )
-        if self.account.after_fetch != "none" and self.account.incoming_protocol == "imap":
+        if self.account.after_fetch != "none":
             message.pending_action = self.account.after_fetch
         return message
 
@@ -409,6 +421,13 @@ def _known_uidls(account: EmailAccount, uidls: Sequence[str]) -> set[str]:
             if uidl is not None
         )
     return known
+
+
+def _pending_uidls(account: EmailAccount) -> set[str]:
+    query = select(EmailMessage.uidl).where(
+        EmailMessage.account_id == account.id, EmailMessage.pending_action.is_not(None)
+    )
+    return {uidl for uidl in db.session.scalars(query) if uidl is not None}
 
 
 def _unstored(account: EmailAccount, items: Sequence[_Item]) -> list[_Item]:

@@ -1,0 +1,34 @@
+"""Run one fetch in a process of its own (``python -m tests.fetchrun ACCOUNT_ID [ON_FETCH]``).
+
+The crash-safety tests start it with ``EMAILCONNECTOR_FAILPOINTS`` set, so it SIGKILLs itself at a
+chosen point, exactly as a worker dying there would.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from webapp import create_app
+from webapp.services import accounts, callbacks, fetching
+
+
+def main() -> None:
+    account_id = int(sys.argv[1])
+    on_fetch = sys.argv[2] if len(sys.argv) > 2 else None
+    app = create_app()
+    with app.app_context():
+        summary = fetching.fetch(accounts.by_id(account_id), listener=callbacks.Listener(on_fetch=on_fetch))
+    print(summary.as_dict())
+
+
+def record_batch(batch: list) -> None:
+    """A transactional on_fetch callback: one row per message seen; a repeat would break the primary key."""
+    from webapp.extensions import db
+    from webapp.models import AppSetting
+
+    for message in batch:
+        db.session.add(AppSetting(key=f"seen:{message.id}", value=message.raw_sha256))
+
+
+if __name__ == "__main__":
+    main()
