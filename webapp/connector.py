@@ -64,9 +64,20 @@ def send_email(account: EmailAccount | int | str, message: Draft | Mapping[str, 
     return True
 
 
-def retrieve_email_messages(account: EmailAccount | int | str) -> str:
-    """Queue a fetch of the account's latest N messages and return the RQ job id at once."""
-    return _fetchjobs.enqueue(_account(account))
+def retrieve_email_messages(
+    account: EmailAccount | int | str,
+    on_fetch: str | None = None,
+    on_complete: str | None = None,
+    on_error: str | None = None,
+) -> str:
+    """Queue a fetch of the account (as its settings say) and return the RQ job id at once.
+
+    Each callback is a dotted path to a Python callable, run in the worker, or the URL of one of the
+    account's webhooks. ``on_fetch`` gets each stored batch (a list of EmailMessage) inside the batch's
+    transaction, ``on_complete`` the summary (a dict), ``on_error`` the error (a str). See
+    docs/webhooks.md.
+    """
+    return _fetchjobs.enqueue(_account(account), on_fetch, on_complete, on_error)
 
 
 def _draft(values: Mapping[str, Any]) -> Draft:

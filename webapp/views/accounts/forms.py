@@ -49,7 +49,46 @@ class AccountForm(FlaskForm):
     ca_cert_pem = TextAreaField("Custom CA certificate (PEM)", validators=[Optional()])
     fetch_count = IntegerField("Number of emails to retrieve", default=50, validators=[NumberRange(1, 100000)])
     sanitize_html = BooleanField("Sanitize email to prevent XSS attacks", default=True)
+    fetch_strategy = SelectField(
+        "Fetch strategy",
+        choices=[
+            SelectChoice("latest", "Latest N emails"),
+            SelectChoice("replicate", "Replicate everything in the folders"),
+        ],
+        default="latest",
+    )
+    fetch_order = SelectField(
+        "Which N",
+        choices=[SelectChoice("newest", "The newest"), SelectChoice("oldest", "The oldest")],
+        default="newest",
+    )
+    batch_size = IntegerField("Email batch size", default=100, validators=[NumberRange(1, 5000)])
+    folders = TextAreaField("Folders (IMAP, one per line)", validators=[Optional()])
+    max_message_size = IntegerField(
+        "Maximum message size (bytes, 0: no limit)", default=50 * 1024 * 1024, validators=[NumberRange(min=0)]
+    )
+    fetch_every_minutes = IntegerField(
+        "Fetch every N minutes (0: never)", default=0, validators=[NumberRange(0, 10080)]
+    )
+    after_fetch = SelectField(
+        "After fetching",
+        choices=[
+            SelectChoice("none", "Leave the message on the server as it is"),
+            SelectChoice("seen", "Mark it as read (IMAP)"),
+            SelectChoice("move", "Move it to a folder (IMAP)"),
+            SelectChoice("delete", "Delete it from the server"),
+        ],
+        default="none",
+    )
+    after_fetch_folder = StringField("Move to folder", validators=[Optional(), Length(max=255)])
 
 
 class ConfirmForm(FlaskForm):
     """A form with only its CSRF token: for buttons that change state."""
+
+
+class WebhookForm(FlaskForm):
+    url = StringField("Webhook URL", validators=[DataRequired(), Length(max=2000)])
+    event_fetch = BooleanField("Each stored batch (fetch)", default=True)
+    event_complete = BooleanField("Fetch complete", default=True)
+    event_error = BooleanField("Fetch failed", default=True)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
-from flask.typing import ResponseReturnValue
-from flask_login import login_required
+from typing import Any
 
-from webapp.services import accounts, connection, errorlog
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user, login_required
+
+from webapp.models import EmailAccount
+from webapp.services import accounts, callbacks, connection, errorlog, serverfolders
 from webapp.services.accounts import AccountSettings
-from webapp.services.errors import ConnectorError
+from webapp.services.errors import ConnectorError, NotFound
 from webapp.views.access import admin_required, readable_account
-from webapp.views.accounts.forms import AccountForm, ConfirmForm
+from webapp.views.accounts.forms import AccountForm, ConfirmForm, WebhookForm
 from webapp.views.htmx import render
 
 bp = Blueprint("accounts", __name__, url_prefix="/accounts")
@@ -40,7 +43,23 @@ def _settings(form: AccountForm) -> AccountSettings:
         ca_cert_pem=form.ca_cert_pem.data or None,
         fetch_count=form.fetch_count.data or 50,
         sanitize_html=bool(form.sanitize_html.data),
+        fetch_strategy=form.fetch_strategy.data,
+        fetch_order=form.fetch_order.data,
+        batch_size=form.batch_size.data or 100,
+        folders=_folders(form),
+        max_message_size=form.max_message_size.data or 0,
+        fetch_every_minutes=form.fetch_every_minutes.data or 0,
+        after_fetch=form.after_fetch.data,
+        after_fetch_folder=form.after_fetch_folder.data or "",
     )
+
+
+def _folders(form: AccountForm) -> list[str]:
+    picked = request.form.getlist("picked_folders")  # the folder picker's checkboxes, when it was loaded
+    value = form.folders.data or ""
+    lines = value if isinstance(value, list) else value.splitlines()  # a list when taken from the account
+    typed = [line.strip() for line in lines if line.strip()]
+    return list(dict.fromkeys([*typed, *picked])) or [form.folder.data or "INBOX"]
 
 
 @bp.route("/")
@@ -68,14 +87,29 @@ def new() -> ResponseReturnValue:
 @login_required
 def show(account_id: int) -> ResponseReturnValue:
     account = readable_account(account_id)
-    return render_template("accounts/show.html", account=account, confirm=ConfirmForm(), result=None)
+    return render_template("accounts/show.html", **_show_context(account, ConfirmForm(), None))
+
+
+def _show_context(account: EmailAccount, confirm: ConfirmForm, result: object) -> dict[str, Any]:
+    admin = current_user.is_admin
+    return {
+        "account": account,
+        "confirm": confirm,
+        "result": result,
+        "webhooks": callbacks.webhooks(account) if admin else [],
+        "deliveries": callbacks.deliveries(account, 20) if admin else [],
+        "webhook_form": WebhookForm() if admin else None,
+    }
 
 
 @bp.route("/<int:account_id>/edit", methods=["GET", "POST"])
 @admin_required
 def edit(account_id: int) -> ResponseReturnValue:
     account = readable_account(account_id)
-    form = AccountForm(obj=accounts.settings_of(account))
+    settings = accounts.settings_of(account)
+    form = AccountForm(obj=settings)
+    if not form.is_submitted():
+        form.folders.data = "\n".join(settings.folders)
     if form.validate_on_submit():
         try:
             accounts.update(account, _settings(form))
@@ -108,7 +142,51 @@ def test(account_id: int) -> ResponseReturnValue:
     if not form.validate_on_submit():
         abort(400)
     report = connection.test_connection(account)
-    return render("accounts/show.html", "accounts/_test_result.html", account=account, confirm=form, result=report)
+    return render("accounts/show.html", "accounts/_test_result.html", **_show_context(account, form, report))
+
+
+@bp.route("/<int:account_id>/server-folders")
+@admin_required
+def server_folders(account_id: int) -> ResponseReturnValue:
+    """The folder picker: the server's folders as checkboxes (an HTMX fragment of the edit form)."""
+    account = readable_account(account_id)
+    try:
+        found, error = serverfolders.server_folders(account), None
+    except ConnectorError as exc:
+        found, error = [], str(exc)
+    return render_template(
+        "accounts/_server_folders.html", account=account, folders=found, error=error, chosen=account.fetch_folders
+    )
+
+
+@bp.route("/<int:account_id>/webhooks", methods=["POST"])
+@admin_required
+def add_webhook(account_id: int) -> ResponseReturnValue:
+    account = readable_account(account_id)
+    form = WebhookForm()
+    if form.validate_on_submit():
+        events = [e for e in ("fetch", "complete", "error") if getattr(form, f"event_{e}").data]
+        try:
+            _hook, secret = callbacks.add_webhook(account, (form.url.data or "").strip(), events)
+        except ConnectorError as exc:
+            flash(f"Webhook not added: {exc}", "error")
+        else:
+            flash(f"Webhook added. Its signing secret, shown only now: {secret}", "success")
+    return redirect(url_for("accounts.show", account_id=account.id))
+
+
+@bp.route("/<int:account_id>/webhooks/<int:webhook_id>/delete", methods=["POST"])
+@admin_required
+def delete_webhook(account_id: int, webhook_id: int) -> ResponseReturnValue:
+    account = readable_account(account_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        callbacks.remove_webhook(account, webhook_id)
+    except NotFound:
+        abort(404)
+    flash("Webhook removed.", "success")
+    return redirect(url_for("accounts.show", account_id=account.id))
 
 
 @bp.route("/<int:account_id>/errors")
