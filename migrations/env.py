@@ -68,6 +68,14 @@ def render_item(type_, obj, autogen_context):
     return False
 
 
+def include_object(obj, name, type_, reflected, compare_to):
+    # The full-text search tables are dialect-specific SQL (migration 0004), not models.
+    from webapp.models.search import is_search_table
+
+    table = obj.table.name if type_ in ("index", "column") and hasattr(obj, "table") else name
+    return not is_search_table(table)
+
+
 def run_migrations_online():
     """Run migrations in 'online' mode.
 
@@ -97,6 +105,7 @@ def run_migrations_online():
             connection=connection,
             target_metadata=get_metadata(),
             render_item=render_item,
+            include_object=include_object,
             **conf_args,
         )
 

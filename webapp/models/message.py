@@ -24,6 +24,7 @@ class EmailMessage(Base):
         UniqueConstraint("account_id", "folder", "uidvalidity", "uid", name="uq_email_message_imap_uid"),
         UniqueConstraint("account_id", "uidl", name="uq_email_message_pop3_uidl"),
         Index("ix_email_message_listing", "account_id", "folder", "sort_at", "id"),
+        Index("ix_email_message_unread", "account_id", "folder", "seen", "sort_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -22,12 +23,33 @@ bp = Blueprint("mailbox", __name__, url_prefix="/accounts")
 PAGE_SIZE = 50
 
 
+def _filters() -> messages.Filters:
+    def day(name: str) -> datetime | None:
+        try:
+            value = date.fromisoformat(request.args.get(name, ""))
+        except ValueError:
+            return None
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+
+    until = day("until")
+    return messages.Filters(
+        text=request.args.get("q", "")[:200],
+        since=day("since"),
+        until=until + timedelta(days=1) if until else None,
+        unread=request.args.get("unread") == "1",
+        attachments=request.args.get("attachments") == "1",
+    )
+
+
 def _context(account: EmailAccount, folder: str, **extra: Any) -> dict[str, Any]:
+    listed = messages.page(account, folder, _filters(), request.args.get("after"), PAGE_SIZE)
     return {
         "account": account,
         "folder": folder,
         "folders": messages.folders(account),
-        "messages": messages.listing(account, folder, PAGE_SIZE),
+        "messages": listed.messages,
+        "next_cursor": listed.next_cursor,
+        "args": request.args,
         "fetch_form": FetchForm(),
         "can_send": users.can_send(current_user, account),
         "sent_folder": SENT_FOLDER,
@@ -63,7 +85,7 @@ def fetch(account_id: int) -> ResponseReturnValue:
         return redirect(url_for("mailbox.mailbox", account_id=account.id))
     if is_htmx():
         status = _job_status(account, job_id)
-        return render_template("mailbox/_fetch.html", account=account, job=status)
+        return render_template("mailbox/_fetch.html", account=account, job=status, fetch_form=FetchForm())
     return redirect(url_for("mailbox.mailbox", account_id=account.id, job=job_id))
 
 
@@ -73,7 +95,11 @@ def fetch_progress(account_id: int, job_id: str) -> ResponseReturnValue:
     account = readable_account(account_id)
     status = _job_status(account, job_id)
     folder = _default_folder(account)
-    context = _context(account, folder, job=status) if status.finished else {"account": account, "job": status}
+    context = (
+        _context(account, folder, job=status)
+        if status.finished
+        else {"account": account, "job": status, "fetch_form": FetchForm()}
+    )
     return render("mailbox/mailbox.html", "mailbox/_fetch.html", **context)
 
 
@@ -85,6 +111,22 @@ def _job_status(account: EmailAccount, job_id: str) -> fetchjobs.FetchStatus:
     if status.account_id != account.id:
         abort(404)
     return status
+
+
+@bp.route("/<int:account_id>/fetch/<job_id>/cancel", methods=["POST"])
+@login_required
+def cancel_fetch(account_id: int, job_id: str) -> ResponseReturnValue:
+    account = readable_account(account_id)
+    if not FetchForm().validate_on_submit():
+        abort(400)
+    _job_status(account, job_id)
+    fetchjobs.cancel(job_id)
+    if is_htmx():
+        status = _job_status(account, job_id)
+        return render_template(
+            "mailbox/_fetch.html", account=account, job=status, stopping=True, fetch_form=FetchForm()
+        )
+    return redirect(url_for("mailbox.mailbox", account_id=account.id, job=job_id))
 
 
 @bp.route("/<int:account_id>/compose", methods=["GET", "POST"])

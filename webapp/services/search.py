@@ -1,0 +1,75 @@
+"""Full-text search of stored messages: SQLite FTS5 or PostgreSQL full-text, same interface.
+
+The index holds subject, sender and body text (the first ``MAX_BODY`` characters); it is filled when a
+message's bodies are parsed, and rows go away with their message (trigger or foreign key).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+
+from sqlalchemy import ColumnElement, Integer, bindparam, column, text
+
+from webapp.extensions import db
+from webapp.models import EmailMessage
+
+MAX_BODY = 100_000
+_TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]+>", re.IGNORECASE | re.DOTALL)
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def _is_postgres() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def _document(message: EmailMessage) -> tuple[str, str, str]:
+    body = message.text_body or html.unescape(_TAGS.sub(" ", message.html_body or ""))
+    sender = f"{message.from_name} {message.from_address}"
+    return message.subject or "", sender, body[:MAX_BODY]
+
+
+def index(batch: Sequence[EmailMessage]) -> None:
+    """(Re)index ``batch`` in the caller's transaction (the messages must have ids: flush first)."""
+    rows = [{"id": m.id, "subject": s, "sender": f, "body": b} for m in batch for s, f, b in [_document(m)]]
+    if not rows:
+        return
+    ids = [r["id"] for r in rows]
+    if _is_postgres():
+        db.session.execute(
+            text("DELETE FROM message_search WHERE message_id IN :ids").bindparams(bindparam("ids", expanding=True)),
+            {"ids": ids},
+        )
+        db.session.execute(
+            text(
+                "INSERT INTO message_search (message_id, document) VALUES (:id, "
+                "setweight(to_tsvector('simple', :subject), 'A') || setweight(to_tsvector('simple', :sender), 'A')"
+                " || to_tsvector('simple', :body))"
+            ),
+            rows,
+        )
+    else:
+        db.session.execute(
+            text("DELETE FROM message_fts WHERE rowid IN :ids").bindparams(bindparam("ids", expanding=True)),
+            {"ids": ids},
+        )
+        db.session.execute(
+            text("INSERT INTO message_fts (rowid, subject, sender, body) VALUES (:id, :subject, :sender, :body)"),
+            rows,
+        )
+
+
+def matching(query: str) -> ColumnElement[bool] | None:
+    """A condition on EmailMessage.id: every word of ``query`` (as a prefix) appears; None if no words."""
+    words = _WORD.findall(query)[:20]
+    if not words:
+        return None
+    if _is_postgres():
+        tsquery = " & ".join(f"{w}:*" for w in words)
+        sql = "SELECT message_id AS id FROM message_search WHERE document @@ to_tsquery('simple', :q)"
+        sub = text(sql).bindparams(q=tsquery)
+    else:
+        match = " ".join('"' + w.replace('"', '""') + '"*' for w in words)
+        sub = text("SELECT rowid AS id FROM message_fts WHERE message_fts MATCH :q").bindparams(q=match)
+    return EmailMessage.id.in_(sub.columns(column("id", Integer)).subquery().select())
