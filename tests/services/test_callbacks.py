@@ -149,3 +149,15 @@ def test_callbacks_are_checked_when_queued(make_account) -> None:
     with pytest.raises(Invalid, match="not a webhook of this account"):
         fetchjobs.enqueue(account, on_complete="http://127.0.0.1:9/x")
     assert fetchjobs.enqueue(account, on_fetch=f"{__name__}.remember")
+
+
+def test_the_schedule_queues_due_accounts_once_per_interval(make_account) -> None:
+    from webapp.services import schedule
+
+    every = make_account(name="Every5", fetch_every_minutes=5)
+    make_account(name="Never")
+    first = schedule.run_due(now=1_000_000)
+    assert first.queued == ["Every5"]
+    fetchjobs.release(every.id, fetchjobs.enqueue(every))  # as if the job ran and finished
+    assert schedule.run_due(now=1_000_000 + 120).queued == []
+    assert schedule.run_due(now=1_000_000 + 300).queued == ["Every5"]

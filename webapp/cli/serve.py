@@ -16,7 +16,7 @@ from flask.cli import ScriptInfo, pass_script_info
 from webapp.adapters import redisserver
 from webapp.adapters.process import die_with_parent
 from webapp.cli.common import fail
-from webapp.services import queues, setup
+from webapp.services import queues, schedule, setup
 
 
 @click.command("run")
@@ -66,6 +66,7 @@ def up(info: ScriptInfo, host: str, port: int) -> None:
     exe = [sys.executable, "-m", "webapp.cli"]
     children: dict[str, list[str]] = {
         "worker": [*exe, "worker"],
+        "scheduler": [*exe, "scheduler"],
         "web": [*exe, "run", "--host", host, "--port", str(port)],
     }
     redis_process = _start_embedded_redis(app)
@@ -116,6 +117,36 @@ def up(info: ScriptInfo, host: str, port: int) -> None:
         click.echo("stopped", err=True)
 
 
+@click.command("scheduler")
+@click.option("--interval", type=click.IntRange(5, 3600), default=60, show_default=True, help="Seconds.")
+@pass_script_info
+def scheduler(info: ScriptInfo, interval: int) -> None:
+    """Every INTERVAL seconds: queue the fetches that are due and retry due webhook deliveries."""
+    app = info.load_app()
+    click.echo(f"scheduler: every {interval} s", err=True)
+    while True:
+        with app.app_context():
+            _report(schedule.run_due())
+        time.sleep(interval)  # the schedule's own period, not a synchronisation
+
+
+@click.command("fetch-due")
+@pass_script_info
+def fetch_due(info: ScriptInfo) -> None:
+    """One pass of the schedule (for a system cron running it every minute)."""
+    with info.load_app().app_context():
+        _report(schedule.run_due())
+
+
+def _report(tick: schedule.Tick) -> None:
+    for name in tick.queued:
+        click.echo(f"queued a fetch of {name}", err=True)
+    for error in tick.errors:
+        click.echo(f"error: {error}", err=True)
+    if tick.delivered:
+        click.echo(f"delivered {tick.delivered} callback(s)", err=True)
+
+
 def _spawn(command: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, preexec_fn=die_with_parent)
 
@@ -132,5 +163,5 @@ def _start_embedded_redis(app: Flask) -> subprocess.Popen[bytes] | None:
 
 
 def register(cli: click.Group) -> None:
-    for command in (run, worker, up):
+    for command in (run, worker, up, scheduler, fetch_due):
         cli.add_command(command)

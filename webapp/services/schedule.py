@@ -1,0 +1,49 @@
+"""The periodic schedule: fetch the accounts that ask for it ("fetch every N minutes") and retry due
+webhook deliveries. ``email-connector scheduler`` runs it every minute (``make run`` starts it);
+a system cron running ``email-connector fetch-due`` every minute does the same.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from webapp.extensions import db
+from webapp.models import EmailAccount
+from webapp.services import callbacks, fetchjobs
+from webapp.services.errors import ConnectorError
+from webapp.services.redisconn import get_redis
+
+
+@dataclass
+class Tick:
+    queued: list[str] = field(default_factory=list)  # account names
+    delivered: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _last_key(account_id: int) -> str:
+    return f"emailconnector:schedule:last-fetch:{account_id}"
+
+
+def run_due(now: float | None = None) -> Tick:
+    """Queue a fetch of every account whose interval has passed; deliver due callbacks."""
+    now = time.time() if now is None else now
+    tick = Tick()
+    redis = get_redis()
+    query = select(EmailAccount).where(EmailAccount.fetch_every_minutes > 0).order_by(EmailAccount.id)
+    for account in db.session.scalars(query):
+        last = redis.get(_last_key(account.id))
+        if last is not None and now - float(last) < account.fetch_every_minutes * 60 - 5:
+            continue
+        try:
+            fetchjobs.enqueue(account)
+        except ConnectorError as exc:
+            tick.errors.append(f"{account.name}: {exc}")
+            continue
+        redis.set(_last_key(account.id), str(now), ex=account.fetch_every_minutes * 60 * 2)
+        tick.queued.append(account.name)
+    tick.delivered = callbacks.deliver_due()
+    return tick
