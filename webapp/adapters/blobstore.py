@@ -27,8 +27,9 @@ class FolderBlobStore:
             raise ValueError("not a SHA-256 hex digest")
         return self.root / digest[:2] / digest[2:4] / digest
 
-    def put(self, data: bytes) -> str:
-        """Store ``data`` (durably, before the caller commits rows that name it); return its hash."""
+    def put(self, data: bytes, *, durable: bool = True) -> str:
+        """Store ``data`` and return its hash. ``durable=False`` leaves the flush to :meth:`sync`, so a
+        batch costs one flush; either way it must be durable before rows naming it are committed."""
         digest = sha256(data)
         target = self.path(digest)
         if target.exists():
@@ -38,8 +39,9 @@ class FolderBlobStore:
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+                if durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
             try:
                 os.link(tmp, target)
             except FileExistsError:
@@ -47,6 +49,11 @@ class FolderBlobStore:
         finally:
             os.unlink(tmp)
         return digest
+
+    @staticmethod
+    def sync() -> None:
+        """Flush every blob written with ``durable=False`` to disk (one call per batch)."""
+        os.sync()
 
     def get(self, digest: str) -> bytes:
         try:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.header import decode_header, make_header
-from email.message import EmailMessage, Message
+from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
-from typing import Any
 
 MAX_PARTS = 500  # a message with more parts than this is cut off there, with a note
 # Defects that mean the MIME structure itself could not be read: the message is quarantined (kept raw,
@@ -39,6 +39,9 @@ class ParsedPart:
     content: bytes = field(repr=False)
     content_id: str = ""
     inline: bool = False
+    # Set when the bytes were already put in the blob store (by a parsing process): content is then empty.
+    sha256: str = ""
+    size: int = 0
 
 
 @dataclass(frozen=True)
@@ -69,11 +72,15 @@ def clean(value: str) -> str:
 
 def parse(raw: bytes) -> ParsedMessage:
     """Parse ``raw``; on failure return best-effort headers with ``error`` set."""
+    # compat32 is three times faster than the default policy; headers come from our own fast reader.
     try:
-        message = email.message_from_bytes(raw, policy=email.policy.default)
+        message = email.message_from_bytes(raw, policy=email.policy.compat32)
     except Exception as exc:  # noqa: BLE001 - the stdlib parser can fail in many ways on hostile input
         return ParsedMessage(error=f"unreadable message: {_describe(exc)}")
-    headers = _headers(message)
+    fast = parse_headers(raw)
+    headers = {
+        name: getattr(fast, name) for name in ("message_id", "subject", "sender", "to", "cc", "bcc", "reply_to", "date")
+    }
     try:
         body = _Body()
         body.collect(message)
@@ -98,76 +105,10 @@ def _describe(exc: Exception) -> str:
     return clean(f"{type(exc).__name__}: {exc}")[:500]
 
 
-def _headers(message: Message) -> dict[str, Any]:
-    return {
-        "message_id": _message_id(_text_header(message, "Message-ID")),
-        "subject": _text_header(message, "Subject"),
-        "sender": next(iter(_mailboxes(message, "From")), None),
-        "to": _mailboxes(message, "To"),
-        "cc": _mailboxes(message, "Cc"),
-        "bcc": _mailboxes(message, "Bcc"),
-        "reply_to": _mailboxes(message, "Reply-To"),
-        "date": _date(message),
-    }
-
-
-def _raw_header(message: Message, name: str) -> str | None:
-    for key, value in message.raw_items():
-        if key.lower() == name.lower():
-            return str(value)
-    return None
-
-
-def _text_header(message: Message, name: str) -> str:
-    try:
-        value = message.get(name)
-        text = "" if value is None else str(value)
-    except Exception:  # noqa: BLE001 - a broken header: decode it by hand
-        raw = _raw_header(message, name) or ""
-        try:
-            text = str(make_header(decode_header(raw)))
-        except Exception:  # noqa: BLE001
-            text = raw
-    # Unfold: header values are single lines for display and storage.
-    return " ".join(clean(text).split())
-
-
 def _message_id(value: str) -> str | None:
     value = value.strip().split()[0] if value.strip() else ""
     value = value.strip("<>")
     return value[:995] or None
-
-
-def _mailboxes(message: Message, name: str) -> tuple[Mailbox, ...]:
-    try:
-        header = message.get(name)
-        if header is None:
-            return ()
-        found = [
-            Mailbox(clean(a.display_name), clean(a.addr_spec))
-            for group in header.groups  # type: ignore[attr-defined]
-            for a in group.addresses
-        ]
-    except Exception:  # noqa: BLE001 - fall back to the lenient parser
-        raw = _raw_header(message, name) or ""
-        found = [Mailbox(clean(n), clean(a)) for n, a in getaddresses([raw])]
-    return tuple(m for m in found if m.address or m.name)
-
-
-def _date(message: Message) -> datetime | None:
-    raw = _raw_header(message, "Date")
-    if not raw:
-        return None
-    try:
-        value = parsedate_to_datetime(clean(raw).strip())
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if value.tzinfo is None:  # "-0000": the time is UTC with no zone information
-        value = value.replace(tzinfo=UTC)
-    try:
-        return value.astimezone(UTC)
-    except (OverflowError, ValueError):
-        return None
 
 
 class _Body:
@@ -236,7 +177,9 @@ class _Body:
             content = inner.as_bytes() if isinstance(inner, Message) else _raw_payload(part)
         except Exception:  # noqa: BLE001
             content = _raw_payload(part)
-        subject = _text_header(inner, "Subject") if isinstance(inner, Message) else ""
+        subject = (
+            " ".join(_decode_words(clean(str(inner.get("Subject", "")))).split()) if isinstance(inner, Message) else ""
+        )
         filename = _filename(part) or f"{_safe_stem(subject) or 'message'}.eml"
         self.parts.append(ParsedPart(filename, "message/rfc822", content, "", False))
 
@@ -253,22 +196,26 @@ def _filename(part: Message) -> str:
         name = part.get_filename() or ""
     except Exception:  # noqa: BLE001
         name = ""
-    name = " ".join(clean(str(name)).split())
+    # RFC 2231 is decoded by the parser; RFC 2047 in a filename is not standard but common.
+    name = " ".join(_decode_words(clean(str(name))).split())
     # Keep only the last path element: a filename is never a path.
     return name.replace("\\", "/").rsplit("/", 1)[-1][:255]
 
 
 def _text_of(part: Message, notes: list[str]) -> str:
     try:
-        if isinstance(part, EmailMessage):
-            return _lines(str(part.get_content()))
-    except LookupError:
-        notes.append(f"unknown charset {part.get_content_charset()!r}; shown as UTF-8")
-    except Exception as exc:  # noqa: BLE001
-        notes.append(f"body decoded leniently: {_describe(exc)}")
-    data = part.get_payload(decode=True)
+        data = part.get_payload(decode=True)
+    except Exception:  # noqa: BLE001
+        data = None
     if not isinstance(data, bytes):
         data = _raw_payload(part)
+    charset = (part.get_content_charset() or "utf-8").strip().lower()
+    if charset in ("us-ascii", "ascii", "unknown-8bit", "x-unknown"):
+        charset = "utf-8"  # a superset; mislabelled 8-bit mail is common
+    try:
+        return _lines(data.decode(charset, "replace"))
+    except LookupError:
+        notes.append(f"unknown charset {charset!r}; shown as UTF-8")
     return _lines(data.decode("utf-8", "replace"))
 
 
@@ -295,47 +242,71 @@ def _safe_stem(subject: str) -> str:
     return "".join(c if c.isalnum() or c in " -_." else "_" for c in subject).strip()[:80]
 
 
+_WANTED = frozenset({"message-id", "subject", "from", "to", "cc", "bcc", "reply-to", "date"})
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+
+
 def parse_headers(raw: bytes) -> ParsedMessage:
-    """Read only the header block (fast): what the mailbox lists before the bodies are parsed."""
+    """Read only the header block, fast (what the mailbox lists before the bodies are parsed)."""
     end = raw.find(b"\r\n\r\n")
     if end < 0:
         end = raw.find(b"\n\n")
-    block = raw if end < 0 else raw[: end + 2]
+    block = raw if end < 0 else raw[:end]
     try:
-        message = email.message_from_bytes(block, policy=email.policy.compat32)
+        found: dict[str, list[str]] = {}
+        for line in _FOLD.sub("", block.decode("utf-8", "replace")).split("\n"):
+            name, colon, value = line.partition(":")
+            key = name.strip().lower()
+            if colon and key in _WANTED:
+                found.setdefault(key, []).append(value.strip().replace("\x00", ""))
+
+        def first(key: str) -> str:
+            return found.get(key, [""])[0]
+
+        def boxes(key: str) -> tuple[Mailbox, ...]:
+            return _boxes(found.get(key, []))
+
         return ParsedMessage(
-            message_id=_message_id(_decoded(message, "Message-ID")),
-            subject=" ".join(_decoded(message, "Subject").split()),
-            sender=next(iter(_compat_mailboxes(message, "From")), None),
-            to=_compat_mailboxes(message, "To"),
-            cc=_compat_mailboxes(message, "Cc"),
-            bcc=_compat_mailboxes(message, "Bcc"),
-            reply_to=_compat_mailboxes(message, "Reply-To"),
-            date=_date(message),
+            message_id=_message_id(first("message-id")),
+            subject=" ".join(_decode_words(first("subject")).split()),
+            sender=next(iter(boxes("from")), None),
+            to=boxes("to"),
+            cc=boxes("cc"),
+            bcc=boxes("bcc"),
+            reply_to=boxes("reply-to"),
+            date=_parse_date(first("date")),
         )
     except Exception as exc:  # noqa: BLE001 - never raise: the full parse will say more
         return ParsedMessage(error=f"unreadable headers: {_describe(exc)}")
 
 
-def _decoded(message: Message, name: str) -> str:
-    raw = message.get(name)
-    if raw is None:
-        return ""
-    text = clean(str(raw))
+def _decode_words(value: str) -> str:
+    if "=?" not in value:
+        return value
     try:
-        return clean(str(make_header(decode_header(text))))
+        return clean(str(make_header(decode_header(value))))
     except Exception:  # noqa: BLE001 - a broken encoded word: keep it as it is
-        return text
+        return value
 
 
-def _compat_mailboxes(message: Message, name: str) -> tuple[Mailbox, ...]:
-    values = [clean(str(v)) for v in message.get_all(name) or []]
+def _boxes(values: list[str]) -> tuple[Mailbox, ...]:
     found = []
     for display, address in getaddresses(values):
-        try:
-            display = str(make_header(decode_header(display))) if "=?" in display else display
-        except Exception:  # noqa: BLE001
-            pass
         if address or display:
-            found.append(Mailbox(clean(display), clean(address)))
+            found.append(Mailbox(clean(_decode_words(display)), clean(address)))
     return tuple(found)
+
+
+def _parse_date(value: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None

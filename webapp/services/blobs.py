@@ -23,20 +23,33 @@ def _folder_store() -> FolderBlobStore:
     return FolderBlobStore(Path(current_app.instance_path) / "blobs")
 
 
+def folder_root() -> Path | None:
+    """The blob folder, or None when blobs live in the database."""
+    return None if _in_database() else Path(current_app.instance_path) / "blobs"
+
+
 def _in_database() -> bool:
     return current_app.config.get("BLOB_STORE", "folder") == "database"
 
 
-def put(data: bytes) -> str:
-    """Store ``data`` once and return its SHA-256; in the database it joins the caller's transaction."""
+def put(data: bytes, *, durable: bool = True) -> str:
+    """Store ``data`` once and return its SHA-256; in the database it joins the caller's transaction.
+
+    ``durable=False``: call :func:`sync` before committing rows that name the blob (one flush a batch).
+    """
     if not _in_database():
-        return _folder_store().put(data)
+        return _folder_store().put(data, durable=durable)
     digest = sha256(data)
     values = {"sha256": digest, "size": len(data), "data": data}
     dialect = db.session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     db.session.execute(insert(Blob).values(**values).on_conflict_do_nothing(index_elements=["sha256"]))
     return digest
+
+
+def sync() -> None:
+    if not _in_database():
+        FolderBlobStore.sync()
 
 
 def get(digest: str) -> bytes:

@@ -19,6 +19,7 @@ from typing import Protocol, TypeVar
 from imapclient import IMAPClient
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from webapp.adapters import imap, pop3
 from webapp.adapters.errors import AdapterError
@@ -30,6 +31,7 @@ from webapp.services.errors import ConnectionFailed, ConnectorError
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+FETCH_BYTES = 8 * 1024 * 1024
 
 
 @dataclass
@@ -146,6 +148,7 @@ class _Run:
         self.lock = lock
         self.summary = FetchSummary()
         self.progress = FetchProgress()
+        self._stale: dict[str, bool] = {}
 
     # --- IMAP -------------------------------------------------------------------------------------------
 
@@ -207,12 +210,12 @@ class _Run:
 
     def _download(self, client: IMAPClient, folder: str, uidvalidity: int, uids: Sequence[int]) -> list[_Item]:
         limit = self.account.max_message_size
-        too_big = (
-            {uid: size for uid, size in imap.sizes(client, uids).items() if limit and size > limit} if limit else {}
-        )
-        normal = [uid for uid in uids if uid not in too_big]
-        fetched = {m.uid: m for m in imap.fetch_messages(client, normal)}
-        fetched.update({m.uid: m for m in imap.fetch_headers(client, list(too_big))})
+        sizes = imap.sizes(client, uids)
+        too_big = {uid: size for uid, size in sizes.items() if limit and size > limit}
+        fetched = {m.uid: m for m in imap.fetch_headers(client, list(too_big))}
+        # FETCH in pieces of at most FETCH_BYTES, so memory stays flat whatever the messages weigh.
+        for piece in _by_size([uid for uid in uids if uid not in too_big], sizes, FETCH_BYTES):
+            fetched.update({m.uid: m for m in imap.fetch_messages(client, piece)})
         self.summary.failed += len(uids) - len(fetched)
         return [
             _Item(
@@ -232,7 +235,7 @@ class _Run:
             return
         pending = list(
             db.session.scalars(
-                select(EmailMessage).where(
+                select(EmailMessage.id).where(
                     EmailMessage.account_id == self.account.id,
                     EmailMessage.folder == folder,
                     EmailMessage.uidvalidity == uidvalidity,
@@ -243,12 +246,16 @@ class _Run:
         for batch in _chunks(pending, 500):
             self._apply_actions(client, list(batch))
 
-    def _apply_actions(self, client: IMAPClient, stored: Sequence[EmailMessage]) -> None:
+    def _apply_actions(self, client: IMAPClient, ids: Sequence[int]) -> None:
         action = self.account.after_fetch
-        targets = [m for m in stored if m.pending_action]
-        if action == "none" or not targets:
+        if action == "none" or not ids:
             return
-        uids = [m.uid for m in targets if m.uid is not None]
+        rows = db.session.execute(
+            select(EmailMessage.id, EmailMessage.uid).where(
+                EmailMessage.id.in_(list(ids)), EmailMessage.pending_action.is_not(None)
+            )
+        ).all()
+        uids = [int(uid) for _id, uid in rows if uid is not None]
         if action == "seen":
             imap.mark_seen(client, uids)
         elif action == "move":
@@ -257,7 +264,7 @@ class _Run:
             imap.delete(client, uids)
         failpoints.hit("server_action")
         db.session.execute(
-            update(EmailMessage).where(EmailMessage.id.in_([m.id for m in targets])).values(pending_action=None)
+            update(EmailMessage).where(EmailMessage.id.in_([i for i, _uid in rows])).values(pending_action=None)
         )
         db.session.commit()
 
@@ -313,74 +320,78 @@ class _Run:
 
     # --- storing ----------------------------------------------------------------------------------------
 
-    def _store(self, items: Sequence[_Item], state: FolderState | None, last_uid: int, key: str) -> list[EmailMessage]:
-        """Store ``items`` and the checkpoint in one transaction; return the messages stored."""
+    def _store(self, items: Sequence[_Item], state: FolderState | None, last_uid: int, key: str) -> list[int]:
+        """Store ``items`` and the checkpoint in one transaction; return the ids of the messages stored."""
         for _attempt in range(3):
-            added: list[EmailMessage] = []
-            relinked = 0
-            for item in items:
-                if state is not None and self._relink(item):
-                    relinked += 1
-                    continue
-                added.append(self._add(item))
+            relinked = self._relink(items, state) if state is not None and self._has_stale(state) else set()
+            fresh = [item for item in items if item.origin.uid not in relinked]
+            action = self.account.after_fetch if self.account.after_fetch != "none" else None
+            ids = messages.insert_received(
+                self.account,
+                [messages.Received(i.origin, i.raw, i.seen, i.flags, i.arrived_at, i.oversize, action) for i in fresh],
+            )
             if state is not None:
                 state.last_uid = max(state.last_uid, last_uid)
-            db.session.flush()
-            self.listener.in_transaction(self.account, added, key)
+            batch = self._loaded(ids)
+            self.listener.in_transaction(self.account, batch, key)
             failpoints.hit("before_commit")
             try:
                 db.session.commit()
             except IntegrityError:
                 db.session.rollback()
-                fresh = _unstored(self.account, items)
-                self.summary.skipped += len(items) - len(fresh)
-                items = fresh
+                unstored = _unstored(self.account, items)
+                self.summary.skipped += len(items) - len(unstored)
+                items = unstored
                 log.info("account %s: part of a batch was stored by someone else first", self.account.name)
                 continue
             failpoints.hit("after_commit")
             self.lock.refresh()
-            self.summary.stored += len(added)
-            self.summary.relinked += relinked
-            self.summary.skipped += relinked
-            self.summary.quarantined += sum(1 for m in added if m.parse_error is not None)
-            self.listener.after_commit(self.account, added, key)
-            return added
+            self.summary.stored += len(ids)
+            self.summary.relinked += len(relinked)
+            self.summary.skipped += len(relinked)
+            self.summary.quarantined += sum(1 for i in fresh if i.oversize is not None)
+            self.listener.after_commit(self.account, batch, key)
+            return ids
         self.summary.failed += len(items)
         return []
 
-    def _add(self, item: _Item) -> EmailMessage:
-        message = messages.add(
-            self.account,
-            item.origin,
-            item.raw,
-            seen=item.seen,
-            flags=item.flags,
-            arrived_at=item.arrived_at,
-            oversize=item.oversize,
-            lazy=True,
-        )
-        if self.account.after_fetch != "none":
-            message.pending_action = self.account.after_fetch
-        return message
+    def _loaded(self, ids: list[int]) -> list[EmailMessage]:
+        """The stored rows as objects, only when someone listens (a callback or a webhook)."""
+        if not ids or isinstance(self.listener, _NoListener):
+            return []
+        query = select(EmailMessage).where(EmailMessage.id.in_(ids)).order_by(EmailMessage.id)
+        return list(db.session.scalars(query.options(selectinload(EmailMessage.attachments))))
 
-    def _relink(self, item: _Item) -> bool:
-        """After a UIDVALIDITY change: the same bytes stored under the old numbering get the new UID."""
-        origin = item.origin
-        digest = messages.digest(item.raw)
-        stale = db.session.scalar(
-            select(EmailMessage)
-            .where(
+    def _has_stale(self, state: FolderState) -> bool:
+        """Are messages of this folder stored under another UIDVALIDITY (the server renumbered it)?"""
+        cached = self._stale.get(state.folder)
+        if cached is None:
+            query = select(EmailMessage.id).where(
                 EmailMessage.account_id == self.account.id,
-                EmailMessage.folder == origin.folder,
-                EmailMessage.raw_sha256 == digest,
-                EmailMessage.uidvalidity != origin.uidvalidity,
+                EmailMessage.folder == state.folder,
+                EmailMessage.uidvalidity != state.uidvalidity,
             )
-            .limit(1)
+            cached = self._stale[state.folder] = db.session.scalar(query.limit(1)) is not None
+        return cached
+
+    def _relink(self, items: Sequence[_Item], state: FolderState) -> set[int]:
+        """After a UIDVALIDITY change: the same bytes stored under the old numbering get the new UID."""
+        by_digest = {messages.digest(i.raw): i for i in items if i.oversize is None}
+        stale = db.session.scalars(
+            select(EmailMessage).where(
+                EmailMessage.account_id == self.account.id,
+                EmailMessage.folder == state.folder,
+                EmailMessage.uidvalidity != state.uidvalidity,
+                EmailMessage.raw_sha256.in_(list(by_digest)),
+            )
         )
-        if stale is None:
-            return False
-        stale.uidvalidity, stale.uid = origin.uidvalidity, origin.uid
-        return True
+        relinked: set[int] = set()
+        for message in stale:
+            item = by_digest.pop(message.raw_sha256, None)
+            if item is not None:  # two stored copies of the same bytes: re-link one, keep the other as is
+                message.uidvalidity, message.uid = item.origin.uidvalidity, item.origin.uid
+                relinked.add(item.origin.uid or 0)
+        return relinked
 
     def _advance(self, count: int) -> None:
         self.progress.done += count
@@ -439,6 +450,20 @@ def _unstored(account: EmailAccount, items: Sequence[_Item]) -> list[_Item]:
         return [i for i in items if i.origin.uidl not in known_uidls]
     known = _known_uids(account, first.folder, first.uidvalidity or 0, [i.origin.uid or 0 for i in items])
     return [i for i in items if i.origin.uid not in known]
+
+
+def _by_size(uids: Sequence[int], sizes: dict[int, int], budget: int) -> Iterator[list[int]]:
+    piece: list[int] = []
+    total = 0
+    for uid in uids:
+        size = sizes.get(uid, 0)
+        if piece and total + size > budget:
+            yield piece
+            piece, total = [], 0
+        piece.append(uid)
+        total += size
+    if piece:
+        yield piece
 
 
 def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, insert, or_, select
 
 from webapp.adapters import parser
 from webapp.adapters.parser import Mailbox, ParsedMessage
@@ -90,15 +91,85 @@ def add(
     return message
 
 
-def _attach(message: EmailMessage, parsed: ParsedMessage) -> None:
+@dataclass(frozen=True)
+class Received:
+    """A message as fetched, for :func:`insert_received`."""
+
+    origin: Origin
+    raw: bytes
+    seen: bool = False
+    flags: tuple[str, ...] = ()
+    arrived_at: datetime | None = None
+    oversize: int | None = None  # the real size when ``raw`` is only the header block
+    pending_action: str | None = None
+
+
+def insert_received(account: EmailAccount, batch: Sequence[Received]) -> list[int]:
+    """Store a fetched batch fast — raw bytes kept, headers read, bodies pending — and return the ids.
+
+    One flush of the blob store and one multi-row INSERT for the batch (the caller commits).
+    """
+    now = utcnow()
+    rows = []
+    for item in batch:
+        headers = parser.parse_headers(item.raw)
+        row: dict[str, Any] = {
+            "account_id": account.id,
+            "folder": item.origin.folder,
+            "uidvalidity": item.origin.uidvalidity,
+            "uid": item.origin.uid,
+            "uidl": item.origin.uidl,
+            "status": RECEIVED,
+            "raw_sha256": blobs.put(item.raw, durable=False),
+            "size": item.oversize or len(item.raw),
+            "received_at": now,
+            "sort_at": headers.date or item.arrived_at or now,
+            "seen": item.seen,
+            "flags": " ".join(item.flags),
+            "body_state": PENDING,
+            "pending_action": item.pending_action,
+            **_header_values(headers),
+        }
+        if item.oversize is not None:
+            row["body_state"] = OVERSIZE
+            row["parse_error"] = (
+                f"over the size limit: {item.oversize} bytes > {account.max_message_size}; only the headers were kept"
+            )
+        rows.append(row)
+    if not rows:
+        return []
+    blobs.sync()
+    result = db.session.execute(insert(EmailMessage).returning(EmailMessage.id, sort_by_parameter_order=True), rows)
+    ids = [int(i) for i in result.scalars()]
+    oversized = [i for i, row in zip(ids, rows, strict=True) if row["body_state"] == OVERSIZE]
+    if oversized:
+        search.index(list(db.session.scalars(select(EmailMessage).where(EmailMessage.id.in_(oversized)))))
+    return ids
+
+
+def _header_values(parsed: ParsedMessage) -> dict[str, Any]:
+    return {
+        "message_id": parsed.message_id,
+        "subject": parsed.subject,
+        "from_name": parsed.sender.name if parsed.sender else "",
+        "from_address": parsed.sender.address if parsed.sender else "",
+        "to": _mailboxes(parsed.to),
+        "cc": _mailboxes(parsed.cc),
+        "bcc": _mailboxes(parsed.bcc),
+        "reply_to": _mailboxes(parsed.reply_to),
+        "date": parsed.date,
+    }
+
+
+def _attach(message: EmailMessage, parsed: ParsedMessage, *, durable: bool = True) -> None:
     for position, part in enumerate(parsed.parts):
         message.attachments.append(
             Attachment(
                 position=position,
                 filename=part.filename or "attachment",
                 content_type=part.content_type[:255],
-                size=len(part.content),
-                sha256=blobs.put(part.content),
+                size=part.size if part.sha256 else len(part.content),
+                sha256=part.sha256 or blobs.put(part.content, durable=durable),
                 content_id=part.content_id,
                 inline=part.inline,
             )
@@ -106,15 +177,16 @@ def _attach(message: EmailMessage, parsed: ParsedMessage) -> None:
     message.has_attachments = any(not a.inline for a in message.attachments)
 
 
-def complete(message: EmailMessage, parsed: ParsedMessage | None = None, *, index: bool = True) -> None:
-    """Parse a pending message's bodies and parts (the caller commits)."""
+def complete(message: EmailMessage, parsed: ParsedMessage | None = None, *, batch: bool = False) -> None:
+    """Parse a pending message's bodies and parts (the caller commits; with ``batch``, after indexing the
+    batch and :func:`blobs.sync`)."""
     if message.body_state != PENDING:
         return
     parsed = parsed or parser.parse(raw_bytes(message))
     _fill(message, parsed)
-    _attach(message, parsed)
+    _attach(message, parsed, durable=not batch)
     message.body_state = PARSED
-    if index:
+    if not batch:
         search.index([message])
 
 
@@ -126,13 +198,13 @@ def ensure_parsed(message: EmailMessage) -> EmailMessage:
     return message
 
 
-def complete_pending(account: EmailAccount, chunk: int = 200) -> tuple[int, int]:
+def complete_pending(account: EmailAccount, chunk: int = 100) -> tuple[int, int]:
     """Parse the bodies of every pending message of the account, in parallel processes when many.
 
     Returns (messages parsed, of which could not be parsed: quarantined).
     """
     done = quarantined = 0
-    with parsing.pool() as parse_many:
+    with parsing.pool(blobs.folder_root(), blobs.get) as parse_many:
         while True:
             pending = list(
                 db.session.scalars(
@@ -144,24 +216,18 @@ def complete_pending(account: EmailAccount, chunk: int = 200) -> tuple[int, int]
             )
             if not pending:
                 return done, quarantined
-            for message, parsed in zip(pending, parse_many([raw_bytes(m) for m in pending]), strict=True):
-                complete(message, parsed, index=False)
+            for message, parsed in zip(pending, parse_many([m.raw_sha256 for m in pending]), strict=True):
+                complete(message, parsed, batch=True)
                 quarantined += parsed.error is not None
             search.index(pending)
+            blobs.sync()
             db.session.commit()
             done += len(pending)
 
 
 def _fill(message: EmailMessage, parsed: ParsedMessage) -> None:
-    message.message_id = parsed.message_id
-    message.subject = parsed.subject
-    message.from_name = parsed.sender.name if parsed.sender else ""
-    message.from_address = parsed.sender.address if parsed.sender else ""
-    message.to = _mailboxes(parsed.to)
-    message.cc = _mailboxes(parsed.cc)
-    message.bcc = _mailboxes(parsed.bcc)
-    message.reply_to = _mailboxes(parsed.reply_to)
-    message.date = parsed.date
+    for name, value in _header_values(parsed).items():
+        setattr(message, name, value)
     message.text_body = parsed.text
     message.html_body = parsed.html
     message.parse_error = parsed.error
