@@ -35,6 +35,11 @@ lint: $(VENV)/.installed
 test: install lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# Minutes, not seconds: run by hand; figures go into docs/benchmarks.md.
+bench: install
+	$(BIN)/python -m bench.fetch
+	$(BIN)/python -m bench.mailbox
+
 fmt: $(VENV)/.installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .

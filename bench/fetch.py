@@ -10,8 +10,8 @@ index are complete) as ratios of the raw one, and the peak memory of the fetchin
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import json
+import multiprocessing
 import os
 import resource
 import shutil

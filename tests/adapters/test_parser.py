@@ -132,3 +132,45 @@ def test_parse_never_raises_on_arbitrary_bytes(raw: bytes) -> None:
 )
 def test_parse_never_raises_on_mime_shaped_garbage(chunks: list[bytes]) -> None:
     parse(b"".join(chunks))
+
+
+def _without_fast_tree(raw: bytes):
+    import webapp.adapters.parser as parser_module
+
+    saved = parser_module.FAST_TREE_BYTES
+    parser_module.FAST_TREE_BYTES = 10**12
+    try:
+        return parse(raw)
+    finally:
+        parser_module.FAST_TREE_BYTES = saved
+
+
+def _shape(parsed):
+    return (parsed.text, parsed.html, parsed.error, parsed.defects,
+            [(p.filename, p.content_type, p.content, p.inline, p.content_id) for p in parsed.parts])  # fmt: skip
+
+
+def test_the_fast_tree_for_big_messages_reads_exactly_what_the_feed_parser_reads() -> None:
+    import random
+
+    from webapp.adapters import mimetree
+
+    rng = random.Random(5)
+    inner = _msg(From="x@example.test", Subject="Inner")
+    inner.set_content("inner body")
+    inner.add_attachment(rng.randbytes(50_000), maintype="image", subtype="png", filename="in.png")
+    outer = _msg(From="a@example.test", Subject="outer")
+    outer.set_content("text body\n.dotted line\n")
+    outer.add_alternative("<p>html</p>", subtype="html")
+    outer.add_attachment(rng.randbytes(120_000), maintype="application", subtype="pdf", filename="big.pdf")
+    outer.add_attachment(inner)
+    outer.add_attachment("Grüße\n" * 5000, subtype="plain", filename="notes.txt")
+    samples = [outer.as_bytes(), *(generated.make(i, "attachment") + b"x" * 40_000 for i in range(3))]
+    with_preamble = samples[0].replace(b"\r\n\r\n--", b"\r\n\r\nThis is a preamble.\r\n--", 1) + b"epilogue\r\n"
+    samples.append(with_preamble)
+    for raw in samples:
+        assert mimetree.build(raw) is not None or raw is not samples[0]
+        assert _shape(parse(raw)) == _shape(_without_fast_tree(raw))
+    unclosed = samples[0][: samples[0].rindex(b"--\r\n")]  # the closing boundary is missing
+    assert mimetree.build(unclosed) is None  # the feed parser handles (and records) it
+    assert _shape(parse(unclosed)) == _shape(_without_fast_tree(unclosed))

@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from webapp.adapters import imap, pop3
+from webapp.adapters import imap, memory, pop3
 from webapp.adapters.errors import AdapterError
 from webapp.extensions import db
 from webapp.models import EmailAccount, EmailMessage, FolderState
@@ -109,6 +109,7 @@ def fetch(
 
     Only one fetch per account runs at a time, across workers and machines (AlreadyRunning otherwise).
     """
+    memory.fix_mmap_threshold()
     with fetchlock.hold(account.id) as lock:
         run = _Run(account, progress, cancelled, listener or _NoListener(), lock)
         try:

@@ -15,7 +15,7 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-from webapp.adapters import parser
+from webapp.adapters import memory, parser
 from webapp.adapters.blobstore import FolderBlobStore
 from webapp.adapters.parser import ParsedMessage
 
@@ -27,6 +27,7 @@ ParseMany = Callable[[Sequence[str]], list[ParsedMessage]]
 
 def parse_stored(root: str, digest: str) -> ParsedMessage:
     """Parse the raw message ``digest`` of the blob folder and store its parts there (no flush)."""
+    memory.fix_mmap_threshold()
     store = FolderBlobStore(Path(root))
     parsed = parser.parse(store.get(digest))
     parts = tuple(

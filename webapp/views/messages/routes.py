@@ -26,7 +26,7 @@ DOWNLOAD_CSP = "default-src 'none'; sandbox"
 @bp.route("/<int:message_id>")
 @login_required
 def show(message_id: int) -> ResponseReturnValue:
-    message = readable_message(message_id)
+    message = messages.ensure_parsed(readable_message(message_id))
     account = accounts.by_id(message.account_id)
     show_images = request.args.get("images") == "1"
     shown = display.message_view(message, account, request.args.get("view"), show_images)
