@@ -50,7 +50,9 @@ def _node(raw: bytes, depth: int) -> Message:
         boundary = node.get_boundary()
         if not boundary:
             raise _Unusual
-        children = [_node(part, depth + 1) for part in _parts(body, boundary.encode("ascii", "surrogateescape"))]
+        children: list[Message | str] = [
+            _node(part, depth + 1) for part in _parts(body, boundary.encode("ascii", "surrogateescape"))
+        ]
         node.set_payload(children)
         return node
     if node.get_content_type() == "message/rfc822":
