@@ -129,7 +129,11 @@ def ours(imaps_port: int, ca_pem: str, config: dict[str, object], count: int) ->
 
 
 def _run_ours(results: object, *args: object) -> None:
-    results.put(ours(*args))  # type: ignore[attr-defined, arg-type]
+    try:
+        results.put(ours(*args))  # type: ignore[attr-defined, arg-type]
+    except BaseException as exc:
+        results.put({"error": repr(exc)})  # type: ignore[attr-defined]
+        raise
 
 
 def main() -> None:
@@ -159,6 +163,8 @@ def main() -> None:
         worker.start()
         result = results.get(timeout=3600)
         worker.join()
+        if "error" in result:
+            raise SystemExit(f"our fetch failed: {result['error']}")
     finally:
         redis.stop()
         database.drop()

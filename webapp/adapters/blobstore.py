@@ -17,7 +17,8 @@ def sha256(data: bytes) -> str:
 
 
 class FolderBlobStore:
-    """Blobs as files ``ab/cd/abcd…`` under ``root``; written to a temporary name, then linked into place."""
+    """Blobs as files ``ab/abcd…`` under ``root`` (256 folders: one more level would cost a mkdir for
+    nearly every blob); written to a temporary name, then linked into place."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -25,6 +26,10 @@ class FolderBlobStore:
     def path(self, digest: str) -> Path:
         if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             raise ValueError("not a SHA-256 hex digest")
+        return self.root / digest[:2] / digest
+
+    def _old_path(self, digest: str) -> Path:
+        # The first layout (ab/cd/abcd…), still read.
         return self.root / digest[:2] / digest[2:4] / digest
 
     def put(self, data: bytes, *, durable: bool = True) -> str:
@@ -34,7 +39,8 @@ class FolderBlobStore:
         target = self.path(digest)
         if target.exists():
             return digest
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.parent.is_dir():
+            target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -56,10 +62,12 @@ class FolderBlobStore:
         os.sync()
 
     def get(self, digest: str) -> bytes:
-        try:
-            return self.path(digest).read_bytes()
-        except FileNotFoundError:
-            raise BlobMissing(digest) from None
+        for path in (self.path(digest), self._old_path(digest)):
+            try:
+                return path.read_bytes()
+            except FileNotFoundError:
+                continue
+        raise BlobMissing(digest)
 
     def exists(self, digest: str) -> bool:
-        return self.path(digest).exists()
+        return self.path(digest).exists() or self._old_path(digest).exists()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Protocol, TypeVar
@@ -25,7 +26,7 @@ from webapp.adapters import imap, memory, pop3
 from webapp.adapters.errors import AdapterError
 from webapp.extensions import db
 from webapp.models import EmailAccount, EmailMessage, FolderState
-from webapp.services import accounts, errorlog, failpoints, fetchlock, messages
+from webapp.services import accounts, blobs, errorlog, failpoints, fetchlock, messages, parsing
 from webapp.services.errors import ConnectionFailed, ConnectorError
 
 log = logging.getLogger(__name__)
@@ -113,10 +114,16 @@ def fetch(
     with fetchlock.hold(account.id) as lock:
         run = _Run(account, progress, cancelled, listener or _NoListener(), lock)
         try:
-            if account.incoming_protocol == "imap":
-                run.imap()
-            else:
-                run.pop3()
+            try:
+                if account.incoming_protocol == "imap":
+                    run.imap()
+                else:
+                    run.pop3()
+            except BaseException:
+                db.session.rollback()  # a batch cut short is not committed by what follows
+                run.finish_parsing()
+                raise
+            run.finish_parsing()
         except AdapterError as exc:
             db.session.rollback()
             reason = f"Incoming server: {exc}"
@@ -150,6 +157,12 @@ class _Run:
         self.summary = FetchSummary()
         self.progress = FetchProgress()
         self._stale: dict[str, bool] = {}
+        self._relinked: set[int] = set()
+        self.max_size = account.max_message_size
+        root = blobs.folder_root()
+        # One parsing process while downloading leaves the other core to the download and the database;
+        # what it has not finished when the download ends is parsed by all cores (complete_pending).
+        self.background = parsing.Background(root, workers=1) if root is not None else None
 
     # --- IMAP -------------------------------------------------------------------------------------------
 
@@ -161,15 +174,29 @@ class _Run:
                 info = imap.open_folder(client, folder, writable=writable)
                 state = self._state(folder, info.uidvalidity)
                 self._apply_pending_actions(client, folder, info.uidvalidity)
-                for batch in _chunks(self._imap_todo(client, folder, state), self.account.batch_size):
-                    self._check_cancel()
-                    items = self._download(client, folder, info.uidvalidity, batch)
-                    failpoints.hit("downloaded")
-                    stored = self._store(
-                        items, state, max(batch), f"{folder}:{info.uidvalidity}:{batch[0]}-{batch[-1]}"
-                    )
-                    self._apply_actions(client, stored)
-                    self._advance(len(batch))
+                batches = list(_chunks(self._imap_todo(client, folder, state), self.account.batch_size))
+                # While a batch is stored, the next one downloads (unless the server is changed after each
+                # batch: then the connection is needed between batches).
+                with ThreadPoolExecutor(1) as downloader:
+                    ahead: Future[list[_Item]] | None = None
+                    for index, batch in enumerate(batches):
+                        self._check_cancel()
+                        if ahead is None:
+                            ahead = downloader.submit(self._download, client, folder, info.uidvalidity, batch)
+                        items = ahead.result()
+                        ahead = None
+                        if not writable and index + 1 < len(batches):
+                            following = batches[index + 1]
+                            ahead = downloader.submit(self._download, client, folder, info.uidvalidity, following)
+                        failpoints.hit("downloaded")
+                        stored = self._store(
+                            items, state, max(batch), f"{folder}:{info.uidvalidity}:{batch[0]}-{batch[-1]}"
+                        )
+                        self._apply_actions(client, stored)
+                        self._parse_in_background(stored, items)
+                        self._advance(len(batch))
+                    if ahead is not None:
+                        ahead.cancel()
 
     def _imap_todo(self, client: IMAPClient, folder: str, state: FolderState) -> list[int]:
         account = self.account
@@ -210,7 +237,8 @@ class _Run:
         return state
 
     def _download(self, client: IMAPClient, folder: str, uidvalidity: int, uids: Sequence[int]) -> list[_Item]:
-        limit = self.account.max_message_size
+        # Runs in the download thread: no database (and no expired model attribute) from here.
+        limit = self.max_size
         sizes = imap.sizes(client, uids)
         too_big = {uid: size for uid, size in sizes.items() if limit and size > limit}
         fetched = {m.uid: m for m in imap.fetch_headers(client, list(too_big))}
@@ -305,7 +333,8 @@ class _Run:
                     else:
                         items.append(_Item(messages.Origin("INBOX", uidl=uidl), pop3.retrieve(client, number)))
                 failpoints.hit("downloaded")
-                self._store(items, None, 0, f"INBOX:{batch[0][1]}-{batch[-1][1]}")
+                stored = self._store(items, None, 0, f"INBOX:{batch[0][1]}-{batch[-1][1]}")
+                self._parse_in_background(stored, items)
                 if account.after_fetch == "delete":
                     for number, _uidl in batch:
                         client.dele(number)  # takes effect at QUIT, after the commit above
@@ -325,6 +354,7 @@ class _Run:
         """Store ``items`` and the checkpoint in one transaction; return the ids of the messages stored."""
         for _attempt in range(3):
             relinked = self._relink(items, state) if state is not None and self._has_stale(state) else set()
+            self._relinked = relinked
             fresh = [item for item in items if item.origin.uid not in relinked]
             action = self.account.after_fetch if self.account.after_fetch != "none" else None
             ids = messages.insert_received(
@@ -393,6 +423,22 @@ class _Run:
                 message.uidvalidity, message.uid = item.origin.uidvalidity, item.origin.uid
                 relinked.add(item.origin.uid or 0)
         return relinked
+
+    def _parse_in_background(self, ids: Sequence[int], items: Sequence[_Item]) -> None:
+        """Hand the batch's bodies to the parsing processes; write what they finished so far."""
+        if self.background is None or not ids:
+            return
+        digests = [messages.digest(i.raw) for i in items if i.oversize is None and i.origin.uid not in self._relinked]
+        if len(digests) == len(ids):
+            self.background.submit(ids, digests)
+        self.summary.quarantined += messages.apply_parsed(self.background.done(at_least=20))
+
+    def finish_parsing(self) -> None:
+        if self.background is not None:
+            try:
+                self.summary.quarantined += messages.apply_parsed(self.background.done())
+            finally:
+                self.background.close()  # pieces not parsed yet stay pending: complete_pending does them
 
     def _advance(self, count: int) -> None:
         self.progress.done += count

@@ -225,6 +225,24 @@ def complete_pending(account: EmailAccount, chunk: int = 100) -> tuple[int, int]
             done += len(pending)
 
 
+def apply_parsed(results: Sequence[tuple[Sequence[int], Sequence[ParsedMessage]]]) -> int:
+    """Write bodies parsed in the background (parts already in the blob store); return how many were
+    quarantined. One transaction, after one flush of the blob store."""
+    by_id = {i: parsed for ids, parsed_list in results for i, parsed in zip(ids, parsed_list, strict=True)}
+    if not by_id:
+        return 0
+    found = list(db.session.scalars(select(EmailMessage).where(EmailMessage.id.in_(list(by_id)))))
+    quarantined = 0
+    for message in found:
+        parsed = by_id[message.id]
+        complete(message, parsed, batch=True)
+        quarantined += parsed.error is not None
+    search.index(found)
+    blobs.sync()
+    db.session.commit()
+    return quarantined
+
+
 def _fill(message: EmailMessage, parsed: ParsedMessage) -> None:
     for name, value in _header_values(parsed).items():
         setattr(message, name, value)
