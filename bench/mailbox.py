@@ -41,6 +41,7 @@ def seed(count: int) -> int:
             outgoing_port=25, outgoing_security="none",
         )
     )  # fmt: skip
+    account_id = int(account.id)
     rng = random.Random(7)
     start = datetime(2020, 1, 1, tzinfo=UTC)
     for first in range(0, count, 5000):
@@ -49,7 +50,7 @@ def seed(count: int) -> int:
             at = start + timedelta(minutes=index)
             rows.append(
                 {
-                    "account_id": account.id, "folder": "INBOX", "uidvalidity": 1, "uid": index + 1,
+                    "account_id": account_id, "folder": "INBOX", "uidvalidity": 1, "uid": index + 1,
                     "subject": " ".join(rng.choices(WORDS, k=6)), "from_name": f"Sender {index % 997}",
                     "from_address": f"sender{index % 997}@example.test", "to": [], "cc": [], "bcc": [],
                     "reply_to": [], "date": at, "received_at": at, "sort_at": at, "size": 5000,
@@ -61,7 +62,7 @@ def seed(count: int) -> int:
         search.index(list(db.session.scalars(select(EmailMessage).where(EmailMessage.id.in_(ids)))))
         db.session.commit()
         db.session.expunge_all()
-    return int(account.id)
+    return account_id
 
 
 def timed(client: object, url: str, runs: int = 15) -> float:

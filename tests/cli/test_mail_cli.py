@@ -127,3 +127,40 @@ def test_fetch_wait_with_a_real_worker(make_account, dovecot: Dovecot, worker, w
                             timeout=120)  # fmt: skip
     assert failed.returncode == 1 and "authentication failed" in failed.stderr
     assert errorlog.entries(account)[0].operation == "fetch"
+
+
+def test_accounts_update_and_folders(run: Callable[..., Result], make_account, dovecot: Dovecot) -> None:
+    dovecot.deliver_many("alice", generated.mix(2))
+    dovecot.deliver_many("alice", generated.mix(3), folder="Archive")
+    make_account()
+    updated = run(
+        "accounts", "update", "Work", "--strategy", "replicate", "--order", "oldest", "--count", "7",
+        "--batch-size", "40", "--folder", "INBOX", "--folder", "Archive", "--max-size", "1000000",
+        "--every", "15", "--after-fetch", "move:Done",
+    )  # fmt: skip
+    assert updated.exit_code == 0, updated.output
+    (row,) = json.loads(run("accounts", "list", "--json").stdout)
+    assert (row["strategy"], row["order"], row["count"], row["batch_size"]) == ("replicate", "oldest", 7, 40)
+    assert (row["folders"], row["max_size"], row["every"], row["after_fetch"]) == (
+        ["INBOX", "Archive"],
+        1000000,
+        15,
+        "move:Done",
+    )
+    assert run("accounts", "update", "Work", "--batch-size", "50").exit_code == 0
+    (row,) = json.loads(run("accounts", "list", "--json").stdout)
+    assert row["batch_size"] == 50 and row["folders"] == ["INBOX", "Archive"]  # the rest kept
+    bad = run("accounts", "update", "Work", "--after-fetch", "move")
+    assert bad.exit_code == 1 and "none, seen, move:FOLDER or delete" in bad.stderr
+    assert run("accounts", "update", "Work", "--folder", "bad\nname").exit_code == 1
+
+    listed = run("folders", "Work", "--json")
+    assert listed.exit_code == 0, listed.output
+    folders = {f["name"]: f for f in json.loads(listed.stdout)}
+    assert folders["INBOX"]["messages"] == 2 and folders["Archive"]["messages"] == 3
+    assert folders["Archive"]["delimiter"] == "." and isinstance(folders["Archive"]["flags"], list)
+    assert run("folders", "Nope").exit_code == 1
+
+    assert run("accounts", "update", "Work", "--after-fetch", "none").exit_code == 0
+    fetched = run("fetch", "Work", "--inline", "--json")
+    assert json.loads(fetched.stdout) == {"stored": 5, "skipped": 0, "quarantined": 0, "failed": 0}
