@@ -150,20 +150,7 @@ def sizes(client: IMAPClient, uids: Sequence[int]) -> dict[int, int]:
 
 def fetch_headers(client: IMAPClient, uids: Sequence[int]) -> list[FetchedMessage]:
     """Only the header block of ``uids`` (``BODY.PEEK[HEADER]``), for messages over the size limit."""
-    if not uids:
-        return []
-    client.normalise_times = False
-    response = client.fetch(list(uids), [b"BODY.PEEK[HEADER]", b"FLAGS", b"INTERNALDATE"])
-    result = []
-    for uid in uids:
-        data = response.get(uid)
-        if not data:
-            continue
-        raw = data.get(b"BODY[HEADER]") or b""
-        flags = tuple(f.decode("utf-8", "replace") if isinstance(f, bytes) else str(f) for f in data.get(b"FLAGS", ()))
-        internal = data.get(b"INTERNALDATE")
-        result.append(FetchedMessage(uid, bytes(raw), flags, internal if isinstance(internal, datetime) else None))
-    return result
+    return _fetch(client, uids, b"BODY.PEEK[HEADER]", b"BODY[HEADER]")
 
 
 def mark_seen(client: IMAPClient, uids: Sequence[int]) -> None:
@@ -214,21 +201,23 @@ def fetch_messages(client: IMAPClient, uids: Sequence[int]) -> list[FetchedMessa
 
     A UID that is gone from the server (expunged meanwhile) is simply missing from the result.
     """
+    return _fetch(client, uids, b"BODY.PEEK[]", b"BODY[]")
+
+
+def _fetch(client: IMAPClient, uids: Sequence[int], item: bytes, answer: bytes) -> list[FetchedMessage]:
     if not uids:
         return []
     client.normalise_times = False
-    response = client.fetch(list(uids), [b"BODY.PEEK[]", b"FLAGS", b"INTERNALDATE"])
+    response = client.fetch(list(uids), [item, b"FLAGS", b"INTERNALDATE"])
     result = []
     for uid in uids:
         data = response.get(uid)
-        if not data or b"BODY[]" not in data:
+        if not data or answer not in data:
             continue
-        raw = data[b"BODY[]"]
         flags = tuple(f.decode("utf-8", "replace") if isinstance(f, bytes) else str(f) for f in data.get(b"FLAGS", ()))
         internal = data.get(b"INTERNALDATE")
-        result.append(
-            FetchedMessage(uid, bytes(raw or b""), flags, internal if isinstance(internal, datetime) else None)
-        )
+        arrived = internal if isinstance(internal, datetime) else None
+        result.append(FetchedMessage(uid, bytes(data[answer] or b""), flags, arrived))
     return result
 
 
