@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 FETCH_BYTES = 8 * 1024 * 1024
+BATCH_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -174,7 +175,15 @@ class _Run:
                 info = imap.open_folder(client, folder, writable=writable)
                 state = self._state(folder, info.uidvalidity)
                 self._apply_pending_actions(client, folder, info.uidvalidity)
-                batches = list(_chunks(self._imap_todo(client, folder, state), self.account.batch_size))
+                todo = self._imap_todo(client, folder, state)
+                sizes = self._sizes(client, todo)
+                # A batch is at most "batch size" messages and at most BATCH_BYTES: memory stays flat
+                # whatever the messages weigh.
+                batches = [
+                    piece
+                    for chunk in _chunks(todo, self.account.batch_size)
+                    for piece in _by_size(chunk, sizes, BATCH_BYTES)
+                ]
                 # While a batch is stored, the next one downloads (unless the server is changed after each
                 # batch: then the connection is needed between batches).
                 with ThreadPoolExecutor(1) as downloader:
@@ -182,12 +191,14 @@ class _Run:
                     for index, batch in enumerate(batches):
                         self._check_cancel()
                         if ahead is None:
-                            ahead = downloader.submit(self._download, client, folder, info.uidvalidity, batch)
+                            ahead = downloader.submit(self._download, client, folder, info.uidvalidity, batch, sizes)
                         items = ahead.result()
                         ahead = None
                         if not writable and index + 1 < len(batches):
                             following = batches[index + 1]
-                            ahead = downloader.submit(self._download, client, folder, info.uidvalidity, following)
+                            ahead = downloader.submit(
+                                self._download, client, folder, info.uidvalidity, following, sizes
+                            )
                         failpoints.hit("downloaded")
                         stored = self._store(
                             items, state, max(batch), f"{folder}:{info.uidvalidity}:{batch[0]}-{batch[-1]}"
@@ -236,11 +247,18 @@ class _Run:
         db.session.commit()
         return state
 
-    def _download(self, client: IMAPClient, folder: str, uidvalidity: int, uids: Sequence[int]) -> list[_Item]:
+    def _sizes(self, client: IMAPClient, uids: Sequence[int]) -> dict[int, int]:
+        sizes: dict[int, int] = {}
+        for chunk in _chunks(uids, 5000):
+            sizes.update(imap.sizes(client, chunk))
+        return sizes
+
+    def _download(
+        self, client: IMAPClient, folder: str, uidvalidity: int, uids: Sequence[int], sizes: dict[int, int]
+    ) -> list[_Item]:
         # Runs in the download thread: no database (and no expired model attribute) from here.
         limit = self.max_size
-        sizes = imap.sizes(client, uids)
-        too_big = {uid: size for uid, size in sizes.items() if limit and size > limit}
+        too_big = {uid: sizes[uid] for uid in uids if limit and sizes.get(uid, 0) > limit}
         fetched = {m.uid: m for m in imap.fetch_headers(client, list(too_big))}
         # FETCH in pieces of at most FETCH_BYTES, so memory stays flat whatever the messages weigh.
         for piece in _by_size([uid for uid in uids if uid not in too_big], sizes, FETCH_BYTES):
@@ -500,6 +518,7 @@ def _unstored(account: EmailAccount, items: Sequence[_Item]) -> list[_Item]:
 
 
 def _by_size(uids: Sequence[int], sizes: dict[int, int], budget: int) -> Iterator[list[int]]:
+    """``uids`` in order, cut into pieces of at most ``budget`` bytes (a bigger message is a piece alone)."""
     piece: list[int] = []
     total = 0
     for uid in uids:
