@@ -11,25 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from flask import Flask
-from flask.cli import ScriptInfo
 
 from tests.servers.dovecot import Dovecot
 from tests.servers.pki import Pki
 from tests.servers.smtp import SmtpServer
-from webapp.cli import cli
 from webapp.services import accounts, users
-
-
-@pytest.fixture
-def run(app: Flask) -> Callable[..., Result]:
-    runner = CliRunner()
-
-    def invoke(*args: str, stdin: str | None = None) -> Result:
-        return runner.invoke(cli, list(args), input=stdin, obj=ScriptInfo(create_app=lambda: app))
-
-    return invoke
 
 
 def test_users_commands(run: Callable[..., Result], make_account) -> None:

@@ -9,26 +9,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-from click.testing import CliRunner, Result
-from flask import Flask
-from flask.cli import ScriptInfo
+from click.testing import Result
 
 from tests.servers import messages as generated
 from tests.servers.dovecot import Dovecot
 from tests.servers.smtp import SmtpServer
-from webapp.cli import cli
 from webapp.services import errorlog
-
-
-@pytest.fixture
-def run(app: Flask) -> Callable[..., Result]:
-    runner = CliRunner()
-
-    def invoke(*args: str, stdin: str | None = None) -> Result:
-        return runner.invoke(cli, list(args), input=stdin, obj=ScriptInfo(create_app=lambda: app))
-
-    return invoke
 
 
 def test_send_exits_0_only_when_the_server_accepted_it(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from markupsafe import Markup
+
 from webapp.adapters import sanitizer
 from webapp.models import EmailAccount, EmailMessage
 from webapp.services import messages
@@ -19,7 +21,7 @@ FRAME_DOCUMENT = (
 @dataclass(frozen=True)
 class MessageView:
     html_doc: str | None  # the HTML to show; None when showing text
-    text_html: str | None  # escaped, then linkified plain text
+    text_html: Markup | None  # escaped, then linkified plain text
     blocked_images: int
     view: str  # "html" | "text"
 

@@ -1,0 +1,22 @@
+"""The ``run`` fixture: invoke ``email-connector`` in-process on the test app."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from click.testing import CliRunner, Result
+from flask import Flask
+from flask.cli import ScriptInfo
+
+from webapp.cli import cli
+
+
+@pytest.fixture
+def run(app: Flask) -> Callable[..., Result]:
+    runner = CliRunner()
+
+    def invoke(*args: str, stdin: str | None = None) -> Result:
+        return runner.invoke(cli, list(args), input=stdin, obj=ScriptInfo(create_app=lambda: app))
+
+    return invoke
