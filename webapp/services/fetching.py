@@ -158,7 +158,6 @@ class _Run:
         self.summary = FetchSummary()
         self.progress = FetchProgress()
         self._stale: dict[str, bool] = {}
-        self._relinked: set[int] = set()
         self.max_size = account.max_message_size
         root = blobs.folder_root()
         # One parsing process while downloading leaves the other core to the download and the database;
@@ -203,8 +202,8 @@ class _Run:
                         stored = self._store(
                             items, state, max(batch), f"{folder}:{info.uidvalidity}:{batch[0]}-{batch[-1]}"
                         )
-                        self._apply_actions(client, stored)
-                        self._parse_in_background(stored, items)
+                        self._apply_actions(client, [i for i, _digest in stored])
+                        self._parse_in_background(stored)
                         self._advance(len(batch))
                     if ahead is not None:
                         ahead.cancel()
@@ -352,7 +351,7 @@ class _Run:
                         items.append(_Item(messages.Origin("INBOX", uidl=uidl), pop3.retrieve(client, number)))
                 failpoints.hit("downloaded")
                 stored = self._store(items, None, 0, f"INBOX:{batch[0][1]}-{batch[-1][1]}")
-                self._parse_in_background(stored, items)
+                self._parse_in_background(stored)
                 if account.after_fetch == "delete":
                     for number, _uidl in batch:
                         client.dele(number)  # takes effect at QUIT, after the commit above
@@ -368,17 +367,20 @@ class _Run:
 
     # --- storing ----------------------------------------------------------------------------------------
 
-    def _store(self, items: Sequence[_Item], state: FolderState | None, last_uid: int, key: str) -> list[int]:
-        """Store ``items`` and the checkpoint in one transaction; return the ids of the messages stored."""
+    def _store(
+        self, items: Sequence[_Item], state: FolderState | None, last_uid: int, key: str
+    ) -> list[tuple[int, str | None]]:
+        """Store ``items`` and the checkpoint in one transaction; return (id, hash of a raw message still to
+        parse, or None) for each message stored."""
         for _attempt in range(3):
             relinked = self._relink(items, state) if state is not None and self._has_stale(state) else set()
-            self._relinked = relinked
             fresh = [item for item in items if item.origin.uid not in relinked]
             action = self.account.after_fetch if self.account.after_fetch != "none" else None
-            ids = messages.insert_received(
+            stored = messages.insert_received(
                 self.account,
                 [messages.Received(i.origin, i.raw, i.seen, i.flags, i.arrived_at, i.oversize, action) for i in fresh],
             )
+            ids = [i for i, _digest in stored]
             if state is not None:
                 state.last_uid = max(state.last_uid, last_uid)
             batch = self._loaded(ids)
@@ -400,7 +402,7 @@ class _Run:
             self.summary.skipped += len(relinked)
             self.summary.quarantined += sum(1 for i in fresh if i.oversize is not None)
             self.listener.after_commit(self.account, batch, key)
-            return ids
+            return stored
         self.summary.failed += len(items)
         return []
 
@@ -442,13 +444,12 @@ class _Run:
                 relinked.add(item.origin.uid or 0)
         return relinked
 
-    def _parse_in_background(self, ids: Sequence[int], items: Sequence[_Item]) -> None:
+    def _parse_in_background(self, stored: Sequence[tuple[int, str | None]]) -> None:
         """Hand the batch's bodies to the parsing processes; write what they finished so far."""
-        if self.background is None or not ids:
+        pending = [(i, digest) for i, digest in stored if digest is not None]
+        if self.background is None or not pending:
             return
-        digests = [messages.digest(i.raw) for i in items if i.oversize is None and i.origin.uid not in self._relinked]
-        if len(digests) == len(ids):
-            self.background.submit(ids, digests)
+        self.background.submit([i for i, _ in pending], [digest for _, digest in pending])
         self.summary.quarantined += messages.apply_parsed(self.background.done(at_least=20))
 
     def finish_parsing(self) -> None:

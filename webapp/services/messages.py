@@ -42,18 +42,14 @@ def add(
     *,
     status: str = RECEIVED,
     seen: bool = False,
-    flags: tuple[str, ...] = (),
-    arrived_at: datetime | None = None,
     bcc: tuple[str, ...] = (),
-    oversize: int | None = None,
-    lazy: bool = False,
 ) -> EmailMessage:
-    """Store ``raw`` exactly and add the row to the session (the caller commits).
+    """Store ``raw`` exactly, parse it in full and add the row to the session (the caller commits).
 
-    ``lazy``: read only the headers now (the mailbox can list it); :func:`complete_pending` parses the
-    bodies later. ``oversize``: ``raw`` is only the header block of a message of that many bytes.
+    For one message at a time (sent mail); fetched batches go through :func:`insert_received`.
     """
     now = utcnow()
+    parsed = parser.parse(raw)
     message = EmailMessage(
         account_id=account.id,
         folder=origin.folder,
@@ -62,32 +58,19 @@ def add(
         uidl=origin.uidl,
         status=status,
         raw_sha256=blobs.put(raw),
-        size=oversize or len(raw),
+        size=len(raw),
         received_at=now,
         seen=seen,
-        flags=" ".join(flags),
+        body_state=PARSED,
     )
-    if oversize is not None:
-        _fill(message, parser.parse_headers(raw))
-        message.body_state = OVERSIZE
-        message.parse_error = (
-            f"over the size limit: {oversize} bytes > {account.max_message_size}; only the headers were kept"
-        )
-    elif lazy:
-        _fill(message, parser.parse_headers(raw))
-        message.body_state = PENDING
-    else:
-        parsed = parser.parse(raw)
-        _fill(message, parsed)
-        _attach(message, parsed)
-        message.body_state = PARSED
-        if bcc:
-            message.bcc = [{"name": "", "address": a} for a in bcc]
-    message.sort_at = message.date or arrived_at or now
+    _fill(message, parsed)
+    _attach(message, parsed)
+    if bcc:
+        message.bcc = [{"name": "", "address": a} for a in bcc]
+    message.sort_at = message.date or now
     db.session.add(message)
-    if message.body_state != PENDING:
-        db.session.flush()
-        search.index([message])
+    db.session.flush()
+    search.index([message])
     return message
 
 
@@ -104,8 +87,9 @@ class Received:
     pending_action: str | None = None
 
 
-def insert_received(account: EmailAccount, batch: Sequence[Received]) -> list[int]:
-    """Store a fetched batch fast — raw bytes kept, headers read, bodies pending — and return the ids.
+def insert_received(account: EmailAccount, batch: Sequence[Received]) -> list[tuple[int, str | None]]:
+    """Store a fetched batch fast — raw bytes kept, headers read, bodies pending — and return, per row,
+    its id and the hash of the raw message whose bodies are still to parse (None when over the size limit).
 
     One flush of the blob store and one multi-row INSERT for the batch (the caller commits).
     """
@@ -144,7 +128,7 @@ def insert_received(account: EmailAccount, batch: Sequence[Received]) -> list[in
     oversized = [i for i, row in zip(ids, rows, strict=True) if row["body_state"] == OVERSIZE]
     if oversized:
         search.index(list(db.session.scalars(select(EmailMessage).where(EmailMessage.id.in_(oversized)))))
-    return ids
+    return [(i, row["raw_sha256"] if row["body_state"] == PENDING else None) for i, row in zip(ids, rows, strict=True)]
 
 
 def _header_values(parsed: ParsedMessage) -> dict[str, Any]:
