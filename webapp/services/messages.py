@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select
+from sqlalchemy import and_, func, insert, or_, select, update
 
 from webapp.adapters import parser
-from webapp.adapters.parser import Mailbox, ParsedMessage
+from webapp.adapters.parser import Mailbox, ParsedMessage, ParsedPart
 from webapp.extensions import db
 from webapp.models import Attachment, EmailAccount, EmailMessage
 from webapp.models.base import utcnow
@@ -145,7 +145,7 @@ def _header_values(parsed: ParsedMessage) -> dict[str, Any]:
     }
 
 
-def _attach(message: EmailMessage, parsed: ParsedMessage, *, durable: bool = True) -> None:
+def _attach(message: EmailMessage, parsed: ParsedMessage) -> None:
     for position, part in enumerate(parsed.parts):
         message.attachments.append(
             Attachment(
@@ -153,7 +153,7 @@ def _attach(message: EmailMessage, parsed: ParsedMessage, *, durable: bool = Tru
                 filename=part.filename or "attachment",
                 content_type=part.content_type[:255],
                 size=part.size if part.sha256 else len(part.content),
-                sha256=part.sha256 or blobs.put(part.content, durable=durable),
+                sha256=part.sha256 or blobs.put(part.content),
                 content_id=part.content_id,
                 inline=part.inline,
             )
@@ -161,17 +161,15 @@ def _attach(message: EmailMessage, parsed: ParsedMessage, *, durable: bool = Tru
     message.has_attachments = any(not a.inline for a in message.attachments)
 
 
-def complete(message: EmailMessage, parsed: ParsedMessage | None = None, *, batch: bool = False) -> None:
-    """Parse a pending message's bodies and parts (the caller commits; with ``batch``, after indexing the
-    batch and :func:`blobs.sync`)."""
+def complete(message: EmailMessage) -> None:
+    """Parse one pending message's bodies and parts now (the caller commits)."""
     if message.body_state != PENDING:
         return
-    parsed = parsed or parser.parse(raw_bytes(message))
+    parsed = parser.parse(raw_bytes(message))
     _fill(message, parsed)
-    _attach(message, parsed, durable=not batch)
+    _attach(message, parsed)
     message.body_state = PARSED
-    if not batch:
-        search.index([message])
+    search.index([message])
 
 
 def ensure_parsed(message: EmailMessage) -> EmailMessage:
@@ -182,49 +180,101 @@ def ensure_parsed(message: EmailMessage) -> EmailMessage:
     return message
 
 
-def complete_pending(account: EmailAccount, chunk: int = 100) -> tuple[int, int]:
+def complete_pending(account: EmailAccount, chunk: int = 200) -> tuple[int, int]:
     """Parse the bodies of every pending message of the account, in parallel processes when many.
 
     Returns (messages parsed, of which could not be parsed: quarantined).
     """
     done = quarantined = 0
+    last_id = 0
     with parsing.pool(blobs.folder_root(), blobs.get) as parse_many:
         while True:
-            pending = list(
-                db.session.scalars(
-                    select(EmailMessage)
-                    .where(EmailMessage.account_id == account.id, EmailMessage.body_state == PENDING)
-                    .order_by(EmailMessage.id)
-                    .limit(chunk)
+            pending = db.session.execute(
+                select(EmailMessage.id, EmailMessage.raw_sha256)
+                .where(
+                    EmailMessage.account_id == account.id,
+                    EmailMessage.body_state == PENDING,
+                    EmailMessage.id > last_id,
                 )
-            )
+                .order_by(EmailMessage.id)
+                .limit(chunk)
+            ).all()
             if not pending:
                 return done, quarantined
-            for message, parsed in zip(pending, parse_many([m.raw_sha256 for m in pending]), strict=True):
-                complete(message, parsed, batch=True)
-                quarantined += parsed.error is not None
-            search.index(pending)
-            blobs.sync()
-            db.session.commit()
+            last_id = pending[-1][0]
+            parsed = parse_many([digest for _id, digest in pending])
+            quarantined += write_parsed([(i, p) for (i, _digest), p in zip(pending, parsed, strict=True)])
             done += len(pending)
 
 
 def apply_parsed(results: Sequence[tuple[Sequence[int], Sequence[ParsedMessage]]]) -> int:
     """Write bodies parsed in the background (parts already in the blob store); return how many were
-    quarantined. One transaction, after one flush of the blob store."""
-    by_id = {i: parsed for ids, parsed_list in results for i, parsed in zip(ids, parsed_list, strict=True)}
-    if not by_id:
+    quarantined."""
+    return write_parsed([pair for ids, parsed in results for pair in zip(ids, parsed, strict=True)])
+
+
+def write_parsed(pairs: Sequence[tuple[int, ParsedMessage]]) -> int:
+    """Write parsed bodies, parts and search rows of messages still pending, and commit; return how many
+    could not be parsed (quarantined).
+
+    Bulk statements, not ORM objects: one UPDATE (executemany), one INSERT of the parts and one of the
+    search rows per call, after one flush of the blob store — loading each message and its attachments
+    took the fetch more time than the download.
+    """
+    if not pairs:
         return 0
-    found = list(db.session.scalars(select(EmailMessage).where(EmailMessage.id.in_(list(by_id)))))
+    query = select(EmailMessage.id).where(
+        EmailMessage.id.in_([i for i, _parsed in pairs]), EmailMessage.body_state == PENDING
+    )
+    if db.session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()  # a page view may be parsing one of them right now (ensure_parsed)
+    pending = set(db.session.scalars(query))
+    updates: list[dict[str, Any]] = []
+    parts: list[dict[str, Any]] = []
+    documents: list[dict[str, object]] = []
     quarantined = 0
-    for message in found:
-        parsed = by_id[message.id]
-        complete(message, parsed, batch=True)
+    for message_id, parsed in pairs:
+        if message_id not in pending:
+            continue
+        pending.discard(message_id)  # the same id twice in one call: written once
         quarantined += parsed.error is not None
-    search.index(found)
-    blobs.sync()
+        rows = [_part_row(message_id, position, part) for position, part in enumerate(parsed.parts)]
+        parts.extend(rows)
+        updates.append(
+            {
+                "id": message_id,
+                **_header_values(parsed),
+                "text_body": parsed.text,
+                "html_body": parsed.html,
+                "parse_error": parsed.error,
+                "defects": "; ".join(parsed.defects)[:2000],
+                "has_attachments": any(not row["inline"] for row in rows),
+                "body_state": PARSED,
+            }
+        )
+        sender = f"{parsed.sender.name} {parsed.sender.address}" if parsed.sender else " "
+        documents.append(search.document(message_id, parsed.subject, sender, parsed.text, parsed.html))
+    if updates:
+        db.session.execute(update(EmailMessage), updates)
+        if parts:
+            db.session.execute(insert(Attachment), parts)
+        search.index_documents(documents)
+        blobs.sync()
     db.session.commit()
     return quarantined
+
+
+def _part_row(message_id: int, position: int, part: ParsedPart) -> dict[str, Any]:
+    return {
+        "message_id": message_id,
+        "position": position,
+        "filename": (part.filename or "attachment")[:255],
+        "content_type": part.content_type[:255],
+        "size": part.size if part.sha256 else len(part.content),
+        "sha256": part.sha256 or blobs.put(part.content, durable=False),
+        "content_id": part.content_id[:255],
+        "inline": part.inline,
+    }
 
 
 def _fill(message: EmailMessage, parsed: ParsedMessage) -> None:

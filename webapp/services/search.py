@@ -25,15 +25,24 @@ def _is_postgres() -> bool:
     return db.session.get_bind().dialect.name == "postgresql"
 
 
-def _document(message: EmailMessage) -> tuple[str, str, str]:
-    body = message.text_body or html.unescape(_TAGS.sub(" ", message.html_body or ""))
-    sender = f"{message.from_name} {message.from_address}"
-    return message.subject or "", sender, body[:MAX_BODY]
+def document(message_id: int, subject: str, sender: str, text_body: str, html_body: str) -> dict[str, object]:
+    """One row of the index: the text body, or the HTML's text when there is none."""
+    body = text_body or html.unescape(_TAGS.sub(" ", html_body or ""))
+    return {"id": message_id, "subject": subject or "", "sender": sender, "body": body[:MAX_BODY]}
 
 
 def index(batch: Sequence[EmailMessage]) -> None:
     """(Re)index ``batch`` in the caller's transaction (the messages must have ids: flush first)."""
-    rows = [{"id": m.id, "subject": s, "sender": f, "body": b} for m in batch for s, f, b in [_document(m)]]
+    index_documents(
+        [
+            document(m.id, m.subject, f"{m.from_name} {m.from_address}", m.text_body, m.html_body)
+            for m in batch
+        ]
+    )
+
+
+def index_documents(rows: Sequence[dict[str, object]]) -> None:
+    """(Re)index rows made by :func:`document`, in the caller's transaction."""
     if not rows:
         return
     ids = [r["id"] for r in rows]
@@ -48,7 +57,7 @@ def index(batch: Sequence[EmailMessage]) -> None:
                 "setweight(to_tsvector('simple', :subject), 'A') || setweight(to_tsvector('simple', :sender), 'A')"
                 " || to_tsvector('simple', :body))"
             ),
-            rows,
+            list(rows),
         )
     else:
         db.session.execute(
@@ -57,7 +66,7 @@ def index(batch: Sequence[EmailMessage]) -> None:
         )
         db.session.execute(
             text("INSERT INTO message_fts (rowid, subject, sender, body) VALUES (:id, :subject, :sender, :body)"),
-            rows,
+            list(rows),
         )
 
 
