@@ -34,10 +34,7 @@ def document(message_id: int, subject: str, sender: str, text_body: str, html_bo
 def index(batch: Sequence[EmailMessage]) -> None:
     """(Re)index ``batch`` in the caller's transaction (the messages must have ids: flush first)."""
     index_documents(
-        [
-            document(m.id, m.subject, f"{m.from_name} {m.from_address}", m.text_body, m.html_body)
-            for m in batch
-        ]
+        [document(m.id, m.subject, f"{m.from_name} {m.from_address}", m.text_body, m.html_body) for m in batch]
     )
 
 
