@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import poplib
 import ssl
+from pathlib import Path
 
 import pytest
 from imapclient import IMAPClient
@@ -18,7 +19,7 @@ from tests.servers.pki import Pki
 from tests.servers.ports import free_port
 from webapp import connector
 from webapp.extensions import db
-from webapp.models import EmailMessage
+from webapp.models import Blob, EmailMessage
 from webapp.services import errorlog, fetching, fetchjobs, messages, queues
 from webapp.services.errors import ConnectionFailed
 from webapp.services.redisconn import get_redis
@@ -81,6 +82,30 @@ def test_malformed_messages_are_kept_raw_with_the_reason(make_account, dovecot: 
     assert "unknown charset 'x-no-such-charset'" in charset.defects
     for message in stored.values():
         assert _sha(messages.raw_bytes(message)) == message.raw_sha256
+
+
+def test_replicating_with_blobs_in_the_database_keeps_every_byte_there(
+    app, make_account, dovecot: Dovecot
+) -> None:
+    # With the database blob store the download cannot run ahead in a thread (only the fetch's own
+    # transaction may write blobs): every batch must still be stored exactly, parts included.
+    app.config["BLOB_STORE"] = "database"
+    delivered = generated.mix(14, seed=9)
+    dovecot.deliver_many("alice", delivered)
+    account = make_account(fetch_strategy="replicate", batch_size=4)
+
+    summary = fetching.fetch(account)
+
+    assert (summary.stored, summary.failed) == (14, 0)
+    stored = messages.listing(account, limit=0)
+    assert sorted(m.raw_sha256 for m in stored) == sorted(_sha(r) for r in delivered)
+    parts = [a for m in stored for a in m.attachments]
+    assert parts, "the mix has attachments"
+    in_database = {blob.sha256: blob.data for blob in db.session.query(Blob)}
+    for message in stored:
+        assert _sha(in_database[message.raw_sha256]) == message.raw_sha256
+    assert all(_sha(in_database[a.sha256]) == a.sha256 for a in parts)
+    assert not (Path(app.instance_path) / "blobs").exists()
 
 
 DOTTED = b"From: a@example.test\r\nSubject: dots\r\n\r\n.leading dot\r\n..two dots\r\n.\r\na line\r\n. \r\nend\r\n"

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from typing import Protocol, TypeVar
 
 from imapclient import IMAPClient
@@ -23,9 +22,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from webapp.adapters import imap, memory, pop3
+from webapp.adapters.blobstore import FolderBlobStore
 from webapp.adapters.errors import AdapterError
 from webapp.extensions import db
 from webapp.models import EmailAccount, EmailMessage, FolderState
+from webapp.models.message import OVERSIZE
 from webapp.services import accounts, blobs, errorlog, failpoints, fetchlock, messages, parsing
 from webapp.services.errors import ConnectionFailed, ConnectorError
 
@@ -84,12 +85,18 @@ class FetchSummary:
 
 @dataclass(frozen=True)
 class _Item:
+    """A fetched message, its raw bytes in the blob store (not flushed yet), its row ready to insert."""
+
     origin: messages.Origin
-    raw: bytes = field(repr=False)
-    seen: bool = False
-    flags: tuple[str, ...] = ()
-    arrived_at: datetime | None = None
-    oversize: int | None = None  # the real size, when only the headers were fetched
+    row: dict[str, object] = field(repr=False)
+
+    @property
+    def digest(self) -> str:
+        return str(self.row["raw_sha256"])
+
+    @property
+    def oversize(self) -> bool:
+        return self.row["body_state"] == OVERSIZE
 
 
 class _NoListener:
@@ -158,8 +165,11 @@ class _Run:
         self.summary = FetchSummary()
         self.progress = FetchProgress()
         self._stale: dict[str, bool] = {}
+        # Read once: the download thread must not touch the database (an expired attribute would).
         self.max_size = account.max_message_size
+        self.pending_action = account.after_fetch if account.after_fetch != "none" else None
         root = blobs.folder_root()
+        self.folder = FolderBlobStore(root) if root is not None else None
         # One parsing process while downloading leaves the other core to the download and the database;
         # what it has not finished when the download ends is parsed by all cores (complete_pending).
         self.background = parsing.Background(root, workers=1) if root is not None else None
@@ -183,17 +193,20 @@ class _Run:
                     for chunk in _chunks(todo, self.account.batch_size)
                     for piece in _by_size(chunk, sizes, BATCH_BYTES)
                 ]
-                # While a batch is stored, the next one downloads (unless the server is changed after each
-                # batch: then the connection is needed between batches).
+                # While a batch is stored, the next one downloads and goes to the blob folder (unless the
+                # server is changed after each batch: then the connection is needed between batches; or
+                # blobs go to the database: only the fetch's own thread and transaction may write there).
+                ahead_allowed = not writable and self.folder is not None
                 with ThreadPoolExecutor(1) as downloader:
                     ahead: Future[list[_Item]] | None = None
                     for index, batch in enumerate(batches):
                         self._check_cancel()
                         if ahead is None:
-                            ahead = downloader.submit(self._download, client, folder, info.uidvalidity, batch, sizes)
-                        items = ahead.result()
-                        ahead = None
-                        if not writable and index + 1 < len(batches):
+                            items = self._download(client, folder, info.uidvalidity, batch, sizes)
+                        else:
+                            items = ahead.result()
+                            ahead = None
+                        if ahead_allowed and index + 1 < len(batches):
                             following = batches[index + 1]
                             ahead = downloader.submit(
                                 self._download, client, folder, info.uidvalidity, following, sizes
@@ -255,7 +268,8 @@ class _Run:
     def _download(
         self, client: IMAPClient, folder: str, uidvalidity: int, uids: Sequence[int], sizes: dict[int, int]
     ) -> list[_Item]:
-        # Runs in the download thread: no database (and no expired model attribute) from here.
+        # May run in the download thread: no database (and no expired model attribute) from here, except
+        # through _put when blobs live in the database (then it runs in the fetch's own thread).
         limit = self.max_size
         too_big = {uid: sizes[uid] for uid in uids if limit and sizes.get(uid, 0) > limit}
         fetched = {m.uid: m for m in imap.fetch_headers(client, list(too_big))}
@@ -264,16 +278,28 @@ class _Run:
             fetched.update({m.uid: m for m in imap.fetch_messages(client, piece)})
         self.summary.failed += len(uids) - len(fetched)
         return [
-            _Item(
-                messages.Origin(folder, uidvalidity, uid),
-                m.raw,
-                m.seen,
-                m.flags,
-                m.internal_date,
-                too_big.get(uid),
+            self._prepared(
+                messages.Received(
+                    messages.Origin(folder, uidvalidity, uid),
+                    m.raw,
+                    m.seen,
+                    m.flags,
+                    m.internal_date,
+                    too_big.get(uid),
+                    self.pending_action,
+                )
             )
             for uid, m in sorted(fetched.items())
         ]
+
+    def _prepared(self, received: messages.Received) -> _Item:
+        return _Item(received.origin, messages.prepare_received(received, self.max_size or 0, self._put))
+
+    def _put(self, data: bytes) -> str:
+        """Blobs are flushed once per batch (insert_received), before the rows naming them are committed."""
+        if self.folder is not None:
+            return self.folder.put(data, durable=False)  # any thread
+        return blobs.put(data, durable=False)  # the database: the fetch's own thread and transaction
 
     def _apply_pending_actions(self, client: IMAPClient, folder: str, uidvalidity: int) -> None:
         """Finish server actions that a crash interrupted (their messages are committed)."""
@@ -344,11 +370,14 @@ class _Run:
                 items = []
                 for number, uidl in batch:
                     size = pop3.size(client, number) if limit else 0
+                    origin = messages.Origin("INBOX", uidl=uidl)
                     if limit and size > limit:
-                        items.append(_Item(messages.Origin("INBOX", uidl=uidl), pop3.headers(client, number),
-                                           oversize=size))  # fmt: skip
+                        received = messages.Received(origin, pop3.headers(client, number), oversize=size,
+                                                     pending_action=self.pending_action)  # fmt: skip
                     else:
-                        items.append(_Item(messages.Origin("INBOX", uidl=uidl), pop3.retrieve(client, number)))
+                        received = messages.Received(origin, pop3.retrieve(client, number),
+                                                     pending_action=self.pending_action)  # fmt: skip
+                    items.append(self._prepared(received))
                 failpoints.hit("downloaded")
                 stored = self._store(items, None, 0, f"INBOX:{batch[0][1]}-{batch[-1][1]}")
                 self._parse_in_background(stored)
@@ -375,11 +404,7 @@ class _Run:
         for _attempt in range(3):
             relinked = self._relink(items, state) if state is not None and self._has_stale(state) else set()
             fresh = [item for item in items if item.origin.uid not in relinked]
-            action = self.account.after_fetch if self.account.after_fetch != "none" else None
-            stored = messages.insert_received(
-                self.account,
-                [messages.Received(i.origin, i.raw, i.seen, i.flags, i.arrived_at, i.oversize, action) for i in fresh],
-            )
+            stored = messages.insert_received(self.account, [item.row for item in fresh])
             ids = [i for i, _digest in stored]
             if state is not None:
                 state.last_uid = max(state.last_uid, last_uid)
@@ -400,7 +425,7 @@ class _Run:
             self.summary.stored += len(ids)
             self.summary.relinked += len(relinked)
             self.summary.skipped += len(relinked)
-            self.summary.quarantined += sum(1 for i in fresh if i.oversize is not None)
+            self.summary.quarantined += sum(1 for i in fresh if i.oversize)
             self.listener.after_commit(self.account, batch, key)
             return stored
         self.summary.failed += len(items)
@@ -427,7 +452,7 @@ class _Run:
 
     def _relink(self, items: Sequence[_Item], state: FolderState) -> set[int]:
         """After a UIDVALIDITY change: the same bytes stored under the old numbering get the new UID."""
-        by_digest = {messages.digest(i.raw): i for i in items if i.oversize is None}
+        by_digest = {i.digest: i for i in items if not i.oversize}
         stale = db.session.scalars(
             select(EmailMessage).where(
                 EmailMessage.account_id == self.account.id,

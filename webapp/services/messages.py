@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -76,7 +76,7 @@ def add(
 
 @dataclass(frozen=True)
 class Received:
-    """A message as fetched, for :func:`insert_received`."""
+    """A message as fetched, for :func:`prepare_received`."""
 
     origin: Origin
     raw: bytes
@@ -87,48 +87,52 @@ class Received:
     pending_action: str | None = None
 
 
-def insert_received(account: EmailAccount, batch: Sequence[Received]) -> list[tuple[int, str | None]]:
-    """Store a fetched batch fast — raw bytes kept, headers read, bodies pending — and return, per row,
-    its id and the hash of the raw message whose bodies are still to parse (None when over the size limit).
+def prepare_received(item: Received, max_size: int, put: Callable[[bytes], str]) -> dict[str, Any]:
+    """Store a fetched message's raw bytes with ``put`` (not flushed yet) and read its headers: its row for
+    :func:`insert_received`. No database here unless ``put`` writes there, so with a blob folder the
+    download thread can do it while the previous batch is being committed."""
+    headers = parser.parse_headers(item.raw)
+    row: dict[str, Any] = {
+        "folder": item.origin.folder,
+        "uidvalidity": item.origin.uidvalidity,
+        "uid": item.origin.uid,
+        "uidl": item.origin.uidl,
+        "status": RECEIVED,
+        "raw_sha256": put(item.raw),
+        "size": item.oversize or len(item.raw),
+        "sort_at": headers.date or item.arrived_at,
+        "seen": item.seen,
+        "flags": " ".join(item.flags),
+        "body_state": PENDING,
+        "pending_action": item.pending_action,
+        **_header_values(headers),
+    }
+    if item.oversize is not None:
+        row["body_state"] = OVERSIZE
+        row["parse_error"] = f"over the size limit: {item.oversize} bytes > {max_size}; only the headers were kept"
+    return row
+
+
+def insert_received(account: EmailAccount, rows: Sequence[dict[str, Any]]) -> list[tuple[int, str | None]]:
+    """Insert prepared rows (:func:`prepare_received`) — raw bytes kept, headers read, bodies pending — and
+    return, per row, its id and the hash of the raw message whose bodies are still to parse (None when
+    over the size limit).
 
     One flush of the blob store and one multi-row INSERT for the batch (the caller commits).
     """
-    now = utcnow()
-    rows = []
-    for item in batch:
-        headers = parser.parse_headers(item.raw)
-        row: dict[str, Any] = {
-            "account_id": account.id,
-            "folder": item.origin.folder,
-            "uidvalidity": item.origin.uidvalidity,
-            "uid": item.origin.uid,
-            "uidl": item.origin.uidl,
-            "status": RECEIVED,
-            "raw_sha256": blobs.put(item.raw, durable=False),
-            "size": item.oversize or len(item.raw),
-            "received_at": now,
-            "sort_at": headers.date or item.arrived_at or now,
-            "seen": item.seen,
-            "flags": " ".join(item.flags),
-            "body_state": PENDING,
-            "pending_action": item.pending_action,
-            **_header_values(headers),
-        }
-        if item.oversize is not None:
-            row["body_state"] = OVERSIZE
-            row["parse_error"] = (
-                f"over the size limit: {item.oversize} bytes > {account.max_message_size}; only the headers were kept"
-            )
-        rows.append(row)
     if not rows:
         return []
+    now = utcnow()
+    values = [{**row, "account_id": account.id, "received_at": now, "sort_at": row["sort_at"] or now} for row in rows]
     blobs.sync()
-    result = db.session.execute(insert(EmailMessage).returning(EmailMessage.id, sort_by_parameter_order=True), rows)
+    result = db.session.execute(insert(EmailMessage).returning(EmailMessage.id, sort_by_parameter_order=True), values)
     ids = [int(i) for i in result.scalars()]
-    oversized = [i for i, row in zip(ids, rows, strict=True) if row["body_state"] == OVERSIZE]
+    oversized = [i for i, row in zip(ids, values, strict=True) if row["body_state"] == OVERSIZE]
     if oversized:
         search.index(list(db.session.scalars(select(EmailMessage).where(EmailMessage.id.in_(oversized)))))
-    return [(i, row["raw_sha256"] if row["body_state"] == PENDING else None) for i, row in zip(ids, rows, strict=True)]
+    return [
+        (i, row["raw_sha256"] if row["body_state"] == PENDING else None) for i, row in zip(ids, values, strict=True)
+    ]
 
 
 def _header_values(parsed: ParsedMessage) -> dict[str, Any]:
