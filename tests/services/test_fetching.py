@@ -84,9 +84,7 @@ def test_malformed_messages_are_kept_raw_with_the_reason(make_account, dovecot: 
         assert _sha(messages.raw_bytes(message)) == message.raw_sha256
 
 
-def test_replicating_with_blobs_in_the_database_keeps_every_byte_there(
-    app, make_account, dovecot: Dovecot
-) -> None:
+def test_replicating_with_blobs_in_the_database_keeps_every_byte_there(app, make_account, dovecot: Dovecot) -> None:
     # With the database blob store the download cannot run ahead in a thread (only the fetch's own
     # transaction may write blobs): every batch must still be stored exactly, parts included.
     app.config["BLOB_STORE"] = "database"
