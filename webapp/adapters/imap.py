@@ -11,6 +11,7 @@ from datetime import datetime
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
+from webapp.adapters import imapfetch
 from webapp.adapters.credentials import Credentials
 from webapp.adapters.endpoint import Endpoint
 from webapp.adapters.errors import AdapterError, AuthError, PermanentError
@@ -205,19 +206,16 @@ def fetch_messages(client: IMAPClient, uids: Sequence[int]) -> list[FetchedMessa
 
 
 def _fetch(client: IMAPClient, uids: Sequence[int], item: bytes, answer: bytes) -> list[FetchedMessage]:
-    if not uids:
-        return []
-    client.normalise_times = False
-    response = client.fetch(list(uids), [item, b"FLAGS", b"INTERNALDATE"])
+    response = imapfetch.uid_fetch(client, uids, f"FLAGS INTERNALDATE {item.decode('ascii')}")
     result = []
     for uid in uids:
         data = response.get(uid)
-        if not data or answer not in data:
-            continue
+        if not data or not isinstance(data.get(answer), bytes):
+            continue  # gone from the server meanwhile (or answered NIL)
         flags = tuple(f.decode("utf-8", "replace") if isinstance(f, bytes) else str(f) for f in data.get(b"FLAGS", ()))
         internal = data.get(b"INTERNALDATE")
         arrived = internal if isinstance(internal, datetime) else None
-        result.append(FetchedMessage(uid, bytes(data[answer] or b""), flags, arrived))
+        result.append(FetchedMessage(uid, data[answer], flags, arrived))
     return result
 
 
