@@ -31,6 +31,8 @@ class FaultProxy:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     connections: int = 0
     errors: list[str] = field(default_factory=list)
+    answers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    answered: list[bytes] = field(default_factory=list)
 
     def start(self) -> FaultProxy:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -53,6 +55,10 @@ class FaultProxy:
 
     def set(self, mode: str, *, delay: float = 0.0, reset_after: int | None = None) -> None:
         self.mode, self.delay, self.reset_after = mode, delay, reset_after
+
+    def answer(self, command: bytes, reply: bytes) -> None:
+        """Answer client lines containing ``command`` with ``reply`` (``{tag}`` = the line's first word)."""
+        self.answers.append((command, reply))
 
     def _accept_loop(self) -> None:
         assert self._listener is not None
@@ -85,6 +91,7 @@ class FaultProxy:
         # One thread per connection, both directions through select(): a reset closes sockets no other
         # thread is blocked on, so the kernel really sends the RST.
         down = 0
+        pending = b""  # client bytes not yet forwarded: a line that is not complete yet
         peers = {client: upstream, upstream: client}
         try:
             while not self._stopping.is_set():
@@ -100,6 +107,10 @@ class FaultProxy:
                         return _reset_both(client, upstream)
                     if self.mode == "delay" and self.delay:
                         time.sleep(self.delay)
+                    if source is client and self.answers:
+                        chunk, pending = self._answered(pending + chunk, client)
+                        if not chunk:
+                            continue
                     if source is upstream and self.reset_after is not None:
                         room = self.reset_after - down
                         if len(chunk) >= room:
@@ -112,6 +123,20 @@ class FaultProxy:
         finally:
             _close(client)
             _close(upstream)
+
+    def _answered(self, data: bytes, client: socket.socket) -> tuple[bytes, bytes]:
+        """Split ``data`` into what to forward and an incomplete last line; answer matching lines."""
+        forward = b""
+        *lines, rest = data.split(b"\r\n")
+        for line in lines:
+            rule = next((reply for command, reply in self.answers if command in line), None)
+            if rule is None:
+                forward += line + b"\r\n"
+                continue
+            self.answered.append(line)
+            tag = line.split(b" ", 1)[0]
+            client.sendall(rule.replace(b"{tag}", tag))
+        return forward, rest
 
 
 def _reset_both(client: socket.socket, upstream: socket.socket) -> None:

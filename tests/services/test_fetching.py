@@ -159,6 +159,45 @@ def test_each_fetch_failure_has_its_own_message_and_error_log_entry(
         blackhole.stop()
 
 
+@pytest.mark.parametrize(
+    ("reply", "text"),
+    [
+        (b"{tag} BAD Error in IMAP command UID FETCH: injected\r\n", "BAD Error in IMAP command UID FETCH"),
+        (b"{tag} NO [SERVERBUG] injected\r\n", "NO [SERVERBUG] injected"),
+        (b"* BYE injected shutdown\r\n", "the server closed the connection: injected shutdown"),
+    ],
+    ids=["BAD", "NO", "BYE"],
+)
+def test_a_batch_answered_bad_no_or_bye_ends_the_fetch_logged_and_a_rerun_completes_it(
+    make_account, dovecot: Dovecot, reply: bytes, text: str
+) -> None:
+    # The test kit's proxy answers the second batch's FETCH itself, as a server would in trouble; the
+    # rest of the session is the real Dovecot over plain IMAP.
+    delivered = [b"X-Test: %s %d\r\n" % (reply[:8], i) + raw for i, raw in enumerate(generated.mix(6, seed=5))]
+    dovecot.deliver_many("alice", delivered)
+    proxy = FaultProxy(dovecot.imap_port).start()
+    try:
+        proxy.answer(b"UID FETCH 3:4 (UID FLAGS INTERNALDATE BODY.PEEK[])", reply)
+        account = make_account(incoming_security="none", incoming_port=proxy.port, fetch_strategy="replicate",
+                               batch_size=2)  # fmt: skip
+        with pytest.raises(ConnectionFailed) as info:
+            fetching.fetch(account)
+        assert text in str(info.value)
+        (entry,) = errorlog.entries(account)
+        assert entry.operation == "fetch" and text in entry.message
+        assert len(proxy.answered) == 1  # asked once: no retry loop against a server in trouble
+        first = messages.listing(account, limit=0)
+        assert sorted(m.raw_sha256 for m in first) == sorted(_sha(r) for r in delivered[:2])
+
+        proxy.answers.clear()
+        again = fetching.fetch(account)
+        assert (again.stored, again.failed) == (4, 0)
+        stored = messages.listing(account, limit=0)
+        assert sorted(m.raw_sha256 for m in stored) == sorted(_sha(r) for r in delivered)
+    finally:
+        proxy.stop()
+
+
 def test_a_missing_folder_is_named(make_account, dovecot: Dovecot) -> None:
     missing = make_account(name="Missing", folder="NoSuchFolder")
     with pytest.raises(ConnectionFailed, match="NoSuchFolder"):
