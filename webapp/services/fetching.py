@@ -27,7 +27,7 @@ from webapp.adapters.errors import AdapterError
 from webapp.extensions import db
 from webapp.models import EmailAccount, EmailMessage, FolderState
 from webapp.models.message import OVERSIZE
-from webapp.services import accounts, blobs, errorlog, failpoints, fetchlock, messages, parsing
+from webapp.services import accounts, blobs, errorlog, failpoints, fetchlock, messages
 from webapp.services.errors import ConnectionFailed, ConnectorError
 
 log = logging.getLogger(__name__)
@@ -122,20 +122,15 @@ def fetch(
     with fetchlock.hold(account.id) as lock:
         run = _Run(account, progress, cancelled, listener or _NoListener(), lock)
         try:
-            try:
-                if account.incoming_protocol == "imap":
-                    run.imap()
-                else:
-                    run.pop3()
-            except BaseException:
-                db.session.rollback()  # a batch cut short is not committed by what follows
-                run.finish_parsing()
-                raise
-            run.finish_parsing()
+            if account.incoming_protocol == "imap":
+                run.imap()
+            else:
+                run.pop3()
         except AdapterError as exc:
             db.session.rollback()
             reason = f"Incoming server: {exc}"
             errorlog.record(account, "fetch", reason, detail=f"kind={exc.kind}")
+            messages.complete_pending(account)  # the batches stored before the failure
             raise ConnectionFailed(reason, exc.kind) from None
         except Cancelled:
             db.session.rollback()
@@ -170,9 +165,6 @@ class _Run:
         self.pending_action = account.after_fetch if account.after_fetch != "none" else None
         root = blobs.folder_root()
         self.folder = FolderBlobStore(root) if root is not None else None
-        # One parsing process while downloading leaves the other core to the download and the database;
-        # what it has not finished when the download ends is parsed by all cores (complete_pending).
-        self.background = parsing.Background(root, workers=1) if root is not None else None
 
     # --- IMAP -------------------------------------------------------------------------------------------
 
@@ -215,8 +207,7 @@ class _Run:
                         stored = self._store(
                             items, state, max(batch), f"{folder}:{info.uidvalidity}:{batch[0]}-{batch[-1]}"
                         )
-                        self._apply_actions(client, [i for i, _digest in stored])
-                        self._parse_in_background(stored)
+                        self._apply_actions(client, stored)
                         self._advance(len(batch))
                     if ahead is not None:
                         ahead.cancel()
@@ -379,8 +370,7 @@ class _Run:
                                                      pending_action=self.pending_action)  # fmt: skip
                     items.append(self._prepared(received))
                 failpoints.hit("downloaded")
-                stored = self._store(items, None, 0, f"INBOX:{batch[0][1]}-{batch[-1][1]}")
-                self._parse_in_background(stored)
+                self._store(items, None, 0, f"INBOX:{batch[0][1]}-{batch[-1][1]}")
                 if account.after_fetch == "delete":
                     for number, _uidl in batch:
                         client.dele(number)  # takes effect at QUIT, after the commit above
@@ -396,16 +386,13 @@ class _Run:
 
     # --- storing ----------------------------------------------------------------------------------------
 
-    def _store(
-        self, items: Sequence[_Item], state: FolderState | None, last_uid: int, key: str
-    ) -> list[tuple[int, str | None]]:
-        """Store ``items`` and the checkpoint in one transaction; return (id, hash of a raw message still to
-        parse, or None) for each message stored."""
+    def _store(self, items: Sequence[_Item], state: FolderState | None, last_uid: int, key: str) -> list[int]:
+        """Store ``items`` and the checkpoint in one transaction; return the ids stored. Their bodies are
+        parsed after the download (complete_pending): parsing meanwhile took the CPU the download needs."""
         for _attempt in range(3):
             relinked = self._relink(items, state) if state is not None and self._has_stale(state) else set()
             fresh = [item for item in items if item.origin.uid not in relinked]
-            stored = messages.insert_received(self.account, [item.row for item in fresh])
-            ids = [i for i, _digest in stored]
+            ids = messages.insert_received(self.account, [item.row for item in fresh])
             if state is not None:
                 state.last_uid = max(state.last_uid, last_uid)
             batch = self._loaded(ids)
@@ -427,7 +414,7 @@ class _Run:
             self.summary.skipped += len(relinked)
             self.summary.quarantined += sum(1 for i in fresh if i.oversize)
             self.listener.after_commit(self.account, batch, key)
-            return stored
+            return ids
         self.summary.failed += len(items)
         return []
 
@@ -468,21 +455,6 @@ class _Run:
                 message.uidvalidity, message.uid = item.origin.uidvalidity, item.origin.uid
                 relinked.add(item.origin.uid or 0)
         return relinked
-
-    def _parse_in_background(self, stored: Sequence[tuple[int, str | None]]) -> None:
-        """Hand the batch's bodies to the parsing processes; write what they finished so far."""
-        pending = [(i, digest) for i, digest in stored if digest is not None]
-        if self.background is None or not pending:
-            return
-        self.background.submit([i for i, _ in pending], [digest for _, digest in pending])
-        self.summary.quarantined += messages.apply_parsed(self.background.done(at_least=20))
-
-    def finish_parsing(self) -> None:
-        if self.background is not None:
-            try:
-                self.summary.quarantined += messages.apply_parsed(self.background.done())
-            finally:
-                self.background.close()  # pieces not parsed yet stay pending: complete_pending does them
 
     def _advance(self, count: int) -> None:
         self.progress.done += count

@@ -113,10 +113,9 @@ def prepare_received(item: Received, max_size: int, put: Callable[[bytes], str])
     return row
 
 
-def insert_received(account: EmailAccount, rows: Sequence[dict[str, Any]]) -> list[tuple[int, str | None]]:
-    """Insert prepared rows (:func:`prepare_received`) — raw bytes kept, headers read, bodies pending — and
-    return, per row, its id and the hash of the raw message whose bodies are still to parse (None when
-    over the size limit).
+def insert_received(account: EmailAccount, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert prepared rows (:func:`prepare_received`) — raw bytes kept, headers read, bodies pending
+    (:func:`complete_pending`) — and return their ids.
 
     One flush of the blob store and one multi-row INSERT for the batch (the caller commits).
     """
@@ -130,9 +129,7 @@ def insert_received(account: EmailAccount, rows: Sequence[dict[str, Any]]) -> li
     oversized = [i for i, row in zip(ids, values, strict=True) if row["body_state"] == OVERSIZE]
     if oversized:
         search.index(list(db.session.scalars(select(EmailMessage).where(EmailMessage.id.in_(oversized)))))
-    return [
-        (i, row["raw_sha256"] if row["body_state"] == PENDING else None) for i, row in zip(ids, values, strict=True)
-    ]
+    return ids
 
 
 def _header_values(parsed: ParsedMessage) -> dict[str, Any]:
@@ -185,15 +182,17 @@ def ensure_parsed(message: EmailMessage) -> EmailMessage:
 
 
 def complete_pending(account: EmailAccount, chunk: int = 200) -> tuple[int, int]:
-    """Parse the bodies of every pending message of the account, in parallel processes when many.
+    """Parse the bodies of every pending message of the account, in parallel processes when many; each
+    chunk is written while the next one is parsed.
 
     Returns (messages parsed, of which could not be parsed: quarantined).
     """
     done = quarantined = 0
     last_id = 0
-    with parsing.pool(blobs.folder_root(), blobs.get) as parse_many:
+    with parsing.pool(blobs.folder_root(), blobs.get) as parser_pool:
+        ahead: tuple[list[int], parsing.Result] | None = None
         while True:
-            pending = db.session.execute(
+            rows = db.session.execute(
                 select(EmailMessage.id, EmailMessage.raw_sha256)
                 .where(
                     EmailMessage.account_id == account.id,
@@ -203,18 +202,17 @@ def complete_pending(account: EmailAccount, chunk: int = 200) -> tuple[int, int]
                 .order_by(EmailMessage.id)
                 .limit(chunk)
             ).all()
-            if not pending:
+            current = None
+            if rows:
+                last_id = rows[-1][0]
+                current = ([i for i, _digest in rows], parser_pool.start([digest for _id, digest in rows]))
+            if ahead is not None:
+                ids, result = ahead
+                quarantined += write_parsed(list(zip(ids, result(), strict=True)))
+                done += len(ids)
+            if current is None:
                 return done, quarantined
-            last_id = pending[-1][0]
-            parsed = parse_many([digest for _id, digest in pending])
-            quarantined += write_parsed([(i, p) for (i, _digest), p in zip(pending, parsed, strict=True)])
-            done += len(pending)
-
-
-def apply_parsed(results: Sequence[tuple[Sequence[int], Sequence[ParsedMessage]]]) -> int:
-    """Write bodies parsed in the background (parts already in the blob store); return how many were
-    quarantined."""
-    return write_parsed([pair for ids, parsed in results for pair in zip(ids, parsed, strict=True)])
+            ahead = current
 
 
 def write_parsed(pairs: Sequence[tuple[int, ParsedMessage]]) -> int:

@@ -11,10 +11,9 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 
 from webapp.adapters import memory, parser
@@ -24,8 +23,6 @@ from webapp.adapters.process import die_with_parent
 
 # Below this many messages a pool costs more than it saves.
 POOL_THRESHOLD = 64
-
-ParseMany = Callable[[Sequence[str]], list[ParsedMessage]]
 
 
 def parse_stored(root: str, digest: str) -> ParsedMessage:
@@ -66,32 +63,33 @@ def parse_stored_batch(root: str, digests: Sequence[str]) -> list[ParsedMessage]
     return [parse_stored(root, digest) for digest in digests]
 
 
-class Background:
-    """Parses stored batches in spawned processes while the fetch goes on downloading the next ones."""
+Result = Callable[[], list[ParsedMessage]]
 
-    def __init__(self, root: Path, workers: int | None = None) -> None:
-        self.root = str(root)
+
+class Parser:
+    """Starts parsing stored messages by their hashes and hands back a function that waits for the result,
+    so the caller writes one chunk while the next is parsed. Spawned processes for big chunks, not forked
+    ones (a fork would share the parent's database and Redis sockets); this process for small chunks or
+    when blobs live in the database (``root`` None)."""
+
+    def __init__(self, root: Path | None, load: Callable[[str], bytes], workers: int | None = None) -> None:
+        self.root = root
+        self.load = load
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))
         self.executor: ProcessPoolExecutor | None = None
-        self.running: list[tuple[list[int], Future[list[ParsedMessage]]]] = []
 
-    def submit(self, ids: Sequence[int], digests: Sequence[str], piece: int = 25) -> None:
+    def start(self, digests: Sequence[str], piece: int = 8) -> Result:
+        if self.root is None or len(digests) < POOL_THRESHOLD or self.workers < 2:
+            parsed = [parser.parse(self.load(digest)) for digest in digests]
+            return lambda: parsed
         if self.executor is None:
             self.executor = _executor(self.workers)
-        for start in range(0, len(ids), piece):
-            future = self.executor.submit(parse_stored_batch, self.root, list(digests[start : start + piece]))
-            self.running.append((list(ids[start : start + piece]), future))
-
-    def done(self, wait: bool = False, at_least: int = 1) -> list[tuple[list[int], list[ParsedMessage]]]:
-        """The finished pieces (all of them, with ``wait``), in submission order — or none until at least
-        ``at_least`` have finished (writing them in bigger groups costs the fetch less)."""
-        if not wait and sum(1 for _ids, future in self.running[:at_least] if future.done()) < at_least:
-            return []
-        finished = []
-        while self.running and (wait or self.running[0][1].done()):
-            ids, future = self.running.pop(0)
-            finished.append((ids, future.result()))
-        return finished
+        root = str(self.root)
+        futures = [
+            self.executor.submit(parse_stored_batch, root, list(digests[start : start + piece]))
+            for start in range(0, len(digests), piece)
+        ]
+        return lambda: [message for future in futures for message in future.result()]
 
     def close(self) -> None:
         if self.executor is not None:
@@ -100,25 +98,10 @@ class Background:
 
 
 @contextmanager
-def pool(root: Path | None, load: Callable[[str], bytes], workers: int | None = None) -> Iterator[ParseMany]:
-    """Yield a function that parses stored messages by their hashes, in spawned processes for big lists.
-
-    ``root`` is the blob folder (None when blobs live in the database: then this process parses).
-    Spawned, not forked, processes: a fork would share the parent's database and Redis sockets.
-    """
-    executor: ProcessPoolExecutor | None = None
-    count = workers or max(1, min(4, os.cpu_count() or 1))
-
-    def parse_many(digests: Sequence[str]) -> list[ParsedMessage]:
-        nonlocal executor
-        if root is None or len(digests) < POOL_THRESHOLD or count < 2:
-            return [parser.parse(load(digest)) for digest in digests]
-        if executor is None:
-            executor = _executor(count)
-        return list(executor.map(partial(parse_stored, str(root)), digests, chunksize=8))
-
+def pool(root: Path | None, load: Callable[[str], bytes], workers: int | None = None) -> Iterator[Parser]:
+    """A :class:`Parser` whose processes end with the block."""
+    started = Parser(root, load, workers)
     try:
-        yield parse_many
+        yield started
     finally:
-        if executor is not None:
-            executor.shutdown()
+        started.close()
