@@ -24,6 +24,7 @@ from sqlalchemy.orm import selectinload
 from webapp.adapters import imap, memory, pop3
 from webapp.adapters.blobstore import FolderBlobStore
 from webapp.adapters.errors import AdapterError
+from webapp.adapters.imap import FetchedMessage
 from webapp.extensions import db
 from webapp.models import EmailAccount, EmailMessage, FolderState
 from webapp.models.message import OVERSIZE
@@ -189,19 +190,20 @@ class _Run:
                 # server is changed after each batch: then the connection is needed between batches; or
                 # blobs go to the database: only the fetch's own thread and transaction may write there).
                 ahead_allowed = not writable and self.folder is not None
-                with ThreadPoolExecutor(1) as downloader:
+                with ThreadPoolExecutor(1) as downloader, ThreadPoolExecutor(1) as writing:
+                    writer = writing if self.folder is not None else None
                     ahead: Future[list[_Item]] | None = None
                     for index, batch in enumerate(batches):
                         self._check_cancel()
                         if ahead is None:
-                            items = self._download(client, folder, info.uidvalidity, batch, sizes)
+                            items = self._download(client, folder, info.uidvalidity, batch, sizes, writer)
                         else:
                             items = ahead.result()
                             ahead = None
                         if ahead_allowed and index + 1 < len(batches):
                             following = batches[index + 1]
                             ahead = downloader.submit(
-                                self._download, client, folder, info.uidvalidity, following, sizes
+                                self._download, client, folder, info.uidvalidity, following, sizes, writer
                             )
                         failpoints.hit("downloaded")
                         stored = self._store(
@@ -257,30 +259,54 @@ class _Run:
         return sizes
 
     def _download(
-        self, client: IMAPClient, folder: str, uidvalidity: int, uids: Sequence[int], sizes: dict[int, int]
+        self,
+        client: IMAPClient,
+        folder: str,
+        uidvalidity: int,
+        uids: Sequence[int],
+        sizes: dict[int, int],
+        writer: ThreadPoolExecutor | None,
     ) -> list[_Item]:
+        """FETCH ``uids`` and prepare their rows; with a ``writer`` thread, each piece is stored in the blob
+        folder while the next one downloads (writing files is mostly the kernel's work, not the GIL's)."""
         # May run in the download thread: no database (and no expired model attribute) from here, except
         # through _put when blobs live in the database (then it runs in the fetch's own thread).
         limit = self.max_size
         too_big = {uid: sizes[uid] for uid in uids if limit and sizes.get(uid, 0) > limit}
-        fetched = {m.uid: m for m in imap.fetch_headers(client, list(too_big))}
+        prepared: list[Future[list[_Item]]] = []
+        items: list[_Item] = []
+
+        def prepare(fetched: list[FetchedMessage]) -> None:
+            if writer is None:
+                items.extend(self._prepare(folder, uidvalidity, fetched, too_big))
+            else:
+                prepared.append(writer.submit(self._prepare, folder, uidvalidity, fetched, too_big))
+
+        prepare(imap.fetch_headers(client, list(too_big)))
         # FETCH in pieces of at most FETCH_BYTES, so memory stays flat whatever the messages weigh.
         for piece in _by_size([uid for uid in uids if uid not in too_big], sizes, FETCH_BYTES):
-            fetched.update({m.uid: m for m in imap.fetch_messages(client, piece)})
-        self.summary.failed += len(uids) - len(fetched)
+            prepare(imap.fetch_messages(client, piece))
+        for future in prepared:
+            items.extend(future.result())
+        self.summary.failed += len(uids) - len(items)
+        return sorted(items, key=lambda item: item.origin.uid or 0)
+
+    def _prepare(
+        self, folder: str, uidvalidity: int, fetched: Sequence[FetchedMessage], too_big: dict[int, int]
+    ) -> list[_Item]:
         return [
             self._prepared(
                 messages.Received(
-                    messages.Origin(folder, uidvalidity, uid),
+                    messages.Origin(folder, uidvalidity, m.uid),
                     m.raw,
                     m.seen,
                     m.flags,
                     m.internal_date,
-                    too_big.get(uid),
+                    too_big.get(m.uid),
                     self.pending_action,
                 )
             )
-            for uid, m in sorted(fetched.items())
+            for m in fetched
         ]
 
     def _prepared(self, received: messages.Received) -> _Item:
