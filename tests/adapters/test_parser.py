@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import email
+import email.policy
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -174,3 +177,19 @@ def test_the_fast_tree_for_big_messages_reads_exactly_what_the_feed_parser_reads
     unclosed = samples[0][: samples[0].rindex(b"--\r\n")]  # the closing boundary is missing
     assert mimetree.build(unclosed) is None  # the feed parser handles (and records) it
     assert _shape(parse(unclosed)) == _shape(_without_fast_tree(unclosed))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=50_000), st.sampled_from(["", "=", "==", "\r\n", "!!"]))
+def test_base64_parts_decode_exactly_as_emails_own_decoder(content: bytes, tail: str) -> None:
+    # Our fast base64 path must give the bytes email's decoder gives, for good and for damaged payloads.
+    body = base64.encodebytes(content).decode("ascii").replace("\n", "\r\n") + tail
+    raw = (
+        "From: a@example.test\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+        "--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+        "--b\r\nContent-Type: application/octet-stream; name=x.bin\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        f"{body}\r\n--b--\r\n"
+    ).encode("ascii")
+    expected = email.message_from_bytes(raw, policy=email.policy.compat32).get_payload()[1].get_payload(decode=True)
+    (part,) = parse(raw).parts
+    assert part.content == expected

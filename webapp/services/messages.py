@@ -238,12 +238,13 @@ def write_parsed(pairs: Sequence[tuple[int, ParsedMessage]]) -> int:
     """
     if not pairs:
         return 0
-    query = select(EmailMessage.id).where(
+    query = select(EmailMessage.id, EmailMessage.subject, EmailMessage.from_name, EmailMessage.from_address).where(
         EmailMessage.id.in_([i for i, _parsed in pairs]), EmailMessage.body_state == PENDING
     )
     if db.session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()  # a page view may be parsing one of them right now (ensure_parsed)
-    pending = set(db.session.scalars(query))
+    # The headers were stored with the row (prepare_received); the bodies join them here.
+    pending = {i: (subject, f"{name} {address}") for i, subject, name, address in db.session.execute(query)}
     updates: list[dict[str, Any]] = []
     parts: list[dict[str, Any]] = []
     documents: list[dict[str, object]] = []
@@ -251,14 +252,13 @@ def write_parsed(pairs: Sequence[tuple[int, ParsedMessage]]) -> int:
     for message_id, parsed in pairs:
         if message_id not in pending:
             continue
-        pending.discard(message_id)  # the same id twice in one call: written once
+        subject, sender = pending.pop(message_id)  # the same id twice in one call: written once
         quarantined += parsed.error is not None
         rows = [_part_row(message_id, position, part) for position, part in enumerate(parsed.parts)]
         parts.extend(rows)
         updates.append(
             {
                 "id": message_id,
-                **_header_values(parsed),
                 "text_body": parsed.text,
                 "html_body": parsed.html,
                 "parse_error": parsed.error,
@@ -267,8 +267,7 @@ def write_parsed(pairs: Sequence[tuple[int, ParsedMessage]]) -> int:
                 "body_state": PARSED,
             }
         )
-        sender = f"{parsed.sender.name} {parsed.sender.address}" if parsed.sender else " "
-        documents.append(search.document(message_id, parsed.subject, sender, parsed.text, parsed.html))
+        documents.append(search.document(message_id, subject, sender, parsed.text, parsed.html))
     if updates:
         db.session.execute(update(EmailMessage), updates)
         if parts:

@@ -29,7 +29,7 @@ def parse_stored(root: str, digest: str) -> ParsedMessage:
     """Parse the raw message ``digest`` of the blob folder and store its parts there (no flush)."""
     memory.fix_mmap_threshold()
     store = FolderBlobStore(Path(root))
-    parsed = parser.parse(store.get(digest))
+    parsed = parser.parse(store.get(digest), headers=False)  # stored with the row already
     parts = tuple(
         replace(part, content=b"", sha256=store.put(part.content, durable=False), size=len(part.content))
         for part in parsed.parts
@@ -80,7 +80,7 @@ class Parser:
 
     def start(self, digests: Sequence[str], piece: int = 8) -> Result:
         if self.root is None or len(digests) < POOL_THRESHOLD or self.workers < 2:
-            parsed = [parser.parse(self.load(digest)) for digest in digests]
+            parsed = [parser.parse(self.load(digest), headers=False) for digest in digests]
             return lambda: parsed
         if self.executor is None:
             self.executor = _executor(self.workers)
