@@ -19,6 +19,7 @@ import ssl
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from imapclient import IMAPClient
 
@@ -102,7 +103,7 @@ def _rss_mb() -> int:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1_000_000
 
 
-def ours(imaps_port: int, ca_pem: str, config: dict[str, object], count: int) -> dict[str, float]:
+def ours(imaps_port: int, ca_pem: str, config: dict[str, object], count: int) -> dict[str, Any]:
     from webapp import create_app
     from webapp.services import accounts, fetching
     from webapp.services.accounts import AccountSettings
@@ -169,7 +170,9 @@ def main() -> None:
     redis = test_redis.start(folder)
     try:
         size = seed(dovecot, args.messages)
-        raw, _ = raw_rate(dovecot, pki)
+        # Raw runs before and after ours and the faster one counts: the first reader of a freshly seeded
+        # folder pays for Dovecot's cold caches, which would flatter whoever goes second.
+        raw_before, _ = raw_rate(dovecot, pki)
         from webapp.adapters.secretbox import generate_key
 
         config = {"DATABASE_URL": database.url, "REDIS_URL": redis.url, "SECRET_KEY": "bench" * 8,
@@ -185,6 +188,8 @@ def main() -> None:
         worker.join()
         if "error" in result:
             raise SystemExit(f"our fetch failed: {result['error']}")
+        raw_after, _ = raw_rate(dovecot, pki)
+        raw = max(raw_before, raw_after)
     finally:
         redis.stop()
         database.drop()
@@ -195,6 +200,7 @@ def main() -> None:
         "megabytes": round(size / 1e6, 1),
         "database": "postgresql" if database.is_postgres else "sqlite",
         "raw_imapclient_msg_s": round(raw),
+        "raw_imapclient_before_after_msg_s": [round(raw_before), round(raw_after)],
         "stored_and_listed_msg_s": round(result["stored_rate"]),
         "stored_ratio": round(result["stored_rate"] / raw, 2),
         "complete_msg_s": round(result["complete_rate"]),

@@ -85,16 +85,15 @@ def test_only_absolute_http_mailto_and_cid_urls(url: str, allowed: bool) -> None
     assert (url in out) is allowed
 
 
-def test_display_inlines_cid_images_and_blocks_remote_ones_until_allowed() -> None:
-    html = '<img src="cid:a%40b"><img src="cid:missing"><img src="https://t.example/p.gif"><img src="cid:svg">'
-    images = {"a@b": ("image/png", b"\x89PNG"), "svg": ("image/svg+xml", b"<svg onload=alert(1)>")}
-    blocked = for_display(html, images, show_images=False)
+def test_display_links_cid_images_and_blocks_remote_ones_until_allowed() -> None:
+    html = '<img src="cid:a%40b"><img src="cid:missing"><img src="https://t.example/p.gif">'
+    links = {"a@b": "/messages/1/inline/2?t=signed"}
+    blocked = for_display(html, links, show_images=False)
     assert blocked.blocked_images == 1
-    assert 'src="data:image/png;base64,iVBORw=="' in blocked.html
-    assert "t.example" not in blocked.html
-    assert 'src="data:application/octet-stream;base64,' in blocked.html  # never an SVG document
-    assert blocked.html.count("<img") == 4
-    allowed = for_display(html, images, show_images=True)
+    assert 'src="/messages/1/inline/2?t=signed"' in blocked.html
+    assert "t.example" not in blocked.html and "cid:" not in blocked.html  # an unknown cid: loses its src
+    assert blocked.html.count("<img") == 3
+    allowed = for_display(html, links, show_images=True)
     assert allowed.blocked_images == 0 and 'src="https://t.example/p.gif"' in allowed.html
 
 

@@ -159,3 +159,32 @@ def test_xss_vectors_run_nothing_and_load_nothing_on_the_message_page(
     assert dialogs == []
     assert foreign == []
     assert page.problems == []  # a CSP violation would mean something live reached the page
+
+
+def test_inline_images_load_in_the_sandboxed_frame_through_their_signed_links(
+    page: Any, live_server: str, make_user, make_account, dovecot: Dovecot
+) -> None:
+    from email.message import EmailMessage as MimeMessage
+    from email.policy import SMTP
+
+    msg = MimeMessage(policy=SMTP)
+    msg["From"] = "sender@example.test"
+    msg["To"] = "alice@example.test"
+    msg["Subject"] = "Inline logo"
+    msg.set_content("see the logo")
+    msg.add_alternative('<p>Logo: <img src="cid:logo@x" alt="logo"></p>', subtype="html")
+    msg.get_payload()[1].add_related(PNG, maintype="image", subtype="png", cid="<logo@x>")
+    dovecot.deliver("alice", msg.as_bytes())
+    account = make_account()
+    assert fetching.fetch(account).stored == 1
+    (message,) = messages.listing(account)
+    users.grant(make_user("viewer", PASSWORD), account, read=True, send=False)
+
+    _login(page, "viewer")
+    page.goto(f"/messages/{message.id}")
+    logo = page.frame_locator("iframe.message-html").locator("img")
+    expect(logo).to_have_js_property("naturalWidth", 1)  # loaded, though the frame sends no cookie
+    (inline_part,) = [a for a in message.attachments if a.content_id == "logo@x"]
+    source = urlsplit(logo.evaluate("img => img.currentSrc"))
+    assert source.path == f"/messages/{message.id}/inline/{inline_part.id}" and source.query.startswith("t=")
+    assert page.problems == []  # no CSP violation

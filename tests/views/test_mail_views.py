@@ -18,7 +18,7 @@ from tests.servers.smtp import SmtpServer
 from webapp.extensions import db
 from webapp.models import EmailMessage
 from webapp.security import message_page_csp
-from webapp.services import fetching, messages, queues, users
+from webapp.services import fetching, inline, messages, queues, users
 from webapp.services.redisconn import get_redis
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000") + b"\x00" * 20
@@ -72,13 +72,15 @@ def test_message_page_is_sanitized_sandboxed_and_under_its_own_csp(
     assert 'sandbox="allow-popups allow-popups-to-escape-sandbox"' in frame and "allow-scripts" not in frame
     srcdoc = html.unescape(re.search(r'srcdoc="([^"]*)"', frame).group(1))
     assert "onclick" not in srcdoc and "alert(2)" not in srcdoc and "<script" not in srcdoc
-    assert 'src="data:image/png;base64,' in srcdoc  # cid: → data:
+    (link,) = re.findall(rf'src="(/messages/{message.id}/inline/\d+\?t=[^"]+)"', srcdoc)  # cid: → signed link
     assert "tracker.example" not in srcdoc and 'data-blocked="remote image"' in srcdoc
     assert "/relative" not in srcdoc
     assert 'href="https://example.test/ok" target="_blank" rel="noopener noreferrer"' in srcdoc
     assert "1 remote image blocked" in page
     db.session.refresh(message)
     assert message.seen is True
+    image = client.get(html.unescape(link))
+    assert image.status_code == 200 and image.data == PNG and image.headers["Content-Type"] == "image/png"
 
     shown = client.get(f"/messages/{message.id}?view=html&images=1")
     assert "img-src 'self' data: https: http:" in shown.headers["Content-Security-Policy"]
@@ -87,6 +89,42 @@ def test_message_page_is_sanitized_sandboxed_and_under_its_own_csp(
     text = client.get(f"/messages/{message.id}?view=text").get_data(as_text=True)
     assert '<a href="https://example.com/page?a=1&amp;b=&lt;2&gt;" target="_blank" rel="noopener noreferrer">' in text
     assert "<2>" not in text and "<iframe" not in text
+
+
+def test_inline_images_are_served_by_signed_link_to_a_user_who_may_read_them(
+    app, client: FlaskClient, reader, make_user, dovecot: Dovecot
+) -> None:
+    # The message frame sends no cookie (opaque origin), so its image links carry a token signed for the
+    # user who opened the page; the route still checks that this user may read the message.
+    dovecot.deliver("alice", _rich_message())
+    fetching.fetch(reader)
+    (message,) = messages.listing(reader)
+    parts = {a.filename: a for a in message.attachments}
+    png, svg = parts["part-1.png"], parts['Bericht "ä".svg']
+    page = html.unescape(client.get(f"/messages/{message.id}").get_data(as_text=True))
+    (link,) = re.findall(rf"/messages/{message.id}/inline/{png.id}\?t=[^\"]+", page)
+    token = link.split("t=", 1)[1]
+
+    client.get("/logout")
+    anonymous = app.test_client()
+    served = anonymous.get(link)
+    assert served.status_code == 200 and served.data == PNG
+    assert served.headers["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in served.headers["Content-Security-Policy"]
+    assert served.headers["Cache-Control"].startswith("private")
+    assert anonymous.get(f"/messages/{message.id}/inline/{png.id}").status_code == 403  # no token
+    assert anonymous.get(link[:-3] + "abc").status_code == 403  # tampered
+    assert anonymous.get(f"/messages/{message.id}/inline/{svg.id}?t={token}").status_code == 403  # another part
+    with app.test_request_context():
+        svg_token = inline.sign(users.get("reader").get_id(), message.id, svg.id)
+        assert inline.session_id_of(token, message.id, png.id, max_age=-1) is None  # expired
+    assert anonymous.get(f"/messages/{message.id}/inline/{svg.id}?t={svg_token}").status_code == 404  # never SVG
+
+    users.grant(users.get("reader"), reader, read=False, send=False)  # access taken away: the link dies too
+    assert anonymous.get(link).status_code == 403
+    users.set_password(users.get("reader"), "another long password 2")
+    users.grant(users.get("reader"), reader, read=True, send=False)
+    assert anonymous.get(link).status_code == 403  # a new password ends the old links as it ends sessions
 
 
 def test_attachments_and_raw_download_safely(client: FlaskClient, reader, dovecot: Dovecot) -> None:

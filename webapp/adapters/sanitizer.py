@@ -8,7 +8,6 @@ this module is the first wall, the sandbox and the CSP are the second and third.
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -200,10 +199,10 @@ def sanitize(html: str) -> str:
     return _clean(html, _UrlFilter)
 
 
-def for_display(html: str, inline_images: Mapping[str, tuple[str, bytes]], show_images: bool) -> Display:
-    """Sanitize, rewrite ``cid:`` images to ``data:`` URIs and hold back remote images unless allowed.
+def for_display(html: str, inline_images: Mapping[str, str], show_images: bool) -> Display:
+    """Sanitize, point ``cid:`` images at their links and hold back remote images unless allowed.
 
-    ``inline_images`` maps a Content-ID to (content type, bytes).
+    ``inline_images`` maps a Content-ID to the link that serves that image (a cid: without one is dropped).
     """
     counter = _Counter()
     display_filter = partial(_DisplayFilter, inline_images=inline_images, show_images=show_images, counter=counter)
@@ -272,9 +271,7 @@ class _Counter:
 
 
 class _DisplayFilter(_UrlFilter):
-    def __init__(
-        self, source: Any, inline_images: Mapping[str, tuple[str, bytes]], show_images: bool, counter: _Counter
-    ) -> None:
+    def __init__(self, source: Any, inline_images: Mapping[str, str], show_images: bool, counter: _Counter) -> None:
         super().__init__(source)
         self.inline_images = inline_images
         self.show_images = show_images
@@ -286,14 +283,11 @@ class _DisplayFilter(_UrlFilter):
         if tag != "img" or src is None:
             return data
         if src.lower().startswith("cid:"):
-            found = self.inline_images.get(_unquote_cid(src[4:]))
-            if found is None:
+            link = self.inline_images.get(_unquote_cid(src[4:]))
+            if link is None:
                 del data[(None, "src")]
             else:
-                content_type, content = found
-                if not content_type.startswith("image/") or content_type == "image/svg+xml":
-                    content_type = "application/octet-stream"
-                data[(None, "src")] = f"data:{content_type};base64,{base64.b64encode(content).decode()}"
+                data[(None, "src")] = link
         elif not self.show_images:
             del data[(None, "src")]
             data[(None, "data-blocked")] = "remote image"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from markupsafe import Markup
 
 from webapp.adapters import sanitizer
-from webapp.models import EmailAccount, EmailMessage
+from webapp.models import Attachment, EmailAccount, EmailMessage
 from webapp.services import messages
 
 # The frame's own document around the message HTML; its inline style is what the page CSP allows.
@@ -31,12 +32,20 @@ class MessageView:
         return None if self.html_doc is None else FRAME_DOCUMENT.replace("{body}", self.html_doc)
 
 
-def message_view(message: EmailMessage, account: EmailAccount, view: str | None, show_images: bool) -> MessageView:
-    """Sanitize (unless the account turned it off), inline cid: images and hold back remote ones."""
+def message_view(
+    message: EmailMessage,
+    account: EmailAccount,
+    view: str | None,
+    show_images: bool,
+    inline_link: Callable[[Attachment], str],
+) -> MessageView:
+    """Sanitize (unless the account turned it off), link cid: images (``inline_link`` makes the link of
+    one part) and hold back remote ones."""
     view = view if view in ("html", "text") else ("html" if message.html_body else "text")
     if view == "html" and message.html_body:
         if not account.sanitize_html:
             return MessageView(message.html_body, None, 0, "html")
-        display = sanitizer.for_display(message.html_body, messages.inline_images(message), show_images)
+        links = {cid: inline_link(part) for cid, part in messages.inline_images(message).items()}
+        display = sanitizer.for_display(message.html_body, links, show_images)
         return MessageView(display.html, None, display.blocked_images, "html")
     return MessageView(None, sanitizer.text_to_html(message.text_body), 0, "text")

@@ -404,12 +404,15 @@ def attachment_bytes(item: Attachment) -> bytes:
     return blobs.get(item.sha256)
 
 
-def inline_images(message: EmailMessage) -> dict[str, tuple[str, bytes]]:
-    """Content-ID → (content type, bytes) of the message's inline images, for ``cid:`` URLs."""
+# Inline images served to the message frame as themselves; SVG (a document that can carry scripts) and
+# anything else are not served at all.
+INLINE_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp"})
+
+
+def inline_images(message: EmailMessage) -> dict[str, Attachment]:
+    """Content-ID → part, for the message's inline images that can be shown (``cid:`` URLs)."""
     return {
-        a.content_id: (a.content_type, blobs.get(a.sha256))
-        for a in message.attachments
-        if a.content_id and a.content_type.startswith("image/")
+        a.content_id: a for a in message.attachments if a.content_id and a.content_type.lower() in INLINE_IMAGE_TYPES
     }
 
 

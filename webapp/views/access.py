@@ -9,7 +9,7 @@ from typing import Any, TypeVar, cast
 from flask import abort
 from flask_login import current_user, login_required
 
-from webapp.models import EmailAccount, EmailMessage
+from webapp.models import EmailAccount, EmailMessage, User
 from webapp.services import accounts, messages, users
 from webapp.services.errors import NotFound
 
@@ -28,10 +28,10 @@ def admin_required(view: F) -> F:
     return cast(F, login_required(wrapper))
 
 
-def readable_account(account_id: int) -> EmailAccount:
-    """The account, if the current user may read it (else 404 or 403)."""
+def readable_account(account_id: int, user: User | None = None) -> EmailAccount:
+    """The account, if the current user (or ``user``) may read it (else 404 or 403)."""
     account = _account(account_id)
-    if not users.can_read(current_user, account):
+    if not users.can_read(user or current_user, account):
         abort(403, "This account is not granted to you.")
     return account
 
@@ -44,13 +44,13 @@ def sendable_account(account_id: int) -> EmailAccount:
     return account
 
 
-def readable_message(message_id: int) -> EmailMessage:
-    """The message, if the current user may read its account (else 404 or 403)."""
+def readable_message(message_id: int, user: User | None = None) -> EmailMessage:
+    """The message, if the current user (or ``user``) may read its account (else 404 or 403)."""
     try:
         message = messages.get(message_id)
     except NotFound:
         abort(404)
-    readable_account(message.account_id)
+    readable_account(message.account_id, user)
     return message
 
 

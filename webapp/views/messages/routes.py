@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 
-from flask import Blueprint, Response, abort, render_template, request, send_file
+from flask import Blueprint, Response, abort, render_template, request, send_file, url_for
 from flask.typing import ResponseReturnValue
-from flask_login import login_required
+from flask_login import current_user, login_required
 
-from webapp.security import message_page_csp
-from webapp.services import accounts, display, messages
+from webapp.models import Attachment
+from webapp.security import load_user, message_page_csp
+from webapp.services import accounts, display, inline, messages
 from webapp.services.errors import NotFound
 from webapp.views.access import readable_message
 
@@ -29,7 +30,12 @@ def show(message_id: int) -> ResponseReturnValue:
     message = messages.ensure_parsed(readable_message(message_id))
     account = accounts.by_id(message.account_id)
     show_images = request.args.get("images") == "1"
-    shown = display.message_view(message, account, request.args.get("view"), show_images)
+
+    def inline_link(part: Attachment) -> str:
+        token = inline.sign(current_user.get_id(), message.id, part.id)
+        return url_for("messages.inline_image", message_id=message.id, attachment_id=part.id, t=token)
+
+    shown = display.message_view(message, account, request.args.get("view"), show_images, inline_link)
     messages.mark_seen(message)
     response = Response(
         render_template("messages/show.html", message=message, account=account, shown=shown, show_images=show_images)
@@ -48,6 +54,31 @@ def attachment(message_id: int, attachment_id: int) -> ResponseReturnValue:
         abort(404)
     content_type = item.content_type.lower() if item.content_type.lower() in SAFE_TYPES else "application/octet-stream"
     return _download(messages.attachment_bytes(item), item.filename, content_type)
+
+
+@bp.route("/<int:message_id>/inline/<int:attachment_id>")
+def inline_image(message_id: int, attachment_id: int) -> ResponseReturnValue:
+    """An inline image of a message, for its sandboxed frame: the frame sends no session cookie, so the
+    link carries a token signed for the user who opened the page (services/inline.py); the user must
+    still be able to read the message. Only raster images are served, never SVG."""
+    user = current_user if current_user.is_authenticated else None
+    if user is None:
+        session_id = inline.session_id_of(request.args.get("t", ""), message_id, attachment_id)
+        user = load_user(session_id) if session_id else None
+    if user is None:
+        abort(403)
+    message = readable_message(message_id, user)
+    try:
+        item = messages.attachment(message, attachment_id)
+    except NotFound:
+        abort(404)
+    if not item.content_id or item.content_type.lower() not in messages.INLINE_IMAGE_TYPES:
+        abort(404)
+    response = send_file(io.BytesIO(messages.attachment_bytes(item)), mimetype=item.content_type.lower())
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = DOWNLOAD_CSP
+    response.headers["Cache-Control"] = f"private, max-age={inline.MAX_AGE}"
+    return response
 
 
 @bp.route("/<int:message_id>/raw")
