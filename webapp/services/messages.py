@@ -161,17 +161,7 @@ def _header_values(parsed: ParsedMessage) -> dict[str, Any]:
 
 def _attach(message: EmailMessage, parsed: ParsedMessage) -> None:
     for position, part in enumerate(parsed.parts):
-        message.attachments.append(
-            Attachment(
-                position=position,
-                filename=part.filename or "attachment",
-                content_type=part.content_type[:255],
-                size=part.size if part.sha256 else len(part.content),
-                sha256=part.sha256 or blobs.put(part.content),
-                content_id=part.content_id,
-                inline=part.inline,
-            )
-        )
+        message.attachments.append(Attachment(**_part_values(position, part, blobs.put)))
     message.has_attachments = any(not a.inline for a in message.attachments)
 
 
@@ -228,6 +218,10 @@ def complete_pending(account: EmailAccount, chunk: int = 200) -> tuple[int, int]
             ahead = current
 
 
+def _put_later(data: bytes) -> str:
+    return blobs.put(data, durable=False)  # flushed once before the commit (write_parsed)
+
+
 def write_parsed(pairs: Sequence[tuple[int, ParsedMessage]]) -> int:
     """Write parsed bodies, parts and search rows of messages still pending, and commit; return how many
     could not be parsed (quarantined).
@@ -254,7 +248,10 @@ def write_parsed(pairs: Sequence[tuple[int, ParsedMessage]]) -> int:
             continue
         subject, sender = pending.pop(message_id)  # the same id twice in one call: written once
         quarantined += parsed.error is not None
-        rows = [_part_row(message_id, position, part) for position, part in enumerate(parsed.parts)]
+        rows = [
+            {"message_id": message_id, **_part_values(position, part, _put_later)}
+            for position, part in enumerate(parsed.parts)
+        ]
         parts.extend(rows)
         updates.append(
             {
@@ -278,14 +275,14 @@ def write_parsed(pairs: Sequence[tuple[int, ParsedMessage]]) -> int:
     return quarantined
 
 
-def _part_row(message_id: int, position: int, part: ParsedPart) -> dict[str, Any]:
+def _part_values(position: int, part: ParsedPart, put: Callable[[bytes], str]) -> dict[str, Any]:
+    """An attachment row's values; bytes not stored yet (``part.sha256`` empty) are stored with ``put``."""
     return {
-        "message_id": message_id,
         "position": position,
         "filename": (part.filename or "attachment")[:255],
         "content_type": part.content_type[:255],
         "size": part.size if part.sha256 else len(part.content),
-        "sha256": part.sha256 or blobs.put(part.content, durable=False),
+        "sha256": part.sha256 or put(part.content),
         "content_id": part.content_id[:255],
         "inline": part.inline,
     }
