@@ -11,6 +11,7 @@ import pytest
 from imapclient import IMAPClient
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
+from sqlalchemy import text
 
 from tests.servers import messages as generated
 from tests.servers.dovecot import Dovecot
@@ -233,3 +234,15 @@ def test_a_failing_job_reports_its_reason(make_account, dovecot: Dovecot) -> Non
     status = fetchjobs.status(job_id)
     assert status.state == "failed"
     assert status.error and "authentication failed" in status.error
+
+
+def test_a_big_fetch_refreshes_the_planner_statistics(make_account, dovecot: Dovecot, monkeypatch) -> None:
+    # With stale statistics PostgreSQL walked every row for a search that matches a few (benchmarks.md).
+    if db.session.get_bind().dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite plans these queries well without statistics")
+    monkeypatch.setattr(fetching, "ANALYZE_AFTER", 3)
+    dovecot.deliver_many("alice", generated.mix(4, seed=17))
+    account = make_account(fetch_strategy="replicate")
+    assert fetching.fetch(account).stored == 4
+    query = "SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL"
+    assert {"email_message", "message_search"} <= set(db.session.scalars(text(query)))

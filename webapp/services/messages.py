@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, text, update
+from sqlalchemy import and_, insert, or_, select, text, update
 
 from webapp.adapters import parser
 from webapp.adapters.parser import Mailbox, ParsedMessage, ParsedPart
@@ -373,17 +373,31 @@ def _decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
         return None
 
 
-def folders(account: EmailAccount) -> list[tuple[str, int]]:
-    """The folders that hold stored messages, with their counts (the account's own folder first)."""
-    rows = db.session.execute(
-        select(EmailMessage.folder, func.count())
-        .where(EmailMessage.account_id == account.id)
-        .group_by(EmailMessage.folder)
-    ).all()
-    counts = {str(folder): int(count) for folder, count in rows}
-    counts.setdefault(account.folder if account.incoming_protocol == "imap" else "INBOX", 0)
+# The distinct folders by a loose index scan (one probe of ix_email_message_listing per folder):
+# GROUP BY read every row, 50-110 ms per page view with 100,000 messages on PostgreSQL.
+_FOLDERS = text(
+    "WITH RECURSIVE f(folder) AS ("
+    " SELECT MIN(folder) FROM email_message WHERE account_id = :account"
+    " UNION ALL"
+    " SELECT (SELECT MIN(folder) FROM email_message WHERE account_id = :account AND folder > f.folder)"
+    " FROM f WHERE f.folder IS NOT NULL"
+    ") SELECT folder FROM f WHERE folder IS NOT NULL"
+)
+
+
+def folders(account: EmailAccount) -> list[str]:
+    """The folders that hold stored messages (the account's own folder first, even when empty)."""
+    names = {str(name) for name in db.session.scalars(_FOLDERS, {"account": account.id})}
     first = account.folder if account.incoming_protocol == "imap" else "INBOX"
-    return sorted(counts.items(), key=lambda item: (item[0] != first, item[0].casefold()))
+    names.add(first)
+    return sorted(names, key=lambda name: (name != first, name.casefold()))
+
+
+def refresh_statistics() -> None:
+    """Refresh PostgreSQL's planner statistics of the message tables (after a big fetch)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("ANALYZE email_message, message_search"))
+        db.session.commit()
 
 
 def raw_bytes(message: EmailMessage) -> bytes:
