@@ -237,12 +237,14 @@ def test_a_failing_job_reports_its_reason(make_account, dovecot: Dovecot) -> Non
 
 
 def test_a_big_fetch_refreshes_the_planner_statistics(make_account, dovecot: Dovecot, monkeypatch) -> None:
-    # With stale statistics PostgreSQL walked every row for a search that matches a few (benchmarks.md).
-    if db.session.get_bind().dialect.name != "postgresql":
-        pytest.skip("PostgreSQL only: SQLite plans these queries well without statistics")
+    # With stale statistics PostgreSQL walked every row for a search that matches a few (benchmarks.md);
+    # SQLite plans these queries well without any, and is left as it is.
     monkeypatch.setattr(fetching, "ANALYZE_AFTER", 3)
     dovecot.deliver_many("alice", generated.mix(4, seed=17))
     account = make_account(fetch_strategy="replicate")
     assert fetching.fetch(account).stored == 4
-    query = "SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL"
-    assert {"email_message", "message_search"} <= set(db.session.scalars(text(query)))
+    if db.session.get_bind().dialect.name == "postgresql":
+        query = "SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL"
+        assert {"email_message", "message_search"} <= set(db.session.scalars(text(query)))
+    else:
+        assert db.session.scalar(text("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")) == 0
