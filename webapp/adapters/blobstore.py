@@ -29,7 +29,11 @@ class FolderBlobStore:
     def path(self, digest: str) -> Path:
         if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             raise ValueError("not a SHA-256 hex digest")
-        return self.root / digest[:2] / digest
+        return Path(self._file(digest))
+
+    def _file(self, digest: str) -> str:
+        # The layout, as a plain string: put() runs thousands of times a second and needs no pathlib.
+        return f"{self.root}/{digest[:2]}/{digest}"
 
     def _old_path(self, digest: str) -> Path:
         # The first layout (ab/cd/abcd…), still read.
@@ -39,7 +43,7 @@ class FolderBlobStore:
         """Store ``data`` and return its hash. ``durable=False`` leaves the flush to :meth:`sync`, so a
         batch costs one flush; either way it must be durable before rows naming it are committed."""
         digest = sha256(data)
-        target = f"{self.root}/{digest[:2]}/{digest}"  # our own hash: no need to check it
+        target = self._file(digest)  # our own hash: no need to check it
         if os.path.exists(target):
             return digest
         # Plain os calls on a name of our own: a fetch stores thousands of blobs a second, and mkstemp's

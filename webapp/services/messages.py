@@ -31,10 +31,6 @@ class Origin:
     uidl: str | None = None
 
 
-def digest(raw: bytes) -> str:
-    return blobs.sha256(raw)
-
-
 def add(
     account: EmailAccount,
     origin: Origin,
