@@ -3,31 +3,24 @@
 from __future__ import annotations
 
 import click
-from flask.cli import FlaskGroup
 
-from webapp import create_app
-
-
-def _create_app() -> object:
-    return create_app()
+from webapp.cli.instance import Cli
 
 
-@click.group(
-    cls=FlaskGroup,
-    create_app=_create_app,
-    add_default_commands=False,
-    load_dotenv=False,
-    set_debug_flag=False,
-)
+@click.group(cls=Cli)
+@click.version_option(package_name="email-connector", prog_name="email-connector", message="%(prog)s %(version)s")
 def cli() -> None:
-    """Email Connector: connect mail accounts; send, receive, template and queue email."""
+    """Email Connector: connect mail accounts; send mail, fetch what arrives, read and search it."""
 
 
 def _register() -> None:
+    from flask_migrate.cli import db
+
     from webapp.cli import accounts, keys, mail, serve, users
 
     for module in (serve, users, accounts, keys, mail):
         module.register(cli)
+    cli.add_command(db)
 
 
 _register()
