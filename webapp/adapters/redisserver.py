@@ -61,7 +61,8 @@ def start(socket_path: Path, data_dir: Path, *, persist: bool = True) -> subproc
         "--dir", str(data_dir),
         "--daemonize", "no",
         "--appendonly", "no",
-        "--save", "60 1" if persist else "",
+        # Separate arguments: given as one ("60 1"), redis-server 6.2 silently saves nothing.
+        *(["--save", "60", "1"] if persist else ["--save", ""]),
         "--loglevel", "warning",
         "--logfile", str(data_dir / "redis.log"),
     ]  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from webapp.cli.instance import Cli
+from webapp.cli.instance import Cli, Migrations
 
 
 @click.group(cls=Cli)
@@ -20,7 +20,7 @@ def _register() -> None:
 
     for module in (serve, users, accounts, keys, mail):
         module.register(cli)
-    cli.add_command(db)
+    cli.add_command(Migrations.of(db))
 
 
 _register()

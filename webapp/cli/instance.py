@@ -38,6 +38,7 @@ from webapp.services.errors import ConnectorError
 from webapp.services.redisconn import get_redis
 
 CREATES = ("db", "upgrade")
+HELP_ONLY = "emailconnector.help_only"
 # Long-running commands: a Redis named by REDIS_URL must answer before they start.
 SERVICES = {"run", "up", "worker", "scheduler"}
 
@@ -60,6 +61,24 @@ class Cli(click.Group):
             fail(_explain(ctx, partial(readiness.database_problem, exc)) or f"the database failed: {exc.orig}")
         except ConnectorError as exc:
             fail(str(exc))
+
+
+class Migrations(click.Group):
+    """Flask-Migrate's ``db`` group, which loads the app before its subcommand runs.
+
+    It notes when the subcommand will only print its help, so that ``prepare`` checks and creates nothing.
+    """
+
+    @classmethod
+    def of(cls, group: click.Group) -> Migrations:
+        return cls(group.name, group.commands, callback=group.callback, params=group.params, help=group.help)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        ctx.meta[HELP_ONLY] = "--help" in rest
+        return name, command, rest
 
 
 class Instance(ScriptInfo):
@@ -91,10 +110,13 @@ def command_path(ctx: click.Context) -> tuple[str, ...]:
 def prepare(ctx: click.Context, given: Flask | None = None) -> Flask:
     """Build (or take) the app and make sure the instance has what the command needs; exit with one line if not."""
     path = command_path(ctx)
+    helping = bool(ctx.meta.get(HELP_ONLY))
     try:
-        app = given if given is not None else create_app(create_keys=path == CREATES)
+        app = given if given is not None else create_app(create_keys=path == CREATES and not helping)
     except ConfigError as exc:
         fail(str(exc))
+    if helping:
+        return app
     if path[:1] == ("db",):
         if path != CREATES:
             with app.app_context():
