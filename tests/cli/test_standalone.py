@@ -141,7 +141,7 @@ def scenario(dovecot: Dovecot, smtp: SmtpServer, ca: Path) -> list[Step]:
         Step(("fetch", "Work"), says="queued a fetch of Work (job "),
         Step(("fetch", "Work", "--wait"), code=1, says="error: no worker is listening on the fetch queue"),
         # The queued job waited in the embedded Redis's saved data; this worker runs it and stops.
-        Step(("worker", "--burst"), says="Successfully completed"),
+        Step(("worker", "--burst"), says="Job OK"),
         Step(("messages", "list", "--account", "Work", "--folder", "INBOX", "--json"), says='"subject": "Hi"'),
         Step(("fetch-due",)),
         Step(("keys", "rotate"), says="1 secret(s) re-encrypted"),
@@ -223,7 +223,8 @@ def assert_clean(ran: Ran) -> None:
     """No traceback; exit 0, or a failure told in exactly one line."""
     shown = f"{ran.step.args}: exit {ran.code}\nstdout: {ran.stdout}\nstderr: {ran.stderr}"
     assert "Traceback" not in ran.stderr and "Traceback" not in ran.stdout, shown
-    if ran.code != 0 and not (ran.step.serves and ran.code == -signal.SIGTERM):
+    stopped = ran.step.serves and ran.code in (-signal.SIGTERM, 128 + signal.SIGTERM)
+    if ran.code != 0 and not stopped:
         lines = [line for line in ran.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("error: "), shown
 
@@ -297,7 +298,7 @@ def test_every_command_with_postgresql_down_says_so_in_one_line(place: Place, st
         assert_clean(ran)
         if "--help" in ran.step.args or ran.step.args == ("keys", "generate"):
             assert ran.code == 0, ran
-        else:
+        elif ran.code or command_of(ran.step.args)[:1] != ("db",):  # db heads, history…: the scripts only
             assert (ran.code, ran.stderr.strip()) == (1, down), ran
     assert redis_servers(place.root) == []
 
@@ -373,14 +374,15 @@ def test_commands_started_at_once_share_one_embedded_redis_and_stop_it(place: Pl
 def test_a_command_that_started_redis_waits_for_the_others_then_stops_it(place: Place) -> None:
     """The owner (here a worker) ends while another process still uses its Redis: it waits, then stops it."""
     assert run(place, Step(("db", "upgrade"))).code == 0
-    log = place.root / "worker.err"
-    with log.open("w") as err:
-        worker = subprocess.Popen([str(EXE), "worker"], env=place.env, cwd=place.cwd, stderr=err)
+    log = place.root / "worker.log"
+    with log.open("w") as out:
+        worker = subprocess.Popen([str(EXE), "worker"], env=place.env, cwd=place.cwd, stdout=out, stderr=out)
     try:
         deadline = time.monotonic() + 60
-        while (redisserver.owner_of(place.socket) or (0, ""))[1] != "email-connector worker":
+        while "Listening on" not in log.read_text():
             assert time.monotonic() < deadline and worker.poll() is None, log.read_text()
             time.sleep(0.1)  # waiting for the process to come up
+        assert redisserver.owner_of(place.socket) == (worker.pid, "email-connector worker")
         with redisserver.use(place.socket, place.instance / "redis", "test", lambda _m: None) as lease:
             assert lease.process is None and redisserver.answers(place.socket)
             worker.send_signal(signal.SIGTERM)

@@ -18,6 +18,7 @@ not handle, end the command with one line on stderr, never a traceback.
 
 from __future__ import annotations
 
+import signal
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -117,10 +118,12 @@ def prepare(ctx: click.Context, given: Flask | None = None) -> Flask:
         fail(str(exc))
     if helping:
         return app
+    if path == CREATES:
+        Path(app.instance_path).mkdir(mode=0o700, parents=True, exist_ok=True)  # keys may come from the environment
+        return app
     if path[:1] == ("db",):
-        if path != CREATES:
-            with app.app_context():
-                _ready(lambda: readiness.check_database(schema=False))
+        with app.app_context():
+            _ready(lambda: readiness.check_database(schema=False))
         return app
     with app.app_context():
         _ready(readiness.check_database)
@@ -139,6 +142,9 @@ def prepare(ctx: click.Context, given: Flask | None = None) -> Flask:
                 ctx.find_root().with_resource(redisserver.use(socket_path, data_dir, name, note))
             except RuntimeError as exc:
                 fail(str(exc))
+            # Killed by SIGTERM, a command that started the Redis would take it away from the others using
+            # it: end like Ctrl-C instead, through the code that waits for them (the worker has its own handler).
+            signal.signal(signal.SIGTERM, _exit_on_sigterm)
     elif path[:1] and path[0] in SERVICES:
         with app.app_context():
             try:
@@ -154,6 +160,10 @@ def embedded_redis(app: Flask) -> tuple[Path, Path] | None:
     if not socket:
         return None
     return Path(socket), Path(socket).parent / "redis"
+
+
+def _exit_on_sigterm(_signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signal.SIGTERM)
 
 
 def note(message: str) -> None:
