@@ -132,9 +132,9 @@ def test_up_waits_for_an_owner_then_keeps_its_own_server_while_commands_come_and
         assert lease.process is None and redisserver.answers(sock)
     assert redisserver.answers(sock)
     # A second up is refused at once.
+    second = redisserver.own(sock, data, "email-connector up", _ignore)
     with pytest.raises(RuntimeError, match="email-connector up already runs for this instance"):
-        with redisserver.own(sock, data, "email-connector up", _ignore):
-            pass
+        second.__enter__()
     up_may_leave.set()
     for thread in threads:
         thread.join(TIMEOUT)
