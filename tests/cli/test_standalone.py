@@ -206,7 +206,8 @@ def run(place: Place, step: Step, env: dict[str, str] | None = None) -> Ran:
             timeout=180,
         )  # fmt: skip
         return Ran(step, done.returncode, done.stdout, done.stderr)
-    out, err = place.root / "serve.out", place.root / "serve.err"
+    logs = Path(tempfile.mkdtemp(dir=place.root, prefix="-".join(command_of(step.args)) + "-"))
+    out, err = logs / "out", logs / "err"
     with out.open("w") as stdout, err.open("w") as stderr:
         process = subprocess.Popen([str(EXE), *step.args], stdout=stdout, stderr=stderr, env=env, cwd=place.cwd)
     try:
