@@ -13,6 +13,7 @@ from webapp.adapters.endpoint import DEFAULT_PORTS, Endpoint, TlsPolicy
 from webapp.adapters.errors import AuthError
 from webapp.adapters.linebreaks import has_line_break
 from webapp.adapters.secretbox import SecretBoxError
+from webapp.database import writes
 from webapp.extensions import db
 from webapp.models import EmailAccount
 from webapp.models.account import (
@@ -181,6 +182,7 @@ def settings_of(account: EmailAccount) -> AccountSettings:
     return AccountSettings(**values)
 
 
+@writes
 def _save(account: EmailAccount, settings: AccountSettings) -> EmailAccount:
     validate(settings)
     name = settings.name.strip()
@@ -219,6 +221,7 @@ def _save(account: EmailAccount, settings: AccountSettings) -> EmailAccount:
     return account
 
 
+@writes
 def remove(account: EmailAccount) -> None:
     """Remove an account with everything stored for it (grants, logs and, later, messages)."""
     db.session.delete(account)

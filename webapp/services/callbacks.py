@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 from webapp.adapters import webhook as webhook_http
 from webapp.adapters.errors import AdapterError, PermanentError
+from webapp.database import writes
 from webapp.extensions import db
 from webapp.models import Delivery, EmailAccount, EmailMessage, Webhook
 from webapp.models.base import utcnow
@@ -82,6 +83,7 @@ def backoff(attempts: int) -> timedelta:
 # --- webhooks configured by admins ---------------------------------------------------------------------
 
 
+@writes
 def add_webhook(account: EmailAccount, url: str, events: Sequence[str] = EVENTS) -> tuple[Webhook, str]:
     """Add a webhook; return it and its secret (shown once to the admin; stored encrypted)."""
     if not is_url(url):
@@ -101,6 +103,7 @@ def webhooks(account: EmailAccount) -> list[Webhook]:
     return list(db.session.scalars(select(Webhook).where(Webhook.account_id == account.id).order_by(Webhook.id)))
 
 
+@writes
 def remove_webhook(account: EmailAccount, webhook_id: int) -> None:
     hook = db.session.get(Webhook, webhook_id)
     if hook is None or hook.account_id != account.id:
@@ -144,6 +147,7 @@ def failed(account: EmailAccount, error: str, on_error: str | None) -> None:
     _event(account, "error", {"error": error}, on_error)
 
 
+@writes
 def _event(account: EmailAccount, event: str, data: dict[str, Any], target: str | None) -> None:
     delivery_id = f"{account.id}:{event}:{pysecrets.token_hex(8)}"
     payload = _payload(account, event, delivery_id, data)
@@ -234,6 +238,7 @@ def deliver_due(account: EmailAccount | None = None, limit: int = 100) -> int:
     return delivered
 
 
+@writes
 def _attempt(delivery: Delivery) -> int:
     account = db.session.get(EmailAccount, delivery.account_id)
     if account is None:

@@ -21,10 +21,11 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from webapp.adapters import imap, memory, pop3
+from webapp.adapters import blobstore, imap, memory, pop3
 from webapp.adapters.blobstore import FolderBlobStore
 from webapp.adapters.errors import AdapterError
 from webapp.adapters.imap import FetchedMessage
+from webapp.database import write_transaction, writes
 from webapp.extensions import db
 from webapp.models import EmailAccount, EmailMessage, FolderState
 from webapp.models.message import OVERSIZE
@@ -171,6 +172,7 @@ class _Run:
         self.pending_action = account.after_fetch if account.after_fetch != "none" else None
         root = blobs.folder_root()
         self.folder = FolderBlobStore(root) if root is not None else None
+        self._database_blobs: dict[str, bytes] = {}  # blobs for the database, stored with their batch
 
     # --- IMAP -------------------------------------------------------------------------------------------
 
@@ -236,6 +238,7 @@ class _Run:
         self.report(self.progress)
         return todo
 
+    @writes
     def _state(self, folder: str, uidvalidity: int) -> FolderState:
         state = db.session.scalar(
             select(FolderState).where(FolderState.account_id == self.account.id, FolderState.folder == folder)
@@ -318,10 +321,13 @@ class _Run:
         return _Item(received.origin, messages.prepare_received(received, self.max_size or 0, self._put))
 
     def _put(self, data: bytes) -> str:
-        """Blobs are flushed once per batch (insert_received), before the rows naming them are committed."""
+        """Blobs are flushed once per batch (insert_received), before the rows naming them are committed.
+        In the database they wait for the batch's write transaction (:meth:`_store`)."""
         if self.folder is not None:
             return self.folder.put(data, durable=False)  # any thread
-        return blobs.put(data, durable=False)  # the database: the fetch's own thread and transaction
+        digest = blobstore.sha256(data)
+        self._database_blobs[digest] = data
+        return digest
 
     def _apply_pending_actions(self, client: IMAPClient, folder: str, uidvalidity: int) -> None:
         """Finish server actions that a crash interrupted (their messages are committed)."""
@@ -340,6 +346,7 @@ class _Run:
         for batch in _chunks(pending, 500):
             self._apply_actions(client, list(batch))
 
+    @writes
     def _apply_actions(self, client: IMAPClient, ids: Sequence[int]) -> None:
         action = self.account.after_fetch
         if action == "none" or not ids:
@@ -408,19 +415,23 @@ class _Run:
                 self._advance(len(batch))
         # QUIT went through: the server has applied every DELE of this session.
         if account.after_fetch == "delete":
-            db.session.execute(
-                update(EmailMessage)
-                .where(EmailMessage.account_id == account.id, EmailMessage.pending_action.is_not(None))
-                .values(pending_action=None)
-            )
-            db.session.commit()
+            with write_transaction():
+                db.session.execute(
+                    update(EmailMessage)
+                    .where(EmailMessage.account_id == account.id, EmailMessage.pending_action.is_not(None))
+                    .values(pending_action=None)
+                )
+                db.session.commit()
 
     # --- storing ----------------------------------------------------------------------------------------
 
+    @writes
     def _store(self, items: Sequence[_Item], state: FolderState | None, last_uid: int, key: str) -> list[int]:
         """Store ``items`` and the checkpoint in one transaction; return the ids stored. Their bodies are
         parsed after the download (complete_pending): parsing meanwhile took the CPU the download needs."""
         for _attempt in range(3):
+            for data in self._database_blobs.values():
+                blobs.put(data, durable=False)
             relinked = self._relink(items, state) if state is not None and self._has_stale(state) else set()
             fresh = [item for item in items if item.origin.uid not in relinked]
             ids = messages.insert_received(self.account, [item.row for item in fresh])
@@ -439,6 +450,7 @@ class _Run:
                 log.info("account %s: part of a batch was stored by someone else first", self.account.name)
                 continue
             failpoints.hit("after_commit")
+            self._database_blobs.clear()
             self.lock.refresh()
             self.summary.stored += len(ids)
             self.summary.relinked += len(relinked)

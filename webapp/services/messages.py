@@ -11,6 +11,7 @@ from sqlalchemy import and_, insert, or_, select, text, update
 
 from webapp.adapters import parser
 from webapp.adapters.parser import Mailbox, ParsedMessage, ParsedPart
+from webapp.database import writes
 from webapp.extensions import db
 from webapp.models import Attachment, EmailAccount, EmailMessage
 from webapp.models.base import utcnow
@@ -161,6 +162,7 @@ def _attach(message: EmailMessage, parsed: ParsedMessage) -> None:
     message.has_attachments = any(not a.inline for a in message.attachments)
 
 
+@writes
 def complete(message: EmailMessage) -> None:
     """Parse one pending message's bodies and parts now (the caller commits)."""
     if message.body_state != PENDING:
@@ -172,6 +174,7 @@ def complete(message: EmailMessage) -> None:
     search.index([message])
 
 
+@writes
 def ensure_parsed(message: EmailMessage) -> EmailMessage:
     """Parse now if the fetch has not got to it yet (the message page asks for it)."""
     if message.body_state == PENDING:
@@ -218,6 +221,7 @@ def _put_later(data: bytes) -> str:
     return blobs.put(data, durable=False)  # flushed once before the commit (write_parsed)
 
 
+@writes
 def write_parsed(pairs: Sequence[tuple[int, ParsedMessage]]) -> int:
     """Write parsed bodies, parts and search rows of messages still pending, and commit; return how many
     could not be parsed (quarantined).
@@ -389,6 +393,7 @@ def folders(account: EmailAccount) -> list[str]:
     return sorted(names, key=lambda name: (name != first, name.casefold()))
 
 
+@writes
 def refresh_statistics() -> None:
     """Refresh PostgreSQL's planner statistics of the message tables (after a big fetch)."""
     if db.session.get_bind().dialect.name == "postgresql":
@@ -459,6 +464,7 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
+@writes
 def mark_seen(message: EmailMessage) -> None:
     """Mark the stored copy as read (only here: the server is never changed by reading)."""
     if not message.seen:

@@ -9,6 +9,7 @@ from webapp.adapters import mime, smtp
 from webapp.adapters.errors import AdapterError
 from webapp.adapters.mime import HeaderError, OutgoingMessage
 from webapp.adapters.mime import OutgoingAttachment as OutgoingAttachment
+from webapp.database import writes
 from webapp.extensions import db
 from webapp.models import EmailAccount, EmailMessage
 from webapp.models.base import utcnow
@@ -83,6 +84,7 @@ def send(account: EmailAccount, draft: Draft) -> EmailMessage:
     return _store(account, raw, message)
 
 
+@writes
 def _store(account: EmailAccount, raw: bytes, message: OutgoingMessage, last_error: str | None = None) -> EmailMessage:
     stored = messages.add(account, messages.Origin(SENT_FOLDER), raw, status=SENT, seen=True, bcc=message.bcc)
     stored.sent_at = utcnow()

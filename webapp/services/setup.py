@@ -8,6 +8,7 @@ import secrets
 
 from sqlalchemy import delete, select
 
+from webapp.database import writes
 from webapp.extensions import db
 from webapp.models import AppSetting, User
 from webapp.models.setting import SETUP_TOKEN_HASH
@@ -24,6 +25,7 @@ def needs_setup() -> bool:
     return users.count() == 0
 
 
+@writes
 def issue_token() -> str | None:
     """Return a new setup token (replacing any earlier one), or None once a user exists."""
     if not needs_setup():
@@ -38,6 +40,7 @@ def issue_token() -> str | None:
     return token
 
 
+@writes
 def create_first_admin(token: str, username: str, password: str) -> User:
     """Create the first admin if ``token`` is the current setup token and there is still no user."""
     stored = db.session.scalar(select(AppSetting.value).where(AppSetting.key == SETUP_TOKEN_HASH))
@@ -55,6 +58,7 @@ def create_first_admin(token: str, username: str, password: str) -> User:
     return users.create(username, password, ROLE_ADMIN)
 
 
+@writes
 def discard_token() -> None:
     """Forget any pending setup token (an admin was created another way)."""
     db.session.execute(delete(AppSetting).where(AppSetting.key == SETUP_TOKEN_HASH))

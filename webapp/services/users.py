@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from webapp.database import writes
 from webapp.extensions import db
 from webapp.models import AccountGrant, EmailAccount, User
 from webapp.models.user import ROLE_ADMIN, ROLE_USER, ROLES
@@ -42,6 +43,7 @@ def count() -> int:
     return db.session.scalar(select(func.count(User.id))) or 0
 
 
+@writes
 def create(username: str, password: str, role: str = ROLE_USER, *, commit: bool = True) -> User:
     """Create a user; the name must be unique regardless of case."""
     if role not in ROLES:
@@ -99,6 +101,7 @@ def authenticate(username: str, password: str, remote_addr: str | None) -> User 
     return user
 
 
+@writes
 def set_password(user: User, password: str) -> None:
     """Set a new password; other sessions of this user end."""
     validate_password(password)
@@ -113,6 +116,7 @@ def change_own_password(user: User, current: str, new: str) -> None:
     set_password(user, new)
 
 
+@writes
 def set_role(user: User, role: str) -> None:
     if role not in ROLES:
         raise Invalid(f"role: one of {', '.join(ROLES)}")
@@ -122,6 +126,7 @@ def set_role(user: User, role: str) -> None:
     db.session.commit()
 
 
+@writes
 def remove(user: User) -> None:
     if user.is_admin and _admin_count() <= 1:
         raise Conflict("the last admin cannot be removed")
@@ -133,6 +138,7 @@ def _admin_count() -> int:
     return db.session.scalar(select(func.count(User.id)).where(User.role == ROLE_ADMIN)) or 0
 
 
+@writes
 def grant(user: User, account: EmailAccount, *, read: bool, send: bool) -> AccountGrant | None:
     """Set what ``user`` may do with ``account``; neither right removes the grant."""
     existing = db.session.scalar(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Flask, render_template
+from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+
+from webapp.extensions import db
 
 
 def init_app(app: Flask) -> None:
@@ -20,6 +22,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError) -> tuple[str, int]:
+        db.session.rollback()
         return render_template(
             "error.html",
             code=400,
@@ -28,5 +31,13 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> tuple[str, int]:
+        db.session.rollback()  # a failed transaction must not break the error page too
         code = error.code or 500
         return render_template("error.html", code=code, message=error.description), code
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception) -> tuple[str, int]:
+        # Logged with its traceback; the user gets a plain page, never a second failure on the way.
+        app.logger.error("unexpected error on %s %s", request.method, request.path, exc_info=error)
+        db.session.rollback()
+        return render_template("error.html", code=500, message="Something went wrong on our side."), 500
