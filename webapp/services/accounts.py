@@ -25,6 +25,7 @@ from webapp.models.account import (
     SMTP_AUTH_MODES,
     TLS_VERIFY_MODES,
 )
+from webapp.models.base import MAX_ID
 from webapp.services import secrets
 from webapp.services.errors import Conflict, Invalid, NotFound
 
@@ -116,6 +117,7 @@ def validate(settings: AccountSettings) -> None:
 
 
 MAX_BATCH_SIZE = 5000
+MAX_MESSAGE_SIZE = 2**31 - 1  # the column's range; 0 means no limit
 
 
 def _validate_fetching(settings: AccountSettings) -> None:
@@ -128,8 +130,8 @@ def _validate_fetching(settings: AccountSettings) -> None:
     for name in settings.folders:
         if not name.strip() or len(name) > 255 or has_line_break(name):
             raise Invalid(f"folders: {name!r} is not a folder name (1 to 255 characters, no line breaks)")
-    if settings.max_message_size < 0:
-        raise Invalid("maximum message size: 0 (no limit) or more bytes")
+    if not 0 <= settings.max_message_size <= MAX_MESSAGE_SIZE:
+        raise Invalid(f"maximum message size: 0 (no limit) to {MAX_MESSAGE_SIZE} bytes")
     if not 0 <= settings.fetch_every_minutes <= 7 * 24 * 60:
         raise Invalid("fetch every: 0 (never) to 10080 minutes")
     if settings.after_fetch not in AFTER_FETCH:
@@ -154,7 +156,7 @@ def get(name: str) -> EmailAccount:
 
 
 def by_id(account_id: int) -> EmailAccount:
-    account = db.session.get(EmailAccount, account_id)
+    account = db.session.get(EmailAccount, account_id) if 0 < account_id <= MAX_ID else None
     if account is None:
         raise NotFound(f"no account with id {account_id}")
     return account

@@ -6,6 +6,7 @@ has at most one fetch queued or running: asking again returns the same job.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from webapp.services.redisconn import get_redis
 JOB_FUNCTION = "jobs.fetch.fetch_account"
 JOB_TIMEOUT = 3 * 3600
 RESULT_TTL = 24 * 3600
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _ACTIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
@@ -104,6 +106,8 @@ def enqueue(
 
 def status(job_id: str) -> FetchStatus:
     """The job's state and progress; NotFound when it is unknown or expired."""
+    if not _JOB_ID.fullmatch(job_id):  # RQ refuses other characters (and ":" names an execution)
+        raise NotFound(f"no fetch job {job_id[:64]!r}")
     try:
         job = Job.fetch(job_id, connection=get_redis(), serializer=JSONSerializer)
     except NoSuchJobError:
@@ -160,6 +164,7 @@ def wait(
 
 def cancel(job_id: str) -> None:
     """Ask the running fetch to stop after its current batch (what is stored stays)."""
+    status(job_id)  # NotFound for an unknown or malformed id
     get_redis().set(_cancel_key(job_id), "1", ex=JOB_TIMEOUT)
 
 

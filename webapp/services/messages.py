@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, insert, or_, select, text, update
@@ -14,7 +14,7 @@ from webapp.adapters.parser import Mailbox, ParsedMessage, ParsedPart
 from webapp.database import writes
 from webapp.extensions import db
 from webapp.models import Attachment, EmailAccount, EmailMessage
-from webapp.models.base import utcnow
+from webapp.models.base import MAX_ID, utcnow
 from webapp.models.message import OVERSIZE, PARSED, PENDING, RECEIVED
 from webapp.services import blobs, parsing, search
 from webapp.services.errors import NotFound
@@ -302,7 +302,7 @@ def _mailboxes(values: tuple[Mailbox, ...]) -> list[dict[str, str]]:
 
 
 def get(message_id: int) -> EmailMessage:
-    message = db.session.get(EmailMessage, message_id)
+    message = db.session.get(EmailMessage, message_id) if 0 < message_id <= MAX_ID else None
     if message is None:
         raise NotFound(f"no message with id {message_id}")
     return message
@@ -368,8 +368,11 @@ def _decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
         return None
     at, _, ident = cursor.rpartition("|")
     try:
-        return datetime.fromisoformat(at), int(ident)
-    except ValueError:
+        when, number = datetime.fromisoformat(at), int(ident)
+        if when.tzinfo is None or not 0 < number <= MAX_ID:
+            return None  # not a cursor we made: start from the top
+        return when.astimezone(UTC), number
+    except (ValueError, OverflowError):
         return None
 
 

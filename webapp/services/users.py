@@ -9,6 +9,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from webapp.database import writes
 from webapp.extensions import db
 from webapp.models import AccountGrant, EmailAccount, User
+from webapp.models.base import MAX_ID
 from webapp.models.user import ROLE_ADMIN, ROLE_USER, ROLES
 from webapp.services import throttle
 from webapp.services.errors import Conflict, Invalid, NotFound
@@ -80,7 +81,7 @@ def get(username: str) -> User:
 
 
 def by_id(user_id: int) -> User | None:
-    return db.session.get(User, user_id)
+    return db.session.get(User, user_id) if 0 < user_id <= MAX_ID else None
 
 
 def all_users() -> list[User]:

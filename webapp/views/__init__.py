@@ -7,6 +7,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from webapp.extensions import db
+from webapp.services.errors import Conflict, ConnectorError, NotFound
 
 
 def init_app(app: Flask) -> None:
@@ -34,6 +35,13 @@ def init_app(app: Flask) -> None:
         db.session.rollback()  # a failed transaction must not break the error page too
         code = error.code or 500
         return render_template("error.html", code=code, message=error.description), code
+
+    @app.errorhandler(ConnectorError)
+    def service_error(error: ConnectorError) -> tuple[str, int]:
+        # A service refusal no view caught: still the user's request, not our failure.
+        db.session.rollback()
+        code = 404 if isinstance(error, NotFound) else 409 if isinstance(error, Conflict) else 400
+        return render_template("error.html", code=code, message=str(error)), code
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception) -> tuple[str, int]:

@@ -10,7 +10,7 @@ from wtforms import SelectChoice
 from webapp.models import User
 from webapp.models.user import ROLE_ADMIN, ROLE_USER
 from webapp.services import accounts, users
-from webapp.services.errors import ConnectorError
+from webapp.services.errors import ConnectorError, NotFound
 from webapp.views.access import admin_required
 from webapp.views.accounts.forms import ConfirmForm
 from webapp.views.admin.forms import GrantForm, NewUserForm, ResetPasswordForm, RoleForm
@@ -104,7 +104,11 @@ def revoke(user_id: int, account_id: int) -> ResponseReturnValue:
     user = _user(user_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    users.grant(user, accounts.by_id(account_id), read=False, send=False)
+    try:
+        account = accounts.by_id(account_id)
+    except NotFound:
+        abort(404)
+    users.grant(user, account, read=False, send=False)
     flash("Access removed.", "success")
     return redirect(url_for("admin.user_detail", user_id=user.id))
 
