@@ -16,7 +16,7 @@ branch_labels = None
 depends_on = None
 
 # The same rule as webapp.adapters.webhook.redact_text, copied so the migration does not change with the app.
-_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]*[^\s'\"<>.,;:!?)\]]")
 
 
 def _redact(match):

@@ -48,7 +48,7 @@ NEVER = tuple(
 )
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
-_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]*[^\s'\"<>.,;:!?)\]]")
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~?"
 
 
@@ -287,6 +287,7 @@ def post(
     }
     context = (tls or ssl.create_default_context()) if target.scheme == "https" else None
     connection = _CheckedConnection(target, addresses, timeout, context)
+    response: http.client.HTTPResponse | None = None
     try:
         connection.request("POST", target.path, body=body, headers=headers)
         response = connection.getresponse()
@@ -294,6 +295,8 @@ def post(
     except (OSError, http.client.HTTPException, ValueError) as exc:  # said without the URL's path
         raise _translate(exc, shown, timeout) from None
     finally:
+        if response is not None:
+            response.close()  # the body is not read: the answer is in the status line
         connection.close()
     message = f"{shown} answered {status} {reason}".rstrip()
     if 300 <= status < 400:
