@@ -24,9 +24,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from webapp.cli import accounts, keys, mail, serve, users
+    from webapp.cli import accounts, keys, mail, serve, users, webhooks
 
-    for module in (serve, users, accounts, keys, mail):
+    for module in (serve, users, accounts, keys, mail, webhooks):
         module.register(cli)
 
 
