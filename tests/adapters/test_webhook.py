@@ -315,7 +315,9 @@ def test_redact() -> None:
     assert webhook.redact("http://[::1]:9/x") == "http://[::1]:9"
     assert webhook.redact("not a url") == "(an invalid URL)"
     assert webhook.redact("http://h:99999/") == "(an invalid URL)"
-    text = "POST to https://a.test/s?k=1 failed, then 'http://b.test:81/x' too; see http://c.test:82: or (http://d.test/)."
+    text = (
+        "POST to https://a.test/s?k=1 failed, then 'http://b.test:81/x' too; see http://c.test:82: or (http://d.test/)."
+    )
     assert webhook.redact_text(text) == (
         "POST to https://a.test failed, then 'http://b.test:81' too; see http://c.test:82: or (http://d.test)."
     )

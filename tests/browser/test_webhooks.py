@@ -58,9 +58,10 @@ def test_secret_panel_copy_test_event_and_redeliver(
     page.locator("tr", has_text="failed").get_by_role("button", name="Redeliver").click()
     expect(page.locator("#webhooks")).to_contain_text(re.compile(r"Redelivery of #\d+ delivered in \d+ ms\."))
     assert len(receiver.requests) == 3
-    assert receiver.requests[2].headers["x-emailconnector-delivery"] == receiver.requests[1].headers[
-        "x-emailconnector-delivery"
-    ]
+    assert (
+        receiver.requests[2].headers["x-emailconnector-delivery"]
+        == receiver.requests[1].headers["x-emailconnector-delivery"]
+    )
 
     page.get_by_role("link", name="how webhooks work").click()
     expect(page.get_by_role("heading", name="Verifying the signature")).to_be_visible()

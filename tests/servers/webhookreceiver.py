@@ -63,7 +63,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         state = self.server.state
         with state.lock:
-            state.requests.append(Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            state.requests.append(Request(self.command, self.path, headers, body))
         self.send_response(state.status)
         for name, value in state.headers.items():
             self.send_header(name, value)

@@ -56,9 +56,20 @@ def _texts(account) -> list[str]:
 
 def test_add_checks_the_url(make_account, app: Flask) -> None:
     account = make_account()
-    for url in ["ftp://127.0.0.1/x", "file:///etc/passwd", "http://169.254.169.254/latest/meta-data/",
-                "http://[fe80::1]/", "http://[fd00:ec2::254]/", "http://100.100.100.200/", "http://2852039166/",
-                "http://user:pw@127.0.0.1/", "http://127.0.0.1:99999/", "http://127.0.0.1/a b", "javascript:alert(1)"]:  # fmt: skip
+    refused = [
+        "ftp://127.0.0.1/x",
+        "file:///etc/passwd",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fe80::1]/",
+        "http://[fd00:ec2::254]/",
+        "http://100.100.100.200/",
+        "http://2852039166/",
+        "http://user:pw@127.0.0.1/",
+        "http://127.0.0.1:99999/",
+        "http://127.0.0.1/a b",
+        "javascript:alert(1)",
+    ]
+    for url in refused:
         with pytest.raises(Invalid, match="URL"):
             callbacks.add_webhook(account, url + "?token=SECRET")
     assert callbacks.webhooks(account) == []
@@ -163,22 +174,43 @@ def test_migration_cuts_webhook_urls_in_old_error_texts(tmp_path, make_app) -> N
     other = make_app(DATABASE_URL=f"sqlite:///{tmp_path / 'old.db'}")
     with other.app_context():
         upgrade(revision="0004")
-        account = accounts.create(AccountSettings(name="W", address="w@x.test", username="w", password="pw",
-                                                  incoming_protocol="imap", incoming_security="tls",
-                                                  incoming_host="mail.test", incoming_port=993, outgoing_host="mail.test",
-                                                  outgoing_port=587, outgoing_security="starttls"))  # fmt: skip
-        old = "fetch delivery to https://hooks.test/in/SECRET?k=SECRET failed: https://hooks.test/in/SECRET answered 410"
-        db.session.execute(text("INSERT INTO error_log (account_id, created_at, operation, message, detail) "
-                                "VALUES (:a, '2025-01-01', 'callback', :m, 'd'), (:a, '2025-01-01', 'fetch', :m, 'd')"),
-                           {"m": old, "a": account.id})  # fmt: skip
-        db.session.execute(text("INSERT INTO delivery (delivery_id, target, account_id, event, payload, status, "
-                                "attempts, last_error, created_at) VALUES ('1:x', 'https://hooks.test/in/SECRET', :a, "
-                                "'fetch', '{}', 'failed', 1, :m, '2025-01-01')"), {"m": old, "a": account.id})  # fmt: skip
+        settings = AccountSettings(
+            name="W",
+            address="w@x.test",
+            username="w",
+            password="pw",
+            incoming_protocol="imap",
+            incoming_security="tls",
+            incoming_host="mail.test",
+            incoming_port=993,
+            outgoing_host="mail.test",
+            outgoing_port=587,
+            outgoing_security="starttls",
+        )
+        values = {
+            "a": accounts.create(settings).id,
+            "m": "fetch delivery to https://hooks.test/in/SECRET?k=SECRET failed: https://hooks.test/in/S answered 410",
+        }
+        db.session.execute(
+            text(
+                "INSERT INTO error_log (account_id, created_at, operation, message, detail) "
+                "VALUES (:a, '2025-01-01', 'callback', :m, 'd'), (:a, '2025-01-01', 'fetch', :m, 'd')"
+            ),
+            values,
+        )
+        db.session.execute(
+            text(
+                "INSERT INTO delivery (delivery_id, target, account_id, event, payload, status, attempts, last_error, "
+                "created_at) VALUES ('1:x', 'https://hooks.test/in/S', :a, 'fetch', '{}', 'failed', 1, :m, "
+                "'2025-01-01')"
+            ),
+            values,
+        )
         db.session.commit()
         upgrade()
         callback, fetch = db.session.execute(text("SELECT message FROM error_log ORDER BY operation")).scalars()
         assert callback == "fetch delivery to https://hooks.test failed: https://hooks.test answered 410"
-        assert fetch == old  # only the callback entries are webhook texts
+        assert fetch == values["m"]  # only the callback entries are webhook texts
         assert db.session.execute(text("SELECT last_error FROM delivery")).scalar() == callback
         downgrade(revision="0004")
         db.session.remove()

@@ -234,7 +234,7 @@ def on_error(reason: str) -> None:
 
 
 def test_the_hint_links_to_the_help_page(client: FlaskClient, admin_page, make_user, login) -> None:
-    account, page, _post = admin_page
+    _account, page, _post = admin_page
     shown = client.get(page).get_data(as_text=True)
     assert 'href="/help/webhooks"' in shown and "docs/webhooks.md" not in shown
     helped = client.get("/help/webhooks")
