@@ -85,7 +85,7 @@ def check_callback(account: EmailAccount, target: str) -> str:
     """Check a callback given to a fetch: a URL must be one of the account's webhooks (it has the secret)."""
     check_target(target)
     if is_url(target) and not any(h.url == target and h.active for h in webhooks(account)):
-        raise Invalid(f"callback URL {shown(target)}/… is not a webhook of this account; an admin adds it first")
+        raise Invalid(f"callback URL (on {shown(target)}) is not a webhook of this account; an admin adds it first")
     return target
 
 
