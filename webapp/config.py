@@ -49,6 +49,9 @@ DEFAULTS: dict[str, Any] = {
     "BLOB_STORE": "folder",
     # How long `fetch --wait` waits for a job before giving up (seconds).
     "FETCH_WAIT_SECONDS": 3600,
+    # Webhooks may POST to private and loopback addresses (on-premises receivers); False refuses them.
+    # Link-local and cloud-metadata addresses are refused either way (docs/webhooks.md).
+    "WEBHOOK_ALLOW_PRIVATE": True,
     "DATABASE_URL": None,
     "REDIS_URL": None,
 }

@@ -20,7 +20,7 @@ from contextvars import ContextVar
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
-from flask import Flask
+from flask import Flask, g
 from sqlalchemy import event
 
 from webapp.extensions import db
@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _DML = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 _immediate: ContextVar[bool] = ContextVar("sqlite_begin_immediate", default=False)
+# Where SQLITE_STRICT_WRITES applies: requests, and commands (the worker's jobs run inside one). A test's
+# own set-up code is left alone.
+_checked: ContextVar[bool] = ContextVar("sqlite_strict_scope", default=False)
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -48,6 +51,26 @@ def init_app(app: Flask) -> None:
     # pysqlite opens transactions lazily by itself, which breaks SAVEPOINT; let SQLAlchemy emit BEGIN.
     event.listen(engine, "begin", _sqlite_begin)
     event.listen(engine, "before_cursor_execute", lambda *args: _check_write(*args, strict=strict))
+
+    @app.before_request
+    def _check_this_request() -> None:
+        g.sqlite_checked = _checked.set(True)
+
+    @app.teardown_request
+    def _end_check(_exc: BaseException | None) -> None:
+        token = g.pop("sqlite_checked", None)
+        if token is not None:
+            _checked.reset(token)
+
+
+@contextmanager
+def checked_writes() -> Iterator[None]:
+    """Apply ``SQLITE_STRICT_WRITES`` inside this block (a command; requests get it by themselves)."""
+    token = _checked.set(True)
+    try:
+        yield
+    finally:
+        _checked.reset(token)
 
 
 @contextmanager
@@ -107,7 +130,7 @@ def _check_write(connection: Any, _cursor: Any, statement: str, *_rest: Any, str
     if verb.startswith(_DML):
         if connection.info.get("read") and not connection.info.get("wrote"):
             message = f"a write after a read in a deferred SQLite transaction: {statement[:80]!r}"
-            if strict:
+            if strict and _checked.get():
                 raise UnsafeWrite(message + " (use webapp.database.write_transaction)")
             log.warning("%s", message)
         connection.info["wrote"] = True

@@ -19,14 +19,18 @@ def _create_app() -> object:
     load_dotenv=False,
     set_debug_flag=False,
 )
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Email Connector: connect mail accounts; send, receive, template and queue email."""
+    from webapp.database import checked_writes
+
+    ctx.with_resource(checked_writes())
 
 
 def _register() -> None:
-    from webapp.cli import accounts, keys, mail, serve, users
+    from webapp.cli import accounts, keys, mail, serve, users, webhooks
 
-    for module in (serve, users, accounts, keys, mail):
+    for module in (serve, users, accounts, keys, mail, webhooks):
         module.register(cli)
 
 

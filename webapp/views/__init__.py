@@ -14,11 +14,12 @@ def init_app(app: Flask) -> None:
     from webapp.views.accounts.routes import bp as accounts_bp
     from webapp.views.admin.routes import bp as admin_bp
     from webapp.views.auth.routes import bp as auth_bp
+    from webapp.views.help.routes import bp as help_bp
     from webapp.views.mailbox.routes import bp as mailbox_bp
     from webapp.views.main.routes import bp as main_bp
     from webapp.views.messages.routes import bp as messages_bp
 
-    for blueprint in (auth_bp, main_bp, accounts_bp, admin_bp, mailbox_bp, messages_bp):
+    for blueprint in (auth_bp, main_bp, accounts_bp, admin_bp, mailbox_bp, messages_bp, help_bp):
         app.register_blueprint(blueprint)
 
     @app.errorhandler(CSRFError)

@@ -92,7 +92,8 @@ class ConfirmForm(FlaskForm):
 
 
 class WebhookForm(FlaskForm):
-    url = StringField("Webhook URL", validators=[DataRequired(), Length(max=2000)])
-    event_fetch = BooleanField("Each stored batch (fetch)", default=True)
-    event_complete = BooleanField("Fetch complete", default=True)
-    event_error = BooleanField("Fetch failed", default=True)
+    # ids of their own: the account page has several forms (ids unique per page).
+    url = StringField("Webhook URL", id="webhook-url", validators=[DataRequired(), Length(max=2000)])
+    event_fetch = BooleanField("Each stored batch (fetch)", id="webhook-event-fetch", default=True)
+    event_complete = BooleanField("Fetch complete", id="webhook-event-complete", default=True)
+    event_error = BooleanField("Fetch failed", id="webhook-event-error", default=True)
