@@ -16,8 +16,7 @@ from webapp.adapters import webhook
 from webapp.extensions import db
 from webapp.models import Delivery, ErrorLog, Webhook
 from webapp.models.base import utcnow
-from webapp.services import accounts, callbacks, errorlog, secrets
-from webapp.services.accounts import AccountSettings
+from webapp.services import callbacks, errorlog, secrets
 from webapp.services.errors import Invalid, NotFound
 
 SECRET_PATH = "/in/PATH-SECRET?token=QUERY-SECRET"
@@ -174,21 +173,21 @@ def test_migration_cuts_webhook_urls_in_old_error_texts(tmp_path, make_app) -> N
     other = make_app(DATABASE_URL=f"sqlite:///{tmp_path / 'old.db'}")
     with other.app_context():
         upgrade(revision="0004")
-        settings = AccountSettings(
-            name="W",
-            address="w@x.test",
-            username="w",
-            password="pw",
-            incoming_protocol="imap",
-            incoming_security="tls",
-            incoming_host="mail.test",
-            incoming_port=993,
-            outgoing_host="mail.test",
-            outgoing_port=587,
-            outgoing_security="starttls",
+        # Raw SQL: the models describe the newest schema, not revision 0004's.
+        db.session.execute(
+            text(
+                "INSERT INTO email_account (name, name_key, address, display_name, username, incoming_protocol, "
+                "incoming_security, incoming_host, incoming_port, folder, outgoing_host, outgoing_port, "
+                "outgoing_security, smtp_auth, timeout, tls_verify, fetch_count, fetch_strategy, fetch_order, "
+                "batch_size, folders, max_message_size, fetch_every_minutes, after_fetch, after_fetch_folder, "
+                "sanitize_html, created_at) VALUES ('W', 'w', 'w@x.test', '', 'w', 'imap', 'tls', 'mail.test', 993, "
+                "'INBOX', 'mail.test', 587, 'starttls', 'login', 30, 'system', 50, 'latest', 'newest', 100, "
+                "'[\"INBOX\"]', 0, 0, 'none', '', 1, '2025-01-01')"
+            )
         )
+        account_id = db.session.execute(text("SELECT id FROM email_account")).scalar()
         values = {
-            "a": accounts.create(settings).id,
+            "a": account_id,
             "m": "fetch delivery to https://hooks.test/in/SECRET?k=SECRET failed: https://hooks.test/in/S answered 410",
         }
         db.session.execute(

@@ -2,6 +2,7 @@
 
 from webapp.models.account import AccountGrant, EmailAccount
 from webapp.models.delivery import Delivery, Webhook
+from webapp.models.fetchrun import FetchRun
 from webapp.models.folder import FolderState
 from webapp.models.log import ErrorLog
 from webapp.models.message import Attachment, Blob, EmailMessage
@@ -17,6 +18,7 @@ __all__ = [
     "EmailAccount",
     "EmailMessage",
     "ErrorLog",
+    "FetchRun",
     "FolderState",
     "User",
     "Webhook",

@@ -13,6 +13,8 @@ from webapp.models.base import Base, UTCDateTime, utcnow
 EVENTS = ("fetch", "complete", "error")  # what a webhook subscribes to
 TEST = "test"  # sent on demand from the account page or `webhooks test`
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+# A batch's fetch event waits until the batch's bodies and attachments are stored (then it is pending).
+HELD = "held"
 
 
 class Webhook(Base):

@@ -36,7 +36,7 @@ from webapp.database import write_transaction, writes
 from webapp.extensions import db
 from webapp.models import Delivery, EmailAccount, EmailMessage, Webhook
 from webapp.models.base import utcnow
-from webapp.models.delivery import DELIVERED, EVENTS, FAILED, PENDING, TEST
+from webapp.models.delivery import DELIVERED, EVENTS, FAILED, HELD, PENDING, TEST
 from webapp.services import errorlog, messages, secrets
 from webapp.services.errors import Invalid, NotFound
 
@@ -242,22 +242,64 @@ def redeliver(delivery: Delivery) -> Delivery:
 
 
 class Listener:
-    """The fetch's batch listener: runs ``on_fetch`` and queues the account's webhooks per batch."""
+    """The fetch's batch listener: records the batch's ``fetch`` event for ``on_fetch`` and the account's
+    webhooks, held until the batch's bodies and attachments are stored (:func:`release_held`)."""
 
     def __init__(self, on_fetch: str | None = None) -> None:
         self.on_fetch = on_fetch
 
-    def in_transaction(self, account: EmailAccount, batch: Sequence[EmailMessage], key: str) -> None:
-        if not batch:
-            return
+    def in_transaction(self, account: EmailAccount, ids: Sequence[int], key: str) -> None:
         delivery_id = f"{account.id}:{key}:fetch"
-        payload = _payload(account, "fetch", delivery_id, {"messages": [messages.describe(m) for m in batch]})
-        if self.on_fetch and not is_url(self.on_fetch):
-            _run_in_transaction(account, self.on_fetch, batch, delivery_id, payload)
-        _queue_webhooks(account, "fetch", delivery_id, payload, self.on_fetch)
+        payload = _payload(account, "fetch", delivery_id, {"message_ids": sorted(ids)})
+        if self.on_fetch and not is_url(self.on_fetch) and not _exists(delivery_id, self.on_fetch):
+            _record(account, self.on_fetch, None, "fetch", delivery_id, payload, status=HELD)
+        _queue_webhooks(account, "fetch", delivery_id, payload, self.on_fetch, status=HELD)
 
-    def after_commit(self, account: EmailAccount, batch: Sequence[EmailMessage], key: str) -> None:
-        deliver_due(account)
+
+def release_held(account: EmailAccount) -> int:
+    """Deliver the held ``fetch`` events whose messages are complete (bodies, attachments, search), in batch
+    order, stopping at the first batch still being parsed; return how many were released.
+
+    A dotted-path callback runs inside the transaction that records its delivery, under a savepoint: what
+    it writes commits together with "delivered", or not at all (then it is retried later); webhooks become
+    pending and are POSTed after the commit.
+    """
+    released = 0
+    while True:
+        held = db.session.scalars(
+            select(Delivery)
+            .where(Delivery.account_id == account.id, Delivery.status == HELD)
+            .order_by(Delivery.id)
+            .limit(1)
+        ).first()
+        if held is None or not _release(held.id):
+            break
+        released += 1
+    deliver_due(account)
+    return released
+
+
+@writes
+def _release(delivery_id: int) -> bool:
+    delivery = db.session.get(Delivery, delivery_id)
+    if delivery is None or delivery.status != HELD:
+        db.session.rollback()
+        return delivery is not None  # released by someone else meanwhile: go on
+    ids = [int(i) for i in delivery.payload.get("message_ids", [])]
+    batch = messages.complete_batch(ids)
+    if batch is None:
+        db.session.rollback()
+        return False  # its bodies are not all parsed yet
+    payload = {k: v for k, v in delivery.payload.items() if k != "message_ids"}
+    payload["messages"] = [messages.describe(m, bodies=True) for m in batch]
+    delivery.payload = payload
+    delivery.next_attempt_at = utcnow()
+    if delivery.webhook_id is not None:
+        delivery.status = PENDING
+    else:
+        _run_in_transaction(delivery, batch)
+    db.session.commit()
+    return True
 
 
 def completed(account: EmailAccount, summary: dict[str, int], on_complete: str | None) -> None:
@@ -288,34 +330,34 @@ def _payload(account: EmailAccount, event: str, delivery_id: str, data: dict[str
     }
 
 
-def _run_in_transaction(
-    account: EmailAccount, target: str, batch: Sequence[EmailMessage], delivery_id: str, payload: dict[str, Any]
-) -> None:
-    if _exists(delivery_id, target):
-        return
-    delivery = _record(account, target, None, "fetch", delivery_id, payload)
+def _run_in_transaction(delivery: Delivery, batch: Sequence[EmailMessage]) -> None:
+    """Run a dotted-path ``on_fetch`` under a savepoint of the caller's transaction and record the outcome."""
+    delivery.attempts = 1
     try:
         with db.session.begin_nested():
-            resolve(target)(list(batch))
+            resolve(delivery.target)(list(batch))
     except Exception as exc:  # noqa: BLE001 - a failing callback must not cost a message
         delivery.status = PENDING
-        delivery.attempts = 1
         delivery.last_error = webhook_http.redact_text(f"{type(exc).__name__}: {exc}")[:2000]
         delivery.next_attempt_at = utcnow() + backoff(1)
-        log.warning("account %s: on_fetch %s failed: %s", account.name, target, delivery.last_error)
+        log.warning("account %s: on_fetch %s failed: %s", delivery.account_id, delivery.target, delivery.last_error)
         return
     delivery.status = DELIVERED
-    delivery.attempts = 1
     delivery.delivered_at = utcnow()
 
 
 def _queue_webhooks(
-    account: EmailAccount, event: str, delivery_id: str, payload: dict[str, Any], target: str | None
+    account: EmailAccount,
+    event: str,
+    delivery_id: str,
+    payload: dict[str, Any],
+    target: str | None,
+    status: str = PENDING,
 ) -> None:
     for hook in webhooks(account):
         wanted = hook.active and (event in hook.events or hook.url == target)
         if wanted and not _exists(delivery_id, hook.url):
-            _record(account, hook.url, hook.id, event, delivery_id, payload)
+            _record(account, hook.url, hook.id, event, delivery_id, payload, status=status)
 
 
 def _exists(delivery_id: str, target: str) -> bool:
@@ -332,6 +374,7 @@ def _record(
     event: str,
     delivery_id: str,
     payload: dict[str, Any],
+    status: str = PENDING,
 ) -> Delivery:
     delivery = Delivery(
         delivery_id=delivery_id,
@@ -340,7 +383,7 @@ def _record(
         webhook_id=webhook_id,
         event=event,
         payload=payload,
-        status=PENDING,
+        status=status,
         next_attempt_at=utcnow(),
     )
     db.session.add(delivery)

@@ -19,7 +19,6 @@ from typing import Protocol, TypeVar
 from imapclient import IMAPClient
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
 
 from webapp.adapters import blobstore, imap, memory, pop3
 from webapp.adapters.blobstore import FolderBlobStore
@@ -58,14 +57,14 @@ class FetchProgress:
 
 
 Progress = Callable[[FetchProgress], None]
+CancelCheck = Callable[[], bool]
 
 
 class BatchListener(Protocol):
-    """Told about each stored batch: inside its transaction (before commit) and after the commit."""
+    """Told about each stored batch inside its transaction (before the commit): the ids stored and a key
+    that names the batch the same way in every rerun."""
 
-    def in_transaction(self, account: EmailAccount, batch: Sequence[EmailMessage], key: str) -> None: ...
-
-    def after_commit(self, account: EmailAccount, batch: Sequence[EmailMessage], key: str) -> None: ...
+    def in_transaction(self, account: EmailAccount, ids: Sequence[int], key: str) -> None: ...
 
 
 class Cancelled(ConnectorError):
@@ -78,7 +77,8 @@ class FetchSummary:
     skipped: int = 0
     quarantined: int = 0  # stored raw: it could not be parsed, or it was over the size limit
     failed: int = 0  # listed by the server but gone by the time it was fetched
-    total: int = 0
+    total: int = 0  # the messages this fetch looked at (latest N: at most N per folder)
+    total_on_server: int = 0  # every message in the fetched folders
     relinked: int = 0  # already stored, found again under a new UIDVALIDITY
     cancelled: bool = False
 
@@ -105,10 +105,7 @@ class _Item:
 
 
 class _NoListener:
-    def in_transaction(self, account: EmailAccount, batch: Sequence[EmailMessage], key: str) -> None:
-        pass
-
-    def after_commit(self, account: EmailAccount, batch: Sequence[EmailMessage], key: str) -> None:
+    def in_transaction(self, account: EmailAccount, ids: Sequence[int], key: str) -> None:
         pass
 
 
@@ -223,14 +220,18 @@ class _Run:
 
     def _imap_todo(self, client: IMAPClient, folder: str, state: FolderState) -> list[int]:
         account = self.account
+        every = imap.all_uids(client)
         if account.fetch_strategy == "replicate":
-            todo = imap.uids_after(client, state.last_uid)
-            wanted = todo
+            # Every message of the folder that is not stored, whatever fetched before (a latest-N fetch
+            # leaves older UIDs behind the checkpoint): the stored UIDs are one indexed query.
+            stored = _stored_uids(account, folder, state.uidvalidity)
+            wanted = [uid for uid in every if uid not in stored]
+            known: set[int] = set()
         else:
-            every = imap.all_uids(client)
             wanted = every[-account.fetch_count :] if account.fetch_order == "newest" else every[: account.fetch_count]
             known = _known_uids(account, folder, state.uidvalidity, wanted)
-            todo = [uid for uid in wanted if uid not in known]
+        todo = [uid for uid in wanted if uid not in known]
+        self.summary.total_on_server += len(every)
         self.summary.skipped += len(wanted) - len(todo)
         self.summary.total += len(wanted)
         self.progress.done += len(wanted) - len(todo)
@@ -384,6 +385,7 @@ class _Run:
             known = _known_uidls(account, [uidl for _n, uidl in wanted])
             todo = [(number, uidl) for number, uidl in wanted if uidl not in known]
             self.summary.total = len(wanted)
+            self.summary.total_on_server = len(listing)
             self.summary.skipped = len(wanted) - len(todo)
             self.progress.total, self.progress.done, self.progress.folder = len(wanted), self.summary.skipped, "INBOX"
             self.report(self.progress)
@@ -437,8 +439,8 @@ class _Run:
             ids = messages.insert_received(self.account, [item.row for item in fresh])
             if state is not None:
                 state.last_uid = max(state.last_uid, last_uid)
-            batch = self._loaded(ids)
-            self.listener.in_transaction(self.account, batch, key)
+            if ids:
+                self.listener.in_transaction(self.account, ids, key)
             failpoints.hit("before_commit")
             try:
                 db.session.commit()
@@ -456,17 +458,9 @@ class _Run:
             self.summary.relinked += len(relinked)
             self.summary.skipped += len(relinked)
             self.summary.quarantined += sum(1 for i in fresh if i.oversize)
-            self.listener.after_commit(self.account, batch, key)
             return ids
         self.summary.failed += len(items)
         return []
-
-    def _loaded(self, ids: list[int]) -> list[EmailMessage]:
-        """The stored rows as objects, only when someone listens (a callback or a webhook)."""
-        if not ids or isinstance(self.listener, _NoListener):
-            return []
-        query = select(EmailMessage).where(EmailMessage.id.in_(ids)).order_by(EmailMessage.id)
-        return list(db.session.scalars(query.options(selectinload(EmailMessage.attachments))))
 
     def _has_stale(self, state: FolderState) -> bool:
         """Are messages of this folder stored under another UIDVALIDITY (the server renumbered it)?"""
@@ -507,6 +501,13 @@ class _Run:
     def _check_cancel(self) -> None:
         if self.cancelled():
             raise Cancelled("the fetch was cancelled")
+
+
+def _stored_uids(account: EmailAccount, folder: str, uidvalidity: int) -> set[int]:
+    query = select(EmailMessage.uid).where(
+        EmailMessage.account_id == account.id, EmailMessage.folder == folder, EmailMessage.uidvalidity == uidvalidity
+    )
+    return {int(uid) for uid in db.session.scalars(query) if uid is not None}
 
 
 def _known_uids(account: EmailAccount, folder: str, uidvalidity: int, uids: Sequence[int]) -> set[int]:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, insert, or_, select, text, update
+from sqlalchemy.orm import selectinload
 
 from webapp.adapters import parser
 from webapp.adapters.parser import Mailbox, ParsedMessage, ParsedPart
@@ -431,9 +432,23 @@ def inline_images(message: EmailMessage) -> dict[str, Attachment]:
     }
 
 
-def describe(message: EmailMessage) -> dict[str, Any]:
-    """The JSON form of a message (``messages list --json`` and the API)."""
+def complete_batch(ids: Sequence[int]) -> list[EmailMessage] | None:
+    """The messages ``ids`` with their attachments, in id order — or None while any is still being parsed
+    (a ``fetch`` event waits for complete messages). Messages removed meanwhile are left out."""
+    if not ids:
+        return []
+    waiting = select(EmailMessage.id).where(EmailMessage.id.in_(list(ids)), EmailMessage.body_state == PENDING)
+    if db.session.scalar(waiting.limit(1)) is not None:
+        return None
+    query = select(EmailMessage).where(EmailMessage.id.in_(list(ids))).order_by(EmailMessage.id)
+    return list(db.session.scalars(query.options(selectinload(EmailMessage.attachments))))
+
+
+def describe(message: EmailMessage, *, bodies: bool = False) -> dict[str, Any]:
+    """The JSON form of a message (``messages list --json`` and the API); ``bodies`` adds the text and
+    HTML bodies (what a ``fetch`` event carries)."""
     sender = [{"name": message.from_name, "address": message.from_address}] if message.from_address else []
+    extra = {"text": message.text_body, "html": message.html_body} if bodies else {}
     return {
         "id": message.id,
         "folder": message.folder,
@@ -460,6 +475,7 @@ def describe(message: EmailMessage) -> dict[str, Any]:
             }
             for a in message.attachments
         ],
+        **extra,
     }
 
 
