@@ -5,6 +5,7 @@ from webapp.models.delivery import Delivery, Webhook
 from webapp.models.folder import FolderState
 from webapp.models.log import ErrorLog
 from webapp.models.message import Attachment, Blob, EmailMessage
+from webapp.models.session import UserSession
 from webapp.models.setting import AppSetting
 from webapp.models.user import User
 
@@ -19,5 +20,6 @@ __all__ = [
     "ErrorLog",
     "FolderState",
     "User",
+    "UserSession",
     "Webhook",
 ]
