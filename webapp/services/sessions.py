@@ -67,13 +67,16 @@ def resume(token: str) -> UserSession | None:
     record = db.session.get(UserSession, key)
     if record is None:
         return None
+    # Writes below end the read first: on SQLite a transaction that read and then writes fails when
+    # another writer committed in between, while one that starts with the write waits its turn. Never
+    # with changes of the caller pending (none are, when a request loads its user; if so, write later).
+    can_write = not (db.session.new or db.session.dirty or db.session.deleted)
     if not _live(record, now):
-        end(token)
+        if can_write:
+            db.session.commit()
+            end(token)
         return None
-    if now - record.last_seen_at >= TOUCH_INTERVAL and not (db.session.new or db.session.dirty or db.session.deleted):
-        user_id = record.user_id
-        # End the read first: on SQLite a transaction that read and then writes fails when another
-        # writer committed in between, while one that starts with the write waits its turn.
+    if now - record.last_seen_at >= TOUCH_INTERVAL and can_write:
         db.session.commit()
         db.session.execute(
             update(UserSession)
@@ -81,9 +84,7 @@ def resume(token: str) -> UserSession | None:
             .values(last_seen_at=now)
         )
         db.session.commit()
-        record = db.session.get(UserSession, key)
-        if record is None or record.user_id != user_id:  # ended meanwhile
-            return None
+        record = db.session.get(UserSession, key)  # None if it ended meanwhile
     return record
 
 
