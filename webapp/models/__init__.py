@@ -6,6 +6,7 @@ from webapp.models.fetchrun import FetchRun
 from webapp.models.folder import FolderState
 from webapp.models.log import ErrorLog
 from webapp.models.message import Attachment, Blob, EmailMessage
+from webapp.models.session import UserSession
 from webapp.models.setting import AppSetting
 from webapp.models.user import User
 
@@ -21,5 +22,6 @@ __all__ = [
     "FetchRun",
     "FolderState",
     "User",
+    "UserSession",
     "Webhook",
 ]
