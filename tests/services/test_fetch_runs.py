@@ -138,12 +138,13 @@ def test_each_batch_event_carries_complete_messages_in_batch_order(make_account,
 
 def test_one_fetch_job_per_account_however_many_ask_at_once(app: Flask, make_account, make_app) -> None:
     account = make_account()
+    account_id = account.id
     ids: list[str] = []
 
     def ask() -> None:
         other = make_app()  # another process's app, its own Redis client
         with other.app_context():
-            ids.append(fetchjobs.enqueue(accounts.by_id(account.id)))
+            ids.append(fetchjobs.enqueue(accounts.by_id(account_id)))
 
     threads = [threading.Thread(target=ask) for _ in range(6)]
     for thread in threads:
