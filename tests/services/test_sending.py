@@ -11,7 +11,7 @@ from email.policy import default
 import pytest
 from imapclient import IMAPClient
 
-from tests.headerinjection import INJECTIONS, refused_for_a_reason
+from tests.headerinjection import ENCODED, INJECTIONS, refused_for_a_reason
 from tests.servers.dovecot import Dovecot
 from tests.servers.faultproxy import FaultProxy
 from tests.servers.pki import Pki
@@ -199,12 +199,14 @@ def test_header_injection_is_refused_in_every_header_and_nothing_reaches_the_ser
         with pytest.raises(Invalid) as info:
             sending.send(account, draft)
         assert str(info.value).startswith(label) and refused_for_a_reason(str(info.value)), (label, str(info.value))
-    # The account's own display name (set by an admin) goes into From: checked the same way.
-    account.display_name = value
-    db.session.commit()
-    with pytest.raises(Invalid, match="^From display name") as info:
-        sending.send(account, _draft())
-    assert refused_for_a_reason(str(info.value))
+    # The account's own display name (set by an admin) goes into From: checked the same way. (Raw line
+    # breaks never get that far: the account form refuses them, and PostgreSQL cannot store a NUL.)
+    if variant in ENCODED:
+        account.display_name = value
+        db.session.commit()
+        with pytest.raises(Invalid, match="^From display name") as info:
+            sending.send(account, _draft())
+        assert refused_for_a_reason(str(info.value))
     assert smtp.received == []
     assert db.session.query(EmailMessage).count() == 0
 
