@@ -29,6 +29,7 @@ INJECTIONS = {
     "language suffix and unknown charset": "=?x-unknown*en?q?Invoice=0AX-Injected:_yes?=",
     "UTF-7 (no CR/LF byte)": "=?utf-7?q?Invoice+AA0ACg-X-Injected:_yes?=",
     "EBCDIC (no CR/LF byte)": "=?cp037?q?Invoice=25X-Injected:_yes?=",
+    "'?' in the text (a lenient reader's word)": "=?utf-8?q?Invoice?X=0D=0AX-Injected:_yes?=",
     "inside a word": "Invoice=?utf-8?q?=0D=0AX-Injected:_yes?=",
     "space inside the word": "=?utf-8?q?Invoice=0D=0AX-Injected: yes?=",
     "vertical tab": "=?utf-8?q?Invoice=0BX?=",

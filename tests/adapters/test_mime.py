@@ -98,6 +98,13 @@ def test_words_that_cannot_be_decoded_cleanly_are_refused(value: str, reason: st
         check_header_value("Subject", value)
 
 
+def test_a_huge_value_full_of_word_starts_is_checked_in_one_pass() -> None:
+    # Each "=?" starts a candidate word: a check that rescans to the end for each would take hours here.
+    check_header_value("Subject", "=?ab" * 250_000)
+    with pytest.raises(HeaderError, match="encoded line break"):
+        check_header_value("Subject", "=?ab" * 250_000 + INJECTIONS["LF only"])
+
+
 def test_addresses_are_split_on_semicolons_and_commas_outside_quotes() -> None:
     assert parse_addresses("To", 'a@example.com; B <b@example.org> ;; c@x.io, "Doe, John" <j@x.io>') == (
         Mailbox("a@example.com"),
@@ -150,6 +157,14 @@ def test_display_names_are_kept_and_encoded_when_not_ascii() -> None:
     assert "h@x.test" not in headers and "Hidden" not in headers
     parsed = email.message_from_bytes(raw, policy=default)
     assert [(a.display_name, a.addr_spec) for a in parsed["Cc"].addresses] == [("Jürgen Größ", "c@x.test")]
+
+
+def test_a_typed_item_may_hold_a_list_and_empty_ones_are_refused() -> None:
+    message = _message(to=('a@x.test; "Doe, John" <j@x.test>',), bcc=("b@x.test, c@x.test",))
+    assert message.recipients == ["a@x.test", "j@x.test", "b@x.test", "c@x.test"]
+    assert b'To: a@x.test, "Doe, John" <j@x.test>\r\n' in build(message)
+    with pytest.raises(HeaderError, match="To: at least one recipient"):
+        build(_message(to=(" ; ",)))
 
 
 def test_idn_domains_go_out_as_a_labels_and_utf8_local_parts_as_utf8_headers() -> None:

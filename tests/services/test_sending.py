@@ -244,8 +244,8 @@ def test_an_account_on_a_dotless_domain_sends(make_account, smtp: SmtpServer) ->
     account = make_account(address="dev@localhost")
     sending.send(account, _draft(to="other@localhost"))
     (received,) = smtp.received
-    assert received.mail_from == "dev@localhost" and received.rcpt_tos == ["other@localhost", "carol@example.test",
-                                                                           "dave@example.test"]  # fmt: skip
+    assert received.mail_from == "dev@localhost"
+    assert received.rcpt_tos == ["other@localhost", "carol@example.test", "dave@example.test"]
 
 
 def test_an_idn_domain_goes_out_as_idna_with_or_without_smtputf8(make_account, smtp: SmtpServer) -> None:

@@ -30,7 +30,11 @@ from webapp.adapters.filenames import clean_filename
 from webapp.adapters.htmltext import html_to_text
 
 _CONTENT_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")
-_ENCODED_WORD = re.compile(r"=\?([^?]*)\?([^?]*)\?(.*?)\?=", re.DOTALL)
+# An encoded word as Python's email package reads one: four "?" in all (it splits the word on them).
+_ENCODED_WORD = re.compile(r"=\?([^?]*)\?([^?]*)\?([^?]*)\?=")
+# ... and as a lenient reader might, with "?" in the text; bounded (RFC 2047 words are at most 75
+# characters), which also keeps the check linear in the length of the value.
+_LOOSE_WORD = re.compile(r"=\?([^?\s]{0,75})\?([^?\s]{0,10})\?(.{0,400}?)\?=", re.DOTALL)
 _Q_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
 _ADDRESS_HEADERS = ("from", "to", "cc")
 
@@ -67,7 +71,7 @@ class OutgoingMessage:
     @property
     def recipients(self) -> list[str]:
         """Every envelope recipient, in order, without repeats (BCC included, never as a header)."""
-        return list(dict.fromkeys(_mailbox("recipients", m).address for m in (*self.to, *self.cc, *self.bcc)))
+        return list(dict.fromkeys(m.address for m in _mailboxes("recipients", (*self.to, *self.cc, *self.bcc))))
 
 
 def _control(text: str) -> str | None:
@@ -97,34 +101,39 @@ def check_header_value(name: str, value: str) -> str:
 
 
 def _check_encoded_words(name: str, value: str) -> None:
-    """Decode every encoded word as Python's email package delimits it (from ``=?`` to the first ``?=``
-    after the text starts), whatever its charset or language suffix: its bytes and text must be clean."""
+    """Decode every encoded word, whatever its charset or language suffix: as Python's email package
+    delimits it, it must decode cleanly to text without control characters; as a lenient reader might
+    delimit it, its bytes must hold no CR, LF or NUL."""
     for start in (m.start() for m in re.finditer(r"=\?", value)):
         word = _ENCODED_WORD.match(value, start)
-        if word is None:
-            continue
-        charset_field, encoding, _ = word.groups()
-        shown = word.group(0) if len(word.group(0)) <= 60 else word.group(0)[:57] + "..."
-        data = _word_bytes(word)
-        # Look at the bytes first, whatever the charset: an encoded line break is named as such.
-        if data is not None and any(b in data for b in (b"\r", b"\n", b"\0")):
-            raise HeaderError(f"{name}: an encoded line break or NUL is not allowed")
-        if encoding.upper() not in ("Q", "B"):
-            raise HeaderError(f"{name}: {shown!r} is not a valid encoded word (the encoding must be Q or B)")
-        if data is None:
-            raise HeaderError(f"{name}: {shown!r} cannot be decoded (broken base64)")
-        charset = charset_field.partition("*")[0].strip()  # "utf-8*en": RFC 2231 language suffix
-        try:
-            text = data.decode(charset)  # LookupError also for codecs that are not text encodings
-        except LookupError:
-            raise HeaderError(
-                f"{name}: {shown!r} uses an unknown charset ({charset!r}) and cannot be checked; it is refused"
-            ) from None
-        except (UnicodeDecodeError, ValueError):
-            raise HeaderError(f"{name}: {shown!r} is not valid {charset} and cannot be decoded cleanly") from None
-        problem = _control(text)
-        if problem:
-            raise HeaderError(f"{name}: an encoded {problem} is not allowed")
+        for match in (_LOOSE_WORD.match(value, start), word):
+            # The bytes first, whatever the charset: an unknown charset cannot hide a line break.
+            data = _word_bytes(match) if match is not None else None
+            if data is not None and any(b in data for b in (b"\r", b"\n", b"\0")):
+                raise HeaderError(f"{name}: an encoded line break or NUL is not allowed")
+        if word is not None:
+            _check_word(name, word, _word_bytes(word))
+
+
+def _check_word(name: str, word: re.Match[str], data: bytes | None) -> None:
+    charset_field, encoding, _ = word.groups()
+    shown = word.group(0) if len(word.group(0)) <= 60 else word.group(0)[:57] + "..."
+    if encoding.upper() not in ("Q", "B"):
+        raise HeaderError(f"{name}: {shown!r} is not a valid encoded word (the encoding must be Q or B)")
+    if data is None:
+        raise HeaderError(f"{name}: {shown!r} cannot be decoded (broken base64)")
+    charset = charset_field.partition("*")[0].strip()  # "utf-8*en": RFC 2231 language suffix
+    try:
+        text = data.decode(charset)  # LookupError also for codecs that are not text encodings
+    except LookupError:
+        raise HeaderError(
+            f"{name}: {shown!r} uses an unknown charset ({charset!r}) and cannot be checked; it is refused"
+        ) from None
+    except (UnicodeDecodeError, ValueError):
+        raise HeaderError(f"{name}: {shown!r} is not valid {charset} and cannot be decoded cleanly") from None
+    problem = _control(text)
+    if problem:
+        raise HeaderError(f"{name}: an encoded {problem} is not allowed")
 
 
 def _word_bytes(word: re.Match[str]) -> bytes | None:
@@ -156,19 +165,21 @@ def parse_addresses(field_name: str, value: str) -> tuple[Mailbox, ...]:
     return mailboxes
 
 
-def _mailbox(field_name: str, value: str | Mailbox) -> Mailbox:
-    if isinstance(value, Mailbox):
+def _mailboxes(field_name: str, values: tuple[str | Mailbox, ...]) -> list[Mailbox]:
+    """Checked mailboxes from :class:`Mailbox` values and typed strings (a string may hold a list)."""
+    result: list[Mailbox] = []
+    for value in values:
+        if isinstance(value, str):
+            result.extend(parse_addresses(field_name, value))
+            continue
         try:
             addresses.check_address(value.address)
         except AddressError as exc:
             raise HeaderError(f"{field_name}: {value.address!r} is not a valid email address ({exc})") from None
         if value.name:
             check_header_value(f"{field_name}: the name of {value.address}", value.name)
-        return value
-    (mailbox,) = parse_addresses(field_name, value) or (None,)
-    if mailbox is None:
-        raise HeaderError(f"{field_name}: an address is required")
-    return mailbox
+        result.append(value)
+    return result
 
 
 def _header_form(mailbox: Mailbox, utf8: bool) -> str:
@@ -191,11 +202,12 @@ def build(message: OutgoingMessage, *, domain: str | None = None) -> bytes:
     if not message.text and not message.html:
         raise HeaderError("a text or HTML body is required")
     check_header_value("Subject", message.subject)
-    sender = _mailbox("From", Mailbox(message.sender, message.sender_name))
-    to = [_mailbox("To", m) for m in message.to]
-    cc = [_mailbox("CC", m) for m in message.cc]
-    for bcc in message.bcc:
-        _mailbox("BCC", bcc)
+    (sender,) = _mailboxes("From", (Mailbox(message.sender, message.sender_name),))
+    to = _mailboxes("To", message.to)
+    cc = _mailboxes("CC", message.cc)
+    _mailboxes("BCC", message.bcc)
+    if not to:
+        raise HeaderError("To: at least one recipient is required")
     attachments = [_attachment(a) for a in message.attachments]
     utf8 = any(addresses.needs_smtputf8(m.address) for m in (sender, *to, *cc))
     policy = email_policy.SMTP.clone(cte_type="7bit", utf8=utf8)
