@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, fields
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from webapp.adapters import addresses
 from webapp.adapters.credentials import Credentials
 from webapp.adapters.endpoint import DEFAULT_PORTS, Endpoint, TlsPolicy
 from webapp.adapters.errors import AuthError
@@ -29,7 +29,6 @@ from webapp.models.base import MAX_ID
 from webapp.services import secrets
 from webapp.services.errors import Conflict, Invalid, NotFound
 
-ADDRESS_RE = re.compile(r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9.-]+\.?[A-Za-z0-9-]*$")
 MAX_TIMEOUT = 600
 
 
@@ -76,8 +75,12 @@ def validate(settings: AccountSettings) -> None:
     name = settings.name.strip()
     if not name or len(name) > 100 or any(ord(c) < 32 for c in name):
         raise Invalid("name: 1 to 100 characters, no control characters")
-    if not ADDRESS_RE.match(settings.address.strip()) or len(settings.address) > 320:
-        raise Invalid(f"address: {settings.address!r} is not an email address")
+    # The same rules as for recipients (webapp/adapters/addresses.py): dotless domains such as
+    # dev@localhost and internationalised domains are accepted, names and lists are not.
+    try:
+        addresses.check_address(settings.address.strip())
+    except addresses.AddressError as exc:
+        raise Invalid(f"address: {settings.address!r} is not an email address ({exc})") from None
     for label, value in (
         ("display name", settings.display_name),
         ("username", settings.username),

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, abort, render_template, request, send_fil
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
+from webapp.adapters.filenames import clean_filename
 from webapp.models import Attachment
 from webapp.security import current_session_key, message_page_csp, user_of_session
 from webapp.services import accounts, display, inline, messages
@@ -91,9 +92,9 @@ def raw(message_id: int) -> ResponseReturnValue:
 
 
 def _download(data: bytes, filename: str, content_type: str) -> ResponseReturnValue:
-    response = send_file(
-        io.BytesIO(data), mimetype=content_type, as_attachment=True, download_name=filename or "attachment"
-    )
+    # Names stored before invisible characters were dropped at parsing still hold them: drop them here too.
+    name = clean_filename(filename) or "attachment"
+    response = send_file(io.BytesIO(data), mimetype=content_type, as_attachment=True, download_name=name)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = DOWNLOAD_CSP
     response.headers["Cache-Control"] = "private, no-store"
