@@ -1,4 +1,4 @@
-"""RQ entry point: fetch an account (``webapp.services.fetching``), reporting progress in the job's meta."""
+"""RQ entry point: one fetch run of an account (``webapp.services.fetchruns``), progress in the job's meta."""
 
 from __future__ import annotations
 
@@ -6,12 +6,17 @@ from rq import get_current_job
 from rq.job import Job
 
 from jobs.context import app_context
-from webapp.services import accounts, callbacks, fetching, fetchjobs
+from webapp.models.fetchrun import RunTrigger
+from webapp.services import accounts, fetching, fetchjobs, fetchruns
 from webapp.services.errors import ConnectorError
 
 
 def fetch_account(
-    account_id: int, on_fetch: str | None = None, on_complete: str | None = None, on_error: str | None = None
+    account_id: int,
+    on_fetch: str | None = None,
+    on_complete: str | None = None,
+    on_error: str | None = None,
+    trigger: str = RunTrigger.PAGE,
 ) -> dict[str, int]:
     """Fetch the account as its settings say; progress, cancellation and errors go through the job's meta."""
     job = get_current_job()
@@ -27,17 +32,21 @@ def fetch_account(
         return job is not None and fetchjobs.cancel_requested(job.id)
 
     with app_context():
-        account = None
         try:
             account = accounts.by_id(account_id)
-            listener = callbacks.Listener(on_fetch=on_fetch)
-            summary = fetching.fetch(account, progress, cancelled=cancelled, listener=listener).as_dict()
-            callbacks.completed(account, summary, on_complete)
-            return summary
+            summary = fetchruns.run(
+                account,
+                trigger=trigger,
+                job_id=job.id if job is not None else None,
+                on_fetch=on_fetch,
+                on_complete=on_complete,
+                on_error=on_error,
+                progress=progress,
+                cancelled=cancelled,
+            )
+            return summary.as_dict()
         except ConnectorError as exc:
             _note_error(job, str(exc))
-            if account is not None:
-                callbacks.failed(account, str(exc), on_error)
             raise
         except Exception as exc:
             _note_error(job, f"unexpected error ({type(exc).__name__}); see the worker's log")

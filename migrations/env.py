@@ -5,6 +5,8 @@ from flask import current_app
 
 from alembic import context
 
+from webapp.database import write_transaction
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
@@ -100,7 +102,8 @@ def run_migrations_online():
 
     connectable = get_engine()
 
-    with connectable.connect() as connection:
+    # Migrations read the version, then write: on SQLite they take the write lock up front.
+    with write_transaction(), connectable.connect() as connection:
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

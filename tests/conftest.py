@@ -106,6 +106,7 @@ def base_config(
         "DATABASE_URL": test_db.url,
         "REDIS_URL": redis_server.url,
         "LOGIN_MAX_FAILURES": 5,
+        "SQLITE_STRICT_WRITES": True,  # a write path without write_transaction() fails its test
         **keys,
     }
 
@@ -277,6 +278,7 @@ def worker_env(migrated: dict[str, Any]) -> dict[str, str]:
         EMAILCONNECTOR_SECRET_KEY=migrated["SECRET_KEY"],
         EMAILCONNECTOR_ENCRYPTION_KEYS=migrated["ENCRYPTION_KEYS"],
         EMAILCONNECTOR_INSTANCE_PATH=os.environ["EMAILCONNECTOR_INSTANCE_PATH"],
+        EMAILCONNECTOR_SQLITE_STRICT_WRITES="true",
     )
     return env
 
@@ -309,3 +311,34 @@ def worker(app: Flask, worker_env: dict[str, str], tmp_path: Path) -> Iterator[A
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@pytest.fixture
+def web_server(app: Flask, worker_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    """The real web server (``email-connector run``: waitress) on the test database and Redis."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.servers.ports import free_port, wait_for_port
+
+    exe = Path(sys.executable).with_name("email-connector")
+    port = free_port()
+    log = tmp_path / "web.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(exe), "run", "--host", "127.0.0.1", "--port", str(port)], env=worker_env, stdout=out, stderr=out
+        )
+    try:
+        wait_for_port(port, timeout=60)
+    except RuntimeError:
+        process.kill()
+        raise AssertionError(log.read_text()) from None
+    yield f"http://127.0.0.1:{port}"
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    assert "Traceback" not in log.read_text(), log.read_text()[-5000:]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from webapp import create_app
-from webapp.services import accounts, callbacks, fetching
+from webapp.services import accounts, fetchruns
 
 
 def main() -> None:
@@ -17,7 +17,7 @@ def main() -> None:
     on_fetch = sys.argv[2] if len(sys.argv) > 2 else None
     app = create_app()
     with app.app_context():
-        summary = fetching.fetch(accounts.by_id(account_id), listener=callbacks.Listener(on_fetch=on_fetch))
+        summary = fetchruns.run(accounts.by_id(account_id), on_fetch=on_fetch)
     print(summary.as_dict())
 
 

@@ -29,7 +29,9 @@ def create_app(test_config: dict[str, Any] | None = None, *, create_keys: bool =
     login_manager.init_app(app)
     security.init_app(app)
 
-    from webapp import views
+    from webapp import routing, views
+
+    routing.init_app(app)
 
     views.init_app(app)
     return app

@@ -35,6 +35,8 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_NAME": "ec_session",
     "PERMANENT_SESSION_LIFETIME": 12 * 3600,
+    # A login session ends when unused this long, and PERMANENT_SESSION_LIFETIME after login anyway.
+    "SESSION_IDLE_SECONDS": 2 * 3600,
     "WTF_CSRF_TIME_LIMIT": None,  # tied to the session instead; pages left open overnight still post
     "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     "MAX_CONTENT_LENGTH": 50 * 1024 * 1024,
@@ -50,6 +52,9 @@ DEFAULTS: dict[str, Any] = {
     "BLOB_STORE": "folder",
     # How long `fetch --wait` waits for a job before giving up (seconds).
     "FETCH_WAIT_SECONDS": 3600,
+    # Webhooks may POST to private and loopback addresses (on-premises receivers); False refuses them.
+    # Link-local and cloud-metadata addresses are refused either way (docs/webhooks.md).
+    "WEBHOOK_ALLOW_PRIVATE": True,
     "DATABASE_URL": None,
     "REDIS_URL": None,
 }

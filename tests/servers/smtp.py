@@ -2,6 +2,8 @@
 
 Two listeners: plain with STARTTLS offered (AUTH allowed on loopback without TLS) and implicit TLS.
 AUTH PLAIN/LOGIN checks the Dovecot users. ``fail_with`` makes it answer a 4xx/5xx reply instead.
+``smtputf8`` (on by default, as aiosmtpd's Controller has it) says whether new connections offer
+SMTPUTF8; without it, aiosmtpd answers non-ASCII addresses with "500 Error: strict ASCII mode".
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class Received:
     rcpt_tos: list[str]
     data: bytes
     authenticated_as: str | None
+    mail_options: list[str] = field(default_factory=list)
 
 
 class DeliveringHandler:
@@ -45,12 +48,25 @@ class DeliveringHandler:
         data = envelope.original_content or b""
         login = session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else None
         with self.server.lock:
-            self.server.received.append(Received(envelope.mail_from or "", list(envelope.rcpt_tos), data, login))
+            self.server.received.append(
+                Received(envelope.mail_from or "", list(envelope.rcpt_tos), data, login, list(envelope.mail_options))
+            )
         for rcpt in envelope.rcpt_tos:
             local = rcpt.split("@", 1)[0]
             if local in self.server.dovecot.users:
                 self.server.dovecot.deliver(local, data)
         return "250 Message accepted for delivery"
+
+
+class SwitchableController(Controller):
+    """A Controller whose connections offer SMTPUTF8 as the server's switch says at connect time."""
+
+    def __init__(self, server: SmtpServer, handler: Any, **kwargs: Any) -> None:
+        self.switches = server
+        super().__init__(handler, **kwargs)
+
+    def factory(self) -> SMTP:
+        return SMTP(self.handler, **{**self.SMTP_kwargs, "enable_SMTPUTF8": self.switches.smtputf8})
 
 
 @dataclass
@@ -61,6 +77,7 @@ class SmtpServer:
     tls_port: int = field(default_factory=free_port)
     fail_with: str | None = None
     fail_rcpt_with: str | None = None
+    smtputf8: bool = True
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _controllers: list[Controller] = field(default_factory=list)
@@ -83,8 +100,10 @@ class SmtpServer:
             "authenticator": self._authenticate,
             "auth_require_tls": False,
         }
-        plain = Controller(handler, port=self.port, tls_context=context, require_starttls=False, **common)
-        implicit = Controller(handler, port=self.tls_port, ssl_context=context, **common)
+        plain = SwitchableController(
+            self, handler, port=self.port, tls_context=context, require_starttls=False, **common
+        )
+        implicit = SwitchableController(self, handler, port=self.tls_port, ssl_context=context, **common)
         for controller in (plain, implicit):
             controller.start()
             self._controllers.append(controller)
@@ -97,5 +116,6 @@ class SmtpServer:
     def reset(self) -> None:
         self.fail_with = None
         self.fail_rcpt_with = None
+        self.smtputf8 = True
         with self.lock:
             self.received.clear()

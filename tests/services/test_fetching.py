@@ -221,8 +221,8 @@ def test_retrieve_email_messages_queues_one_job_per_account_and_the_worker_runs_
 
     status = fetchjobs.status(job_id)
     assert status.state == "finished" and status.percent == 100
-    assert status.summary == {"stored": 3, "skipped": 0, "quarantined": 0, "failed": 0, "total": 3, "relinked": 0,
-                              "cancelled": 0}  # fmt: skip
+    assert status.summary == {"stored": 3, "skipped": 0, "quarantined": 0, "failed": 0, "total": 3,
+                              "total_on_server": 3, "relinked": 0, "cancelled": 0}  # fmt: skip
     assert (status.done, status.total) == (3, 3)
     assert connector.retrieve_email_messages(account) != job_id  # finished: a new fetch gets a new job
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import email
 import hashlib
 import random
+import re
+from email.policy import default
 
 import pytest
 from imapclient import IMAPClient
 
+from tests.headerinjection import ENCODED, INJECTIONS, refused_for_a_reason
 from tests.servers.dovecot import Dovecot
 from tests.servers.faultproxy import FaultProxy
 from tests.servers.pki import Pki
@@ -16,7 +20,7 @@ from tests.servers.smtp import SmtpServer
 from webapp import connector
 from webapp.extensions import db
 from webapp.models import EmailMessage, ErrorLog
-from webapp.services import errorlog, fetching, messages, sending
+from webapp.services import errorlog, failpoints, fetching, messages, sending
 from webapp.services.errors import ConnectionFailed, Invalid
 from webapp.services.sending import Draft, OutgoingAttachment
 
@@ -177,3 +181,153 @@ def test_nothing_changes_on_the_imap_server_when_fetching(
         client.select_folder("INBOX", readonly=True)
         flags = client.get_flags(client.search(["ALL"]))
     assert flags and all(b"\\Seen" not in f for f in flags.values())
+
+
+@pytest.mark.parametrize("variant", list(INJECTIONS))
+def test_header_injection_is_refused_in_every_header_and_nothing_reaches_the_server(
+    make_account, smtp: SmtpServer, variant: str
+) -> None:
+    value = INJECTIONS[variant]
+    account = make_account()
+    slots = {
+        "Subject": _draft(subject=value),
+        "attachment filename": _draft(attachments=(OutgoingAttachment(value, b"x"),)),
+        "To": _draft(to=f'"{value}" <bob@example.test>'),
+        "CC": _draft(cc=f"carol@example.test, {value} <dave@example.test>"),
+    }
+    for label, draft in slots.items():
+        with pytest.raises(Invalid) as info:
+            sending.send(account, draft)
+        assert str(info.value).startswith(label) and refused_for_a_reason(str(info.value)), (label, str(info.value))
+    # The account's own display name (set by an admin) goes into From: checked the same way. (Raw line
+    # breaks never get that far: the account form refuses them, and PostgreSQL cannot store a NUL.)
+    if variant in ENCODED:
+        account.display_name = value
+        db.session.commit()
+        with pytest.raises(Invalid, match="^From display name") as info:
+            sending.send(account, _draft())
+        assert refused_for_a_reason(str(info.value))
+    assert smtp.received == []
+    assert db.session.query(EmailMessage).count() == 0
+
+
+def test_display_names_go_out_and_are_kept_in_the_sent_copy(make_account, smtp: SmtpServer) -> None:
+    account = make_account()
+    draft = _draft(
+        to='"Doe, John" <doe@example.test>; Bob <bob@example.test>, dev@localhost',
+        cc="Jürgen Größ <carol@example.test>",
+        bcc="Hidden Person <dave@example.test>",
+    )
+    sent = sending.send(account, draft)
+    (received,) = smtp.received
+    assert received.rcpt_tos == [
+        "doe@example.test",
+        "bob@example.test",
+        "dev@localhost",
+        "carol@example.test",
+        "dave@example.test",
+    ]
+    headers = received.data.split(b"\r\n\r\n")[0].decode("ascii")
+    assert 'To: "Doe, John" <doe@example.test>, Bob <bob@example.test>, dev@localhost\r\n' in headers
+    assert "Cc: =?utf-8?" in headers and "<carol@example.test>" in headers
+    assert "dave@example.test" not in headers and "Hidden" not in headers
+    assert sent.mailboxes("to") == [
+        {"name": "Doe, John", "address": "doe@example.test"},
+        {"name": "Bob", "address": "bob@example.test"},
+        {"name": "", "address": "dev@localhost"},
+    ]
+    assert sent.mailboxes("cc") == [{"name": "Jürgen Größ", "address": "carol@example.test"}]
+    assert [m["address"] for m in sent.bcc] == ["dave@example.test"]
+
+
+def test_an_account_on_a_dotless_domain_sends(make_account, smtp: SmtpServer) -> None:
+    account = make_account(address="dev@localhost")
+    sending.send(account, _draft(to="other@localhost"))
+    (received,) = smtp.received
+    assert received.mail_from == "dev@localhost"
+    assert received.rcpt_tos == ["other@localhost", "carol@example.test", "dave@example.test"]
+
+
+def test_an_idn_domain_goes_out_as_idna_with_or_without_smtputf8(make_account, smtp: SmtpServer) -> None:
+    account = make_account()
+    for offered in (True, False):
+        smtp.smtputf8 = offered
+        sent = sending.send(account, _draft(to="Xavier <x@exämple.test>", cc="", bcc=""))
+        received = smtp.received[-1]
+        assert received.rcpt_tos == ["x@xn--exmple-cua.test"]
+        assert "SMTPUTF8" not in received.mail_options
+        assert b"To: Xavier <x@xn--exmple-cua.test>\r\n" in received.data
+        assert sent.mailboxes("to") == [{"name": "Xavier", "address": "x@xn--exmple-cua.test"}]
+    assert errorlog.entries(account) == []
+
+
+def test_a_non_ascii_local_part_uses_smtputf8_where_offered(make_account, smtp: SmtpServer) -> None:
+    account = make_account()
+    sent = sending.send(account, _draft(to="Jürgen <jü@exämple.test>", cc="", bcc=""))
+    (received,) = smtp.received
+    assert "SMTPUTF8" in received.mail_options
+    assert received.rcpt_tos == ["jü@xn--exmple-cua.test"]
+    assert "To: Jürgen <jü@exämple.test>\r\n".encode() in received.data
+    assert sent.mailboxes("to") == [{"name": "Jürgen", "address": "jü@exämple.test"}]
+
+
+def test_a_non_ascii_local_part_is_refused_clearly_without_smtputf8(make_account, smtp: SmtpServer) -> None:
+    account = make_account()
+    smtp.smtputf8 = False
+    for draft in (_draft(to="jü@exämple.test"), _draft(bcc="ä@example.test")):
+        with pytest.raises(ConnectionFailed) as info:
+            sending.send(account, draft)
+        assert info.value.kind == "smtputf8"
+        assert "does not accept non-ASCII addresses (no SMTPUTF8)" in str(info.value)
+    assert "jü@exämple.test" in str(errorlog.entries(account)[1].message)
+    assert "ä@example.test" in str(errorlog.entries(account)[0].message)
+    assert smtp.received == []
+    assert db.session.query(EmailMessage).count() == 0
+
+
+def test_an_account_address_with_a_non_ascii_local_part_needs_smtputf8(make_account, smtp: SmtpServer) -> None:
+    account = make_account(address="jürgen@exämple.test")
+    sending.send(account, _draft())
+    assert smtp.received[0].mail_from == "jürgen@xn--exmple-cua.test"
+    smtp.smtputf8 = False
+    with pytest.raises(ConnectionFailed, match=r"no SMTPUTF8\): jürgen@exämple.test"):
+        sending.send(account, _draft())
+
+
+def test_an_html_only_message_is_sent_with_a_generated_text_part(make_account, smtp: SmtpServer) -> None:
+    account = make_account()
+    sending.send(account, _draft(text="", html="<p>Hello <a href='https://x.test/'>there</a></p><script>x</script>"))
+    parsed = email.message_from_bytes(smtp.received[0].data, policy=default)
+    assert parsed.get_content_type() == "multipart/alternative"
+    assert parsed.get_body(("plain",)).get_content().strip() == "Hello there (https://x.test/)"
+
+
+@pytest.mark.parametrize(
+    ("point", "error", "text"),
+    [
+        ("send_build", Invalid, "the message could not be built: unexpected error (FailPoint)"),
+        ("send_smtp", ConnectionFailed, "Outgoing server: unexpected error (FailPoint)"),
+    ],
+)
+def test_an_unexpected_error_is_a_clear_error_with_an_error_log_entry(
+    app, make_account, smtp: SmtpServer, point: str, error: type, text: str
+) -> None:
+    account = make_account()
+    failpoints.reset()
+    app.config["FAILPOINTS"] = {point: [1, "raise"]}
+    try:
+        with pytest.raises(error, match=re.escape(text)):
+            sending.send(account, _draft())
+    finally:
+        app.config["FAILPOINTS"] = None
+        failpoints.reset()
+    (entry,) = errorlog.entries(account)
+    assert entry.operation == "send" and entry.message == text and "kind=unexpected" in entry.detail
+    assert smtp.received == []
+
+
+def test_bodies_that_are_not_unicode_are_refused(make_account, smtp: SmtpServer) -> None:
+    account = make_account()
+    with pytest.raises(Invalid, match="HTML: holds bytes that are not valid UTF-8"):
+        sending.send(account, _draft(html="caf\udce9"))
+    assert smtp.received == []

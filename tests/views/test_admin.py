@@ -50,3 +50,19 @@ def test_the_last_admin_cannot_be_removed_or_demoted(client: FlaskClient, make_u
     response = post_form(page, {"role-role": "user"}, url=f"{page}/role")
     assert "last admin" in response.get_data(as_text=True)
     assert users.get("boss").is_admin
+
+
+def test_only_admins_end_sessions_and_only_with_the_form_token(
+    client: FlaskClient, make_user, login, post_form
+) -> None:
+    make_user("boss", role="admin")
+    bob = make_user("bob")
+    carol = make_user("carol")
+    login("bob")
+    url = f"/admin/users/{carol.id}/sessions/end"
+    assert post_form("/", {}, url=url).status_code == 403
+    assert client.post(url).status_code == 400  # no CSRF token
+    client.post("/logout", data={"csrf_token": csrf_token(client.get("/").get_data(as_text=True))})
+    assert client.post(f"/admin/users/{bob.id}/sessions/end").status_code == 400
+    login("boss")
+    assert post_form("/", {}, url="/admin/users/999999/sessions/end").status_code == 404

@@ -10,7 +10,7 @@ from webapp.services import setup
 
 
 def test_first_run_needs_the_setup_token_and_happens_once(app: Flask, client: FlaskClient, post_form) -> None:
-    assert client.get("/").headers["Location"].startswith("/login")
+    assert client.get("/").headers["Location"] == "/setup"  # nobody to log in as yet
     assert client.get("/login").headers["Location"] == "/setup"
     token = setup.issue_token()
     assert token
@@ -129,3 +129,38 @@ def test_healthz_needs_no_login_and_pages_send_security_headers(client: FlaskCli
     assert response.status_code == 200
     assert "script-src 'self'" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_fresh_install_goes_to_setup_without_a_login_message(app: Flask, client: FlaskClient) -> None:
+    for page in ("/", "/accounts/", "/admin/users", "/password"):
+        response = client.get(page)
+        assert response.headers["Location"] == "/setup", page
+    shown = client.get("/setup").get_data(as_text=True)
+    assert "Create the first admin" in shown and "Please log in" not in shown
+
+
+def test_the_login_message_stays_once_there_is_a_user(client: FlaskClient, make_user) -> None:
+    make_user("bob")
+    response = client.get("/accounts/?x=1")
+    assert response.headers["Location"] == "/login?next=%2Faccounts%2F%3Fx%3D1"
+    assert "Please log in to access this page." in client.get(response.headers["Location"]).get_data(as_text=True)
+
+
+def test_the_setup_page_shows_every_mistake_at_once(app: Flask, client: FlaskClient, post_form) -> None:
+    token = setup.issue_token()
+    wrong = post_form(
+        "/setup",
+        {"token": "not-the-token", "username": "ro\u202eot", "password": TEST_PASSWORD, "confirm": "different"},
+    )
+    page = wrong.get_data(as_text=True)
+    assert "setup token: not valid" in page  # not hidden behind the others
+    assert "Passwords differ." in page
+    assert "username: 1 to 150 characters, no spaces, control or invisible characters" in page
+    assert setup.needs_setup()
+    short = post_form("/setup", {"token": token, "username": "root", "password": "short", "confirm": "short"})
+    assert "setup token: not valid" not in short.get_data(as_text=True)
+    assert "at least 8 characters" in short.get_data(as_text=True)
+    empty = post_form("/setup", {"token": "", "username": "", "password": "", "confirm": ""}).get_data(as_text=True)
+    assert empty.count("This field is required.") == 3 and "not valid" not in empty
+    ok = post_form("/setup", {"token": token, "username": "root", "password": TEST_PASSWORD, "confirm": TEST_PASSWORD})
+    assert ok.status_code == 302 and client.get("/").status_code == 200

@@ -116,8 +116,8 @@ def test_inline_images_are_served_by_signed_link_to_a_user_who_may_read_them(
     assert anonymous.get(link[:-3] + "abc").status_code == 403  # tampered
     assert anonymous.get(f"/messages/{message.id}/inline/{svg.id}?t={token}").status_code == 403  # another part
     with app.test_request_context():
-        svg_token = inline.sign(users.get("reader").get_id(), message.id, svg.id)
-        assert inline.session_id_of(token, message.id, png.id, max_age=-1) is None  # expired
+        svg_token = inline.sign(inline.session_key_of(token, message.id, png.id), message.id, svg.id)
+        assert inline.session_key_of(token, message.id, png.id, max_age=-1) is None  # expired
     assert anonymous.get(f"/messages/{message.id}/inline/{svg.id}?t={svg_token}").status_code == 404  # never SVG
 
     users.grant(users.get("reader"), reader, read=False, send=False)  # access taken away: the link dies too

@@ -136,11 +136,6 @@ def open_folder(client: IMAPClient, folder: str, *, writable: bool) -> FolderInf
     return FolderInfo(folder, int(info.get(b"UIDVALIDITY", 0)), int(info.get(b"EXISTS", 0)))
 
 
-def uids_after(client: IMAPClient, last_uid: int) -> list[int]:
-    """UIDs greater than ``last_uid``, ascending (``UID n:*`` also returns the highest one: filtered out)."""
-    return sorted(int(uid) for uid in client.search(["UID", f"{last_uid + 1}:*"]) if int(uid) > last_uid)
-
-
 def sizes(client: IMAPClient, uids: Sequence[int]) -> dict[int, int]:
     """RFC822.SIZE of each UID (to keep oversized messages to their headers)."""
     if not uids:

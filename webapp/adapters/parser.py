@@ -18,6 +18,7 @@ from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 
 from webapp.adapters import mimetree
+from webapp.adapters.filenames import clean_filename
 
 FAST_TREE_BYTES = 32 * 1024
 MAX_PARTS = 500  # a message with more parts than this is cut off there, with a note
@@ -200,10 +201,9 @@ def _filename(part: Message) -> str:
         name = part.get_filename() or ""
     except Exception:  # noqa: BLE001
         name = ""
-    # RFC 2231 is decoded by the parser; RFC 2047 in a filename is not standard but common.
-    name = " ".join(_decode_words(clean(str(name))).split())
-    # Keep only the last path element: a filename is never a path.
-    return name.replace("\\", "/").rsplit("/", 1)[-1][:255]
+    # RFC 2231 is decoded by the parser; RFC 2047 in a filename is not standard but common. Bidi
+    # overrides and other invisible characters go (invoice\u202efdp.exe), and any path: a name is never one.
+    return clean_filename(_decode_words(clean(str(name))))
 
 
 def _decoded(part: Message) -> bytes | None:

@@ -1,4 +1,8 @@
-"""SMTP: connecting (plain, STARTTLS, implicit TLS) and AUTH, over smtplib."""
+"""SMTP: connecting (plain, STARTTLS, implicit TLS) and AUTH, over smtplib.
+
+Envelope addresses go out with their domain as IDNA A-labels; a non-ASCII local part (or UTF-8 in the
+headers) is sent with SMTPUTF8 when the server offers it, and refused with the address named when not.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import smtplib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from webapp.adapters import addresses
 from webapp.adapters.credentials import Credentials
 from webapp.adapters.endpoint import Endpoint
 from webapp.adapters.errors import AdapterError, AuthError, PermanentError, TransientError
@@ -75,9 +80,27 @@ def send(endpoint: Endpoint, credentials: Credentials | None, sender: str, recip
     """Send ``raw`` to exactly ``recipients`` (never read back from headers); 4xx is transient, 5xx permanent."""
     if has_line_break(sender, *recipients):
         raise PermanentError("refused to send an address with a line break or NUL to the SMTP server")
+    try:
+        envelope_sender = addresses.envelope(sender)
+        envelope_recipients = [addresses.envelope(r) for r in recipients]
+    except addresses.AddressError as exc:
+        raise PermanentError(f"refused to send to an unusable address: {exc}", kind="recipients") from None
+    non_ascii = [a for a in (sender, *recipients) if addresses.needs_smtputf8(a)]
+    utf8 = bool(non_ascii) or not raw.partition(b"\r\n\r\n")[0].isascii()
     with session(endpoint, credentials) as client:
+        options: list[str] = []
+        if utf8:
+            if not client.has_extn("smtputf8"):
+                named = ", ".join(dict.fromkeys(non_ascii)) or "UTF-8 in the headers"
+                raise PermanentError(
+                    f"{endpoint.describe()} does not accept non-ASCII addresses (no SMTPUTF8): {named}",
+                    kind="smtputf8",
+                )
+            options.append("SMTPUTF8")
+            if client.has_extn("8bitmime"):
+                options.append("BODY=8BITMIME")
         try:
-            refused = client.sendmail(sender, recipients, raw)
+            refused = client.sendmail(envelope_sender, envelope_recipients, raw, mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = {code for code, _ in exc.recipients.values()}
             reasons = _refusals(exc.recipients)
@@ -87,6 +110,10 @@ def send(endpoint: Endpoint, credentials: Credentials | None, sender: str, recip
             raise _response_error(exc, endpoint) from None
         except smtplib.SMTPServerDisconnected as exc:
             raise _disconnected(exc, endpoint) from None
+        except smtplib.SMTPNotSupportedError as exc:
+            raise PermanentError(f"{endpoint.describe()}: {exc}", kind="protocol") from None
+        except (UnicodeError, ValueError) as exc:
+            raise PermanentError(f"refused to send: {type(exc).__name__} in the envelope", kind="recipients") from None
         except OSError as exc:
             raise translate(exc, endpoint) from None
     if refused:

@@ -9,16 +9,20 @@ from webapp.cli.instance import Cli, Migrations
 
 @click.group(cls=Cli)
 @click.version_option(package_name="email-connector", prog_name="email-connector", message="%(prog)s %(version)s")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Email Connector: connect mail accounts; send mail, fetch what arrives, read and search it."""
+    from webapp.database import checked_writes
+
+    ctx.with_resource(checked_writes())
 
 
 def _register() -> None:
     from flask_migrate.cli import db
 
-    from webapp.cli import accounts, keys, mail, serve, users
+    from webapp.cli import accounts, keys, mail, serve, users, webhooks
 
-    for module in (serve, users, accounts, keys, mail):
+    for module in (serve, users, accounts, keys, mail, webhooks):
         module.register(cli)
     cli.add_command(Migrations.of(db))
 

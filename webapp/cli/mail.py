@@ -9,7 +9,8 @@ from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
 from webapp.cli.common import fail, print_json
-from webapp.services import accounts, failpoints, fetching, fetchjobs, messages, sending, serverfolders
+from webapp.models.fetchrun import RunTrigger
+from webapp.services import accounts, failpoints, fetching, fetchjobs, fetchruns, messages, sending, serverfolders
 from webapp.services.errors import ConnectorError
 
 messages_group = AppGroup("messages", help="Stored messages.")
@@ -84,13 +85,13 @@ def fetch(name: str, wait: bool, inline: bool, as_json: bool) -> None:
         account = accounts.get(name)
         if inline:
             failpoints.reset()
-            summary = fetching.fetch(account, _print_progress).as_dict()
+            summary = fetchruns.run(account, trigger=RunTrigger.COMMAND, progress=_print_progress).as_dict()
             _print_summary(summary, as_json)
             return
         worker_listens = fetchjobs.live_worker()
         if wait and not worker_listens:
             fail("no worker is listening on the fetch queue (start one: `make run`, or `email-connector worker`)")
-        job_id = fetchjobs.enqueue(account)
+        job_id = fetchjobs.enqueue(account, trigger=RunTrigger.COMMAND)
         if not wait:
             _print_queued(account.name, fetchjobs.status(job_id), worker_listens, as_json)
             return

@@ -2,9 +2,11 @@
 
 from webapp.models.account import AccountGrant, EmailAccount
 from webapp.models.delivery import Delivery, Webhook
+from webapp.models.fetchrun import FetchRun
 from webapp.models.folder import FolderState
 from webapp.models.log import ErrorLog
 from webapp.models.message import Attachment, Blob, EmailMessage
+from webapp.models.session import UserSession
 from webapp.models.setting import AppSetting
 from webapp.models.user import User
 
@@ -17,7 +19,9 @@ __all__ = [
     "EmailAccount",
     "EmailMessage",
     "ErrorLog",
+    "FetchRun",
     "FolderState",
     "User",
+    "UserSession",
     "Webhook",
 ]

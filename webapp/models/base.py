@@ -15,6 +15,10 @@ NAMING_CONVENTION = {
 }
 
 
+# The largest id a row can have (64-bit integer keys): a bigger number names nothing.
+MAX_ID = 2**63 - 1
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 

@@ -10,8 +10,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.models.base import Base, UTCDateTime, utcnow
 
-EVENTS = ("fetch", "complete", "error")
+EVENTS = ("fetch", "complete", "error")  # what a webhook subscribes to
+TEST = "test"  # sent on demand from the account page or `webhooks test`
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+# A batch's fetch event waits until the batch's bodies and attachments are stored (then it is pending).
+HELD = "held"
 
 
 class Webhook(Base):
@@ -46,3 +49,17 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # How long the last attempt took (the POST, or the callable), in milliseconds.
+    duration_ms: Mapped[int | None] = mapped_column()
+
+    @property
+    def event_id(self) -> str:
+        """The id the receiver sees (X-EmailConnector-Delivery): a redelivery keeps its original's."""
+        return str(self.payload.get("delivery_id") or self.delivery_id)
+
+    @property
+    def redelivery_of(self) -> int | None:
+        """The delivery (row id) this one sent again, if it is a redelivery."""
+        kind, _, rest = self.delivery_id.partition(":")
+        original = rest.partition(":")[0]
+        return int(original) if kind == "redelivery" and original.isdigit() else None

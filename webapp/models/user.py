@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -20,17 +21,18 @@ ROLES = (ROLE_ADMIN, ROLE_USER)
 
 
 class User(UserMixin, Base):
+    """A person who logs in. What the login cookie carries is a session token (models.session), not
+    ``get_id()``: ending a session on the server ends it everywhere."""
+
     __tablename__ = "user"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(150))
-    # Lower-cased username: names are unique regardless of case.
+    # The name as key_for() folds it: names are unique regardless of case and Unicode form.
     username_key: Mapped[str] = mapped_column(String(150), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), default=ROLE_USER)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    # Changing the password ends every other session of this user (see get_id).
-    session_version: Mapped[int] = mapped_column(default=1)
 
     grants: Mapped[list[AccountGrant]] = relationship(back_populates="user", cascade="all, delete-orphan")
 
@@ -38,9 +40,8 @@ class User(UserMixin, Base):
     def is_admin(self) -> bool:
         return self.role == ROLE_ADMIN
 
-    def get_id(self) -> str:
-        return f"{self.id}:{self.session_version}"
-
     @staticmethod
     def key_for(username: str) -> str:
-        return username.strip().casefold()
+        """The name compared for uniqueness and login: NFKC, case-folded (Unicode caseless matching)."""
+        name = unicodedata.normalize("NFKC", username).strip()
+        return unicodedata.normalize("NFKC", name.casefold())

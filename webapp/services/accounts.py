@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, fields
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from webapp.adapters import addresses
 from webapp.adapters.credentials import Credentials
 from webapp.adapters.endpoint import DEFAULT_PORTS, Endpoint, TlsPolicy
 from webapp.adapters.errors import AuthError
 from webapp.adapters.linebreaks import has_line_break
 from webapp.adapters.secretbox import SecretBoxError
+from webapp.database import writes
 from webapp.extensions import db
 from webapp.models import EmailAccount
 from webapp.models.account import (
@@ -24,10 +25,10 @@ from webapp.models.account import (
     SMTP_AUTH_MODES,
     TLS_VERIFY_MODES,
 )
+from webapp.models.base import MAX_ID
 from webapp.services import secrets
 from webapp.services.errors import Conflict, Invalid, NotFound
 
-ADDRESS_RE = re.compile(r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9.-]+\.?[A-Za-z0-9-]*$")
 MAX_TIMEOUT = 600
 
 
@@ -74,8 +75,12 @@ def validate(settings: AccountSettings) -> None:
     name = settings.name.strip()
     if not name or len(name) > 100 or any(ord(c) < 32 for c in name):
         raise Invalid("name: 1 to 100 characters, no control characters")
-    if not ADDRESS_RE.match(settings.address.strip()) or len(settings.address) > 320:
-        raise Invalid(f"address: {settings.address!r} is not an email address")
+    # The same rules as for recipients (webapp/adapters/addresses.py): dotless domains such as
+    # dev@localhost and internationalised domains are accepted, names and lists are not.
+    try:
+        addresses.check_address(settings.address.strip())
+    except addresses.AddressError as exc:
+        raise Invalid(f"address: {settings.address!r} is not an email address ({exc})") from None
     for label, value in (
         ("display name", settings.display_name),
         ("username", settings.username),
@@ -115,6 +120,7 @@ def validate(settings: AccountSettings) -> None:
 
 
 MAX_BATCH_SIZE = 5000
+MAX_MESSAGE_SIZE = 2**31 - 1  # the column's range; 0 means no limit
 
 
 def _validate_fetching(settings: AccountSettings) -> None:
@@ -127,8 +133,8 @@ def _validate_fetching(settings: AccountSettings) -> None:
     for name in settings.folders:
         if not name.strip() or len(name) > 255 or has_line_break(name):
             raise Invalid(f"folders: {name!r} is not a folder name (1 to 255 characters, no line breaks)")
-    if settings.max_message_size < 0:
-        raise Invalid("maximum message size: 0 (no limit) or more bytes")
+    if not 0 <= settings.max_message_size <= MAX_MESSAGE_SIZE:
+        raise Invalid(f"maximum message size: 0 (no limit) to {MAX_MESSAGE_SIZE} bytes")
     if not 0 <= settings.fetch_every_minutes <= 7 * 24 * 60:
         raise Invalid("fetch every: 0 (never) to 10080 minutes")
     if settings.after_fetch not in AFTER_FETCH:
@@ -153,7 +159,7 @@ def get(name: str) -> EmailAccount:
 
 
 def by_id(account_id: int) -> EmailAccount:
-    account = db.session.get(EmailAccount, account_id)
+    account = db.session.get(EmailAccount, account_id) if 0 < account_id <= MAX_ID else None
     if account is None:
         raise NotFound(f"no account with id {account_id}")
     return account
@@ -181,6 +187,7 @@ def settings_of(account: EmailAccount) -> AccountSettings:
     return AccountSettings(**values)
 
 
+@writes
 def _save(account: EmailAccount, settings: AccountSettings) -> EmailAccount:
     validate(settings)
     name = settings.name.strip()
@@ -219,6 +226,7 @@ def _save(account: EmailAccount, settings: AccountSettings) -> EmailAccount:
     return account
 
 
+@writes
 def remove(account: EmailAccount) -> None:
     """Remove an account with everything stored for it (grants, logs and, later, messages)."""
     db.session.delete(account)

@@ -6,12 +6,14 @@ import logging
 
 from sqlalchemy import select
 
+from webapp.database import writes
 from webapp.extensions import db
 from webapp.models import EmailAccount, ErrorLog
 
 log = logging.getLogger(__name__)
 
 
+@writes
 def record(account: EmailAccount, operation: str, message: str, detail: str = "") -> None:
     """Add an entry to the account's error log and commit it (messages never carry secrets)."""
     db.session.add(ErrorLog(account_id=account.id, operation=operation, message=message, detail=detail))

@@ -19,12 +19,12 @@ from typing import Protocol, TypeVar
 from imapclient import IMAPClient
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
 
-from webapp.adapters import imap, memory, pop3
+from webapp.adapters import blobstore, imap, memory, pop3
 from webapp.adapters.blobstore import FolderBlobStore
 from webapp.adapters.errors import AdapterError
 from webapp.adapters.imap import FetchedMessage
+from webapp.database import write_transaction, writes
 from webapp.extensions import db
 from webapp.models import EmailAccount, EmailMessage, FolderState
 from webapp.models.message import OVERSIZE
@@ -57,14 +57,14 @@ class FetchProgress:
 
 
 Progress = Callable[[FetchProgress], None]
+CancelCheck = Callable[[], bool]
 
 
 class BatchListener(Protocol):
-    """Told about each stored batch: inside its transaction (before commit) and after the commit."""
+    """Told about each stored batch inside its transaction (before the commit): the ids stored and a key
+    that names the batch the same way in every rerun."""
 
-    def in_transaction(self, account: EmailAccount, batch: Sequence[EmailMessage], key: str) -> None: ...
-
-    def after_commit(self, account: EmailAccount, batch: Sequence[EmailMessage], key: str) -> None: ...
+    def in_transaction(self, account: EmailAccount, ids: Sequence[int], key: str) -> None: ...
 
 
 class Cancelled(ConnectorError):
@@ -77,7 +77,8 @@ class FetchSummary:
     skipped: int = 0
     quarantined: int = 0  # stored raw: it could not be parsed, or it was over the size limit
     failed: int = 0  # listed by the server but gone by the time it was fetched
-    total: int = 0
+    total: int = 0  # the messages this fetch looked at (latest N: at most N per folder)
+    total_on_server: int = 0  # every message in the fetched folders
     relinked: int = 0  # already stored, found again under a new UIDVALIDITY
     cancelled: bool = False
 
@@ -104,10 +105,7 @@ class _Item:
 
 
 class _NoListener:
-    def in_transaction(self, account: EmailAccount, batch: Sequence[EmailMessage], key: str) -> None:
-        pass
-
-    def after_commit(self, account: EmailAccount, batch: Sequence[EmailMessage], key: str) -> None:
+    def in_transaction(self, account: EmailAccount, ids: Sequence[int], key: str) -> None:
         pass
 
 
@@ -171,6 +169,7 @@ class _Run:
         self.pending_action = account.after_fetch if account.after_fetch != "none" else None
         root = blobs.folder_root()
         self.folder = FolderBlobStore(root) if root is not None else None
+        self._database_blobs: dict[str, bytes] = {}  # blobs for the database, stored with their batch
 
     # --- IMAP -------------------------------------------------------------------------------------------
 
@@ -221,14 +220,18 @@ class _Run:
 
     def _imap_todo(self, client: IMAPClient, folder: str, state: FolderState) -> list[int]:
         account = self.account
+        every = imap.all_uids(client)
         if account.fetch_strategy == "replicate":
-            todo = imap.uids_after(client, state.last_uid)
-            wanted = todo
+            # Every message of the folder that is not stored, whatever fetched before (a latest-N fetch
+            # leaves older UIDs behind the checkpoint): the stored UIDs are one indexed query.
+            stored = _stored_uids(account, folder, state.uidvalidity)
+            wanted = [uid for uid in every if uid not in stored]
+            known: set[int] = set()
         else:
-            every = imap.all_uids(client)
             wanted = every[-account.fetch_count :] if account.fetch_order == "newest" else every[: account.fetch_count]
             known = _known_uids(account, folder, state.uidvalidity, wanted)
-            todo = [uid for uid in wanted if uid not in known]
+        todo = [uid for uid in wanted if uid not in known]
+        self.summary.total_on_server += len(every)
         self.summary.skipped += len(wanted) - len(todo)
         self.summary.total += len(wanted)
         self.progress.done += len(wanted) - len(todo)
@@ -236,6 +239,7 @@ class _Run:
         self.report(self.progress)
         return todo
 
+    @writes
     def _state(self, folder: str, uidvalidity: int) -> FolderState:
         state = db.session.scalar(
             select(FolderState).where(FolderState.account_id == self.account.id, FolderState.folder == folder)
@@ -318,10 +322,13 @@ class _Run:
         return _Item(received.origin, messages.prepare_received(received, self.max_size or 0, self._put))
 
     def _put(self, data: bytes) -> str:
-        """Blobs are flushed once per batch (insert_received), before the rows naming them are committed."""
+        """Blobs are flushed once per batch (insert_received), before the rows naming them are committed.
+        In the database they wait for the batch's write transaction (:meth:`_store`)."""
         if self.folder is not None:
             return self.folder.put(data, durable=False)  # any thread
-        return blobs.put(data, durable=False)  # the database: the fetch's own thread and transaction
+        digest = blobstore.sha256(data)
+        self._database_blobs[digest] = data
+        return digest
 
     def _apply_pending_actions(self, client: IMAPClient, folder: str, uidvalidity: int) -> None:
         """Finish server actions that a crash interrupted (their messages are committed)."""
@@ -340,6 +347,7 @@ class _Run:
         for batch in _chunks(pending, 500):
             self._apply_actions(client, list(batch))
 
+    @writes
     def _apply_actions(self, client: IMAPClient, ids: Sequence[int]) -> None:
         action = self.account.after_fetch
         if action == "none" or not ids:
@@ -377,6 +385,7 @@ class _Run:
             known = _known_uidls(account, [uidl for _n, uidl in wanted])
             todo = [(number, uidl) for number, uidl in wanted if uidl not in known]
             self.summary.total = len(wanted)
+            self.summary.total_on_server = len(listing)
             self.summary.skipped = len(wanted) - len(todo)
             self.progress.total, self.progress.done, self.progress.folder = len(wanted), self.summary.skipped, "INBOX"
             self.report(self.progress)
@@ -408,26 +417,30 @@ class _Run:
                 self._advance(len(batch))
         # QUIT went through: the server has applied every DELE of this session.
         if account.after_fetch == "delete":
-            db.session.execute(
-                update(EmailMessage)
-                .where(EmailMessage.account_id == account.id, EmailMessage.pending_action.is_not(None))
-                .values(pending_action=None)
-            )
-            db.session.commit()
+            with write_transaction():
+                db.session.execute(
+                    update(EmailMessage)
+                    .where(EmailMessage.account_id == account.id, EmailMessage.pending_action.is_not(None))
+                    .values(pending_action=None)
+                )
+                db.session.commit()
 
     # --- storing ----------------------------------------------------------------------------------------
 
+    @writes
     def _store(self, items: Sequence[_Item], state: FolderState | None, last_uid: int, key: str) -> list[int]:
         """Store ``items`` and the checkpoint in one transaction; return the ids stored. Their bodies are
         parsed after the download (complete_pending): parsing meanwhile took the CPU the download needs."""
         for _attempt in range(3):
+            for data in self._database_blobs.values():
+                blobs.put(data, durable=False)
             relinked = self._relink(items, state) if state is not None and self._has_stale(state) else set()
             fresh = [item for item in items if item.origin.uid not in relinked]
             ids = messages.insert_received(self.account, [item.row for item in fresh])
             if state is not None:
                 state.last_uid = max(state.last_uid, last_uid)
-            batch = self._loaded(ids)
-            self.listener.in_transaction(self.account, batch, key)
+            if ids:
+                self.listener.in_transaction(self.account, ids, key)
             failpoints.hit("before_commit")
             try:
                 db.session.commit()
@@ -439,22 +452,15 @@ class _Run:
                 log.info("account %s: part of a batch was stored by someone else first", self.account.name)
                 continue
             failpoints.hit("after_commit")
+            self._database_blobs.clear()
             self.lock.refresh()
             self.summary.stored += len(ids)
             self.summary.relinked += len(relinked)
             self.summary.skipped += len(relinked)
             self.summary.quarantined += sum(1 for i in fresh if i.oversize)
-            self.listener.after_commit(self.account, batch, key)
             return ids
         self.summary.failed += len(items)
         return []
-
-    def _loaded(self, ids: list[int]) -> list[EmailMessage]:
-        """The stored rows as objects, only when someone listens (a callback or a webhook)."""
-        if not ids or isinstance(self.listener, _NoListener):
-            return []
-        query = select(EmailMessage).where(EmailMessage.id.in_(ids)).order_by(EmailMessage.id)
-        return list(db.session.scalars(query.options(selectinload(EmailMessage.attachments))))
 
     def _has_stale(self, state: FolderState) -> bool:
         """Are messages of this folder stored under another UIDVALIDITY (the server renumbered it)?"""
@@ -495,6 +501,13 @@ class _Run:
     def _check_cancel(self) -> None:
         if self.cancelled():
             raise Cancelled("the fetch was cancelled")
+
+
+def _stored_uids(account: EmailAccount, folder: str, uidvalidity: int) -> set[int]:
+    query = select(EmailMessage.uid).where(
+        EmailMessage.account_id == account.id, EmailMessage.folder == folder, EmailMessage.uidvalidity == uidvalidity
+    )
+    return {int(uid) for uid in db.session.scalars(query) if uid is not None}
 
 
 def _known_uids(account: EmailAccount, folder: str, uidvalidity: int, uids: Sequence[int]) -> set[int]:

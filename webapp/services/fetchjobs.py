@@ -6,7 +6,9 @@ has at most one fetch queued or running: asking again returns the same job.
 
 from __future__ import annotations
 
+import re
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,13 +20,16 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from webapp.models import EmailAccount
-from webapp.services import callbacks, queues
-from webapp.services.errors import ConnectorError, NotFound
+from webapp.models.fetchrun import RunStatus, RunTrigger
+from webapp.services import callbacks, fetchruns, queues
+from webapp.services.errors import Conflict, ConnectorError, NotFound
 from webapp.services.redisconn import get_redis
 
 JOB_FUNCTION = "jobs.fetch.fetch_account"
 JOB_TIMEOUT = 3 * 3600
 RESULT_TTL = 24 * 3600
+_DELETE_IF = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _ACTIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
@@ -69,8 +74,10 @@ def enqueue(
     on_fetch: str | None = None,
     on_complete: str | None = None,
     on_error: str | None = None,
+    trigger: str = RunTrigger.PAGE,
 ) -> str:
-    """Queue a fetch of the account; return the job id (the queued or running one, if there is one).
+    """Queue a fetch of the account; return the job id — the queued or running one, if there is one: an
+    account has at most one fetch job at a time, however many clicks or callers ask at once.
 
     The callbacks are dotted paths of Python callables or webhook URLs (see ``services.callbacks``).
     """
@@ -78,36 +85,58 @@ def enqueue(
         if callback is not None:
             callbacks.check_callback(account, callback)
     redis = get_redis()
-    current = redis.get(_lock_key(account.id))
-    if current:
-        try:
-            job = Job.fetch(_text(current), connection=redis, serializer=JSONSerializer)
-            if job.get_status(refresh=True) in _ACTIVE:
-                return job.id
-        except NoSuchJobError:
-            pass
-    job = queues.queue(queues.FETCH).enqueue(
-        JOB_FUNCTION,
-        account.id,
-        on_fetch,
-        on_complete,
-        on_error,
-        job_timeout=JOB_TIMEOUT,
-        result_ttl=RESULT_TTL,
-        failure_ttl=RESULT_TTL,
-        meta={"account_id": account.id, "done": 0, "total": 0},
-        description=f"fetch {account.name}",
-    )
-    redis.set(_lock_key(account.id), job.id, ex=JOB_TIMEOUT)
-    return job.id
+    key = _lock_key(account.id)
+    for _attempt in range(5):
+        job_id = uuid.uuid4().hex
+        # The key names the account's job; SET NX makes exactly one caller the one that enqueues.
+        if redis.set(key, f"{job_id}:{time.time():.0f}", nx=True, ex=JOB_TIMEOUT):
+            queues.queue(queues.FETCH).enqueue(
+                JOB_FUNCTION,
+                account.id,
+                on_fetch,
+                on_complete,
+                on_error,
+                str(trigger),
+                job_id=job_id,
+                job_timeout=JOB_TIMEOUT,
+                result_ttl=RESULT_TTL,
+                failure_ttl=RESULT_TTL,
+                meta={"account_id": account.id, "done": 0, "total": 0},
+                description=f"fetch {account.name}",
+            )
+            return job_id
+        holder = _text(redis.get(key) or b"")
+        current, _, since = holder.partition(":")
+        if current and _is_active(current, since):
+            return current
+        redis.eval(_DELETE_IF, 1, key, holder)  # the job ended without saying so: replace it
+    raise Conflict("the account's fetch job could not be queued; try again")
+
+
+def current(account: EmailAccount) -> str | None:
+    """The account's queued or running fetch job, if any."""
+    holder = _text(get_redis().get(_lock_key(account.id)) or b"")
+    job_id, _, since = holder.partition(":")
+    return job_id if job_id and _is_active(job_id, since) else None
+
+
+def _is_active(job_id: str, since: str) -> bool:
+    try:
+        job = Job.fetch(job_id, connection=get_redis(), serializer=JSONSerializer)
+    except NoSuchJobError:
+        # Set a moment ago by a caller that is enqueueing it right now: it is the account's job.
+        return since.isdigit() and time.time() - int(since) < 60
+    return job.get_status(refresh=True) in _ACTIVE
 
 
 def status(job_id: str) -> FetchStatus:
     """The job's state and progress; NotFound when it is unknown or expired."""
+    if not _JOB_ID.fullmatch(job_id):  # RQ refuses other characters (and ":" names an execution)
+        raise NotFound(f"no fetch job {job_id[:64]!r}")
     try:
         job = Job.fetch(job_id, connection=get_redis(), serializer=JSONSerializer)
     except NoSuchJobError:
-        raise NotFound(f"no fetch job {job_id!r}") from None
+        return _from_history(job_id)
     if job.func_name != JOB_FUNCTION:
         raise NotFound(f"no fetch job {job_id!r}")
     state = job.get_status(refresh=True)
@@ -128,6 +157,24 @@ def status(job_id: str) -> FetchStatus:
         summary=dict(result) if isinstance(result, dict) else {},
         error=error,
     )
+
+
+def _from_history(job_id: str) -> FetchStatus:
+    """A job RQ has forgotten (its result expired): what its run recorded."""
+    run = fetchruns.by_job(job_id)
+    if run is None:
+        raise NotFound(f"no fetch job {job_id!r}")
+    summary = {
+        "stored": run.stored,
+        "skipped": run.skipped,
+        "quarantined": run.quarantined,
+        "failed": run.failed,
+        "total": run.total,
+        "total_on_server": run.total_on_server,
+        "cancelled": int(run.status == RunStatus.CANCELLED),
+    }
+    state = {RunStatus.RUNNING: "started", RunStatus.FAILED: "failed"}.get(RunStatus(run.status), "finished")
+    return FetchStatus(job_id, run.account_id, state, run.total, run.total, summary=summary, error=run.error)
 
 
 def live_worker(queue_name: str = queues.FETCH) -> bool:
@@ -160,6 +207,7 @@ def wait(
 
 def cancel(job_id: str) -> None:
     """Ask the running fetch to stop after its current batch (what is stored stays)."""
+    status(job_id)  # NotFound for an unknown or malformed id
     get_redis().set(_cancel_key(job_id), "1", ex=JOB_TIMEOUT)
 
 
@@ -175,8 +223,9 @@ def release(account_id: int, job_id: str) -> None:
     """Forget the account's running fetch, if it is still this job (called by the job when it ends)."""
     redis = get_redis()
     key = _lock_key(account_id)
-    if _text(redis.get(key) or b"") == job_id:
-        redis.delete(key)
+    holder = _text(redis.get(key) or b"")
+    if holder.partition(":")[0] == job_id:
+        redis.eval(_DELETE_IF, 1, key, holder)
 
 
 def _text(value: bytes | str) -> str:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, insert, or_, select, text, update
+from sqlalchemy.orm import selectinload
 
 from webapp.adapters import parser
 from webapp.adapters.parser import Mailbox, ParsedMessage, ParsedPart
+from webapp.database import writes
 from webapp.extensions import db
 from webapp.models import Attachment, EmailAccount, EmailMessage
-from webapp.models.base import utcnow
+from webapp.models.base import MAX_ID, utcnow
 from webapp.models.message import OVERSIZE, PARSED, PENDING, RECEIVED
 from webapp.services import blobs, parsing, search
 from webapp.services.errors import NotFound
@@ -161,6 +163,7 @@ def _attach(message: EmailMessage, parsed: ParsedMessage) -> None:
     message.has_attachments = any(not a.inline for a in message.attachments)
 
 
+@writes
 def complete(message: EmailMessage) -> None:
     """Parse one pending message's bodies and parts now (the caller commits)."""
     if message.body_state != PENDING:
@@ -172,6 +175,7 @@ def complete(message: EmailMessage) -> None:
     search.index([message])
 
 
+@writes
 def ensure_parsed(message: EmailMessage) -> EmailMessage:
     """Parse now if the fetch has not got to it yet (the message page asks for it)."""
     if message.body_state == PENDING:
@@ -218,6 +222,7 @@ def _put_later(data: bytes) -> str:
     return blobs.put(data, durable=False)  # flushed once before the commit (write_parsed)
 
 
+@writes
 def write_parsed(pairs: Sequence[tuple[int, ParsedMessage]]) -> int:
     """Write parsed bodies, parts and search rows of messages still pending, and commit; return how many
     could not be parsed (quarantined).
@@ -298,7 +303,7 @@ def _mailboxes(values: tuple[Mailbox, ...]) -> list[dict[str, str]]:
 
 
 def get(message_id: int) -> EmailMessage:
-    message = db.session.get(EmailMessage, message_id)
+    message = db.session.get(EmailMessage, message_id) if 0 < message_id <= MAX_ID else None
     if message is None:
         raise NotFound(f"no message with id {message_id}")
     return message
@@ -364,8 +369,11 @@ def _decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
         return None
     at, _, ident = cursor.rpartition("|")
     try:
-        return datetime.fromisoformat(at), int(ident)
-    except ValueError:
+        when, number = datetime.fromisoformat(at), int(ident)
+        if when.tzinfo is None or not 0 < number <= MAX_ID:
+            return None  # not a cursor we made: start from the top
+        return when.astimezone(UTC), number
+    except (ValueError, OverflowError):
         return None
 
 
@@ -389,6 +397,7 @@ def folders(account: EmailAccount) -> list[str]:
     return sorted(names, key=lambda name: (name != first, name.casefold()))
 
 
+@writes
 def refresh_statistics() -> None:
     """Refresh PostgreSQL's planner statistics of the message tables (after a big fetch)."""
     if db.session.get_bind().dialect.name == "postgresql":
@@ -423,9 +432,23 @@ def inline_images(message: EmailMessage) -> dict[str, Attachment]:
     }
 
 
-def describe(message: EmailMessage) -> dict[str, Any]:
-    """The JSON form of a message (``messages list --json`` and the API)."""
+def complete_batch(ids: Sequence[int]) -> list[EmailMessage] | None:
+    """The messages ``ids`` with their attachments, in id order — or None while any is still being parsed
+    (a ``fetch`` event waits for complete messages). Messages removed meanwhile are left out."""
+    if not ids:
+        return []
+    waiting = select(EmailMessage.id).where(EmailMessage.id.in_(list(ids)), EmailMessage.body_state == PENDING)
+    if db.session.scalar(waiting.limit(1)) is not None:
+        return None
+    query = select(EmailMessage).where(EmailMessage.id.in_(list(ids))).order_by(EmailMessage.id)
+    return list(db.session.scalars(query.options(selectinload(EmailMessage.attachments))))
+
+
+def describe(message: EmailMessage, *, bodies: bool = False) -> dict[str, Any]:
+    """The JSON form of a message (``messages list --json`` and the API); ``bodies`` adds the text and
+    HTML bodies (what a ``fetch`` event carries)."""
     sender = [{"name": message.from_name, "address": message.from_address}] if message.from_address else []
+    extra = {"text": message.text_body, "html": message.html_body} if bodies else {}
     return {
         "id": message.id,
         "folder": message.folder,
@@ -452,6 +475,7 @@ def describe(message: EmailMessage) -> dict[str, Any]:
             }
             for a in message.attachments
         ],
+        **extra,
     }
 
 
@@ -459,6 +483,7 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
+@writes
 def mark_seen(message: EmailMessage) -> None:
     """Mark the stored copy as read (only here: the server is never changed by reading)."""
     if not message.seen:

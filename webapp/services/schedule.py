@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from webapp.extensions import db
 from webapp.models import EmailAccount
+from webapp.models.fetchrun import RunTrigger
 from webapp.services import callbacks, fetchjobs
 from webapp.services.errors import ConnectorError
 from webapp.services.redisconn import get_redis
@@ -39,7 +40,7 @@ def run_due(now: float | None = None) -> Tick:
         if last is not None and now - float(last) < account.fetch_every_minutes * 60 - 5:
             continue
         try:
-            fetchjobs.enqueue(account)
+            fetchjobs.enqueue(account, trigger=RunTrigger.SCHEDULE)
         except ConnectorError as exc:
             tick.errors.append(f"{account.name}: {exc}")
             continue

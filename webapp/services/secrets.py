@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from webapp.adapters import keyfile
 from webapp.adapters.secretbox import SecretBox, generate_key, parse_keys
+from webapp.database import writes
 from webapp.extensions import db
 from webapp.models import EmailAccount, Webhook
 
@@ -28,6 +29,7 @@ def decrypt(token: str) -> str:
     return box().decrypt(token)
 
 
+@writes
 def rotate_keys() -> tuple[bool, int]:
     """Put a new key first (when the keys live in the instance folder) and re-encrypt every secret.
 

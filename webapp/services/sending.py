@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from webapp.adapters import mime, smtp
+from webapp.adapters import addresses, mime, smtp
 from webapp.adapters.errors import AdapterError
-from webapp.adapters.mime import HeaderError, OutgoingMessage
+from webapp.adapters.mime import HeaderError, OutgoingMessage, VerificationError
 from webapp.adapters.mime import OutgoingAttachment as OutgoingAttachment
+from webapp.database import writes
 from webapp.extensions import db
 from webapp.models import EmailAccount, EmailMessage
 from webapp.models.base import utcnow
 from webapp.models.message import SENT, SENT_FOLDER
-from webapp.services import accounts, errorlog, messages
+from webapp.services import accounts, errorlog, failpoints, messages
 from webapp.services.errors import ConnectionFailed, Invalid
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Draft:
-    """What the user wrote. Address fields hold several addresses separated by ``;``."""
+    """What the user wrote. Address fields hold several addresses separated by ``;`` or ``,``, each
+    ``address`` or ``Name <address>`` (``"Doe, John" <j@example.com>`` keeps its comma)."""
 
     to: str
     subject: str
@@ -40,15 +42,24 @@ def compose(account: EmailAccount, draft: Draft) -> OutgoingMessage:
         bcc = mime.parse_addresses("BCC", draft.bcc)
         mime.check_header_value("Subject", draft.subject)
         for attachment in draft.attachments:
-            mime.check_header_value("attachment filename", attachment.filename)
+            mime.check_header_value(f"attachment filename {attachment.filename[:80]!r}", attachment.filename)
+        mime.check_header_value("From display name (the account's)", account.display_name)
+        addresses.check_address(account.address)
     except HeaderError as exc:
         raise Invalid(str(exc)) from None
+    except addresses.AddressError as exc:
+        raise Invalid(f"From: the account's address {account.address!r} cannot be used ({exc})") from None
     if not to:
         raise Invalid("To: at least one recipient is required")
     if not draft.subject.strip():
         raise Invalid("Subject: required")
     if not draft.text.strip() and not draft.html.strip():
         raise Invalid("Body: a text or HTML body is required")
+    for label, body in (("Body", draft.text), ("HTML", draft.html)):
+        try:
+            body.encode("utf-8")
+        except UnicodeEncodeError:
+            raise Invalid(f"{label}: holds bytes that are not valid UTF-8") from None
     return OutgoingMessage(
         sender=account.address,
         sender_name=account.display_name,
@@ -65,12 +76,24 @@ def compose(account: EmailAccount, draft: Draft) -> OutgoingMessage:
 def send(account: EmailAccount, draft: Draft) -> EmailMessage:
     """Send ``draft`` now and store it in the Sent view; failures go to the Error logs and raise."""
     message = compose(account, draft)
+    detail = f"subject={draft.subject[:200]}"
     try:
+        failpoints.hit("send_build")
         raw = mime.build(message)
+    except VerificationError as exc:
+        # Every check passed, yet the bytes said something else: worth an entry in the Error logs.
+        errorlog.record(account, "send", str(exc), detail=f"kind=verification; {detail}")
+        raise Invalid(str(exc)) from None
     except HeaderError as exc:
         raise Invalid(str(exc)) from None
+    except Exception as exc:  # never a 500: the reason goes to the Error logs
+        log.exception("account %s: building a message failed", account.name)
+        reason = f"the message could not be built: unexpected error ({type(exc).__name__})"
+        errorlog.record(account, "send", reason, detail=f"kind=unexpected; {detail}")
+        raise Invalid(reason) from None
     try:
         credentials = accounts.credentials(account) if account.smtp_auth == "login" else None
+        failpoints.hit("send_smtp")
         smtp.send(accounts.outgoing_endpoint(account), credentials, message.sender, message.recipients, raw)
     except AdapterError as exc:
         reason = f"Outgoing server: {exc}"
@@ -78,13 +101,20 @@ def send(account: EmailAccount, draft: Draft) -> EmailMessage:
         if partly:
             # The server took it for the other recipients: keep it in Sent, so nobody sends it twice.
             _store(account, raw, message, last_error=reason)
-        errorlog.record(account, "send", reason, detail=f"kind={exc.kind}; subject={draft.subject[:200]}")
+        errorlog.record(account, "send", reason, detail=f"kind={exc.kind}; {detail}")
         raise ConnectionFailed(reason, exc.kind) from None
+    except Exception as exc:  # never a 500: the reason goes to the Error logs
+        log.exception("account %s: sending failed", account.name)
+        reason = f"Outgoing server: unexpected error ({type(exc).__name__})"
+        errorlog.record(account, "send", reason, detail=f"kind=unexpected; {detail}")
+        raise ConnectionFailed(reason, "unexpected") from None
     return _store(account, raw, message)
 
 
+@writes
 def _store(account: EmailAccount, raw: bytes, message: OutgoingMessage, last_error: str | None = None) -> EmailMessage:
-    stored = messages.add(account, messages.Origin(SENT_FOLDER), raw, status=SENT, seen=True, bcc=message.bcc)
+    bcc = tuple(m.address if isinstance(m, addresses.Mailbox) else m for m in message.bcc)
+    stored = messages.add(account, messages.Origin(SENT_FOLDER), raw, status=SENT, seen=True, bcc=bcc)
     stored.sent_at = utcnow()
     stored.attempts = 1
     stored.last_error = last_error

@@ -1,4 +1,15 @@
-"""Login throttling shared by every process through Redis."""
+"""Password-guess throttling shared by every process through Redis.
+
+Each password check first takes a slot, atomically (one Lua script): it is refused when the counter of
+the (name, address) pair has reached ``LOGIN_MAX_FAILURES``, or that of the address alone four times as
+many; otherwise both counters go up before the password is looked at. A right password gives the slot
+back (the pair's counter is cleared). So however many guesses arrive at once, exactly
+``LOGIN_MAX_FAILURES`` of them are checked, and guesses from one address never lock the name out for
+everyone else: there is deliberately no counter per name alone.
+
+Behind a reverse proxy, every request comes from the proxy's address unless ``PROXY_FIX_X_FOR`` says
+how many proxies to trust (webapp.security warns once when it sees X-Forwarded-For without it).
+"""
 
 from __future__ import annotations
 
@@ -6,47 +17,56 @@ import hashlib
 
 from flask import current_app
 
+from webapp.models.user import User
 from webapp.services.redisconn import get_redis
 
 PREFIX = "ec:login-failures:"
+# An address gets more tries than a pair: several people may share one address (an office NAT).
+ADDRESS_FACTOR = 4
+
+# KEYS: the counters; ARGV: their limits, then the window in seconds. Returns 0 (slot taken) or the
+# seconds until the fullest counter expires.
+_TAKE = """
+local wait = 0
+for i, key in ipairs(KEYS) do
+  if tonumber(redis.call('GET', key) or '0') >= tonumber(ARGV[i]) then
+    local ttl = redis.call('TTL', key)
+    if ttl < 1 then ttl = 1 end
+    if ttl > wait then wait = ttl end
+  end
+end
+if wait > 0 then return wait end
+local window = ARGV[#KEYS + 1]
+for _, key in ipairs(KEYS) do
+  redis.call('INCR', key)
+  if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, window) end
+end
+return 0
+"""
+
+# KEYS: the pair's counter, the address's counter. The pair starts afresh; the address gets its slot back.
+_GIVE_BACK = """
+redis.call('DEL', KEYS[1])
+if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end
+return 0
+"""
 
 
 def _keys(username: str, remote_addr: str | None) -> list[str]:
-    name = hashlib.sha256(username.strip().casefold().encode()).hexdigest()[:32]
-    keys = [f"{PREFIX}user:{name}"]
-    if remote_addr:
-        keys.append(f"{PREFIX}addr:{remote_addr}")
-    return keys
+    name = hashlib.sha256(User.key_for(username).encode()).hexdigest()[:32]
+    address = remote_addr or "unknown"
+    return [f"{PREFIX}pair:{name}:{address}", f"{PREFIX}addr:{address}"]
 
 
-def retry_after(username: str, remote_addr: str | None) -> int:
-    """Seconds until a login may be tried again, or 0 when it may be tried now."""
-    limit = current_app.config["LOGIN_MAX_FAILURES"]
-    redis = get_redis()
-    wait = 0
-    for key in _keys(username, remote_addr):
-        # An address gets more tries than a name: several people may share one proxy.
-        allowed = limit * (4 if ":addr:" in key else 1)
-        count = int(redis.get(key) or 0)
-        if count >= allowed:
-            wait = max(wait, int(redis.ttl(key)), 1)
-    return wait
-
-
-def record_failure(username: str, remote_addr: str | None) -> None:
-    window = current_app.config["LOGIN_LOCKOUT_SECONDS"]
-    redis = get_redis()
+def take(username: str, remote_addr: str | None) -> int:
+    """Take a slot for one password check: 0 when it may go ahead (it counts as a failure until
+    ``succeeded``), else the seconds until the next check may be tried."""
+    limit = int(current_app.config["LOGIN_MAX_FAILURES"])
+    window = int(current_app.config["LOGIN_LOCKOUT_SECONDS"])
     keys = _keys(username, remote_addr)
-    pipe = redis.pipeline()
-    for key in keys:
-        pipe.incr(key)
-        pipe.ttl(key)
-    replies = pipe.execute()
-    # The window starts at the first failure (EXPIRE NX needs Redis 7; the embedded one is 6.2).
-    for key, ttl in zip(keys, replies[1::2], strict=True):
-        if ttl < 0:
-            redis.expire(key, window)
+    return int(get_redis().register_script(_TAKE)(keys=keys, args=[limit, limit * ADDRESS_FACTOR, window]))
 
 
-def reset(username: str) -> None:
-    get_redis().delete(*_keys(username, None))
+def succeeded(username: str, remote_addr: str | None) -> None:
+    """The checked password was right: forget this pair's failures and give the address its slot back."""
+    get_redis().register_script(_GIVE_BACK)(keys=_keys(username, remote_addr))

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from webapp.database import writes
 from webapp.extensions import db
 from webapp.models import AccountGrant, EmailAccount, User
+from webapp.models.base import MAX_ID
 from webapp.models.user import ROLE_ADMIN, ROLE_USER, ROLES
-from webapp.services import throttle
+from webapp.services import sessions, throttle
 from webapp.services.errors import Conflict, Invalid, NotFound
 
 MIN_PASSWORD_LENGTH = 8
@@ -24,9 +28,11 @@ class LoginThrottled(Invalid):
 
 
 def validate_username(username: str) -> str:
-    name = username.strip()
-    if not name or len(name) > 150 or any(c.isspace() or ord(c) < 32 for c in name):
-        raise Invalid("username: 1 to 150 characters, no spaces or control characters")
+    """The name in NFKC form, if it has 1 to 150 characters and none of them is a space or an invisible
+    one (controls, format characters such as bidi overrides and zero-width ones, unassigned, private)."""
+    name = unicodedata.normalize("NFKC", username).strip()
+    if not name or len(name) > 150 or any(c.isspace() or unicodedata.category(c)[0] in "CZ" for c in name):
+        raise Invalid("username: 1 to 150 characters, no spaces, control or invisible characters")
     return name
 
 
@@ -42,6 +48,7 @@ def count() -> int:
     return db.session.scalar(select(func.count(User.id))) or 0
 
 
+@writes
 def create(username: str, password: str, role: str = ROLE_USER, *, commit: bool = True) -> User:
     """Create a user; the name must be unique regardless of case."""
     if role not in ROLES:
@@ -78,7 +85,7 @@ def get(username: str) -> User:
 
 
 def by_id(user_id: int) -> User | None:
-    return db.session.get(User, user_id)
+    return db.session.get(User, user_id) if 0 < user_id <= MAX_ID else None
 
 
 def all_users() -> list[User]:
@@ -86,45 +93,68 @@ def all_users() -> list[User]:
 
 
 def authenticate(username: str, password: str, remote_addr: str | None) -> User | None:
-    """Return the user when the password matches; throttled per name and per address across processes."""
-    wait = throttle.retry_after(username, remote_addr)
+    """Return the user when the password matches; throttled per name and address, and per address,
+    across processes (services/throttle.py)."""
+    wait = throttle.take(username, remote_addr)
     if wait:
         raise LoginThrottled(wait)
     user = find(username)
     ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
     if user is None or not ok:
-        throttle.record_failure(username, remote_addr)
         return None
-    throttle.reset(username)
+    throttle.succeeded(username, remote_addr)
     return user
 
 
-def set_password(user: User, password: str) -> None:
-    """Set a new password; other sessions of this user end."""
+@writes
+def set_password(user: User, password: str, keep_session: str | None = None) -> None:
+    """Set a new password; every session of this user ends, except the one of token ``keep_session``."""
     validate_password(password)
     user.password_hash = generate_password_hash(password)
-    user.session_version += 1
+    sessions.end_all(user, keep_session, commit=False)
     db.session.commit()
 
 
-def change_own_password(user: User, current: str, new: str) -> None:
+def change_own_password(
+    user: User, current: str, new: str, remote_addr: str | None, keep_session: str | None = None
+) -> None:
+    """Change one's own password; ``current`` is checked like a login (and throttled like one)."""
+    validate_password(new)
+    wait = throttle.take(user.username, remote_addr)
+    if wait:
+        raise LoginThrottled(wait)
     if not check_password_hash(user.password_hash, current):
         raise Invalid("current password: does not match")
-    set_password(user, new)
+    throttle.succeeded(user.username, remote_addr)
+    set_password(user, new, keep_session)
 
 
-def set_role(user: User, role: str) -> None:
+@writes
+def set_role(user: User, role: str, keep_session: str | None = None) -> None:
+    """Give ``user`` another role; a change ends their sessions (except the one of ``keep_session``)."""
     if role not in ROLES:
         raise Invalid(f"role: one of {', '.join(ROLES)}")
-    if user.role == ROLE_ADMIN and role != ROLE_ADMIN and _admin_count() <= 1:
+    if user.role == role:
+        return
+    if user.role == ROLE_ADMIN and _admin_count() <= 1:
         raise Conflict("the last admin cannot lose the admin role")
     user.role = role
+    sessions.end_all(user, keep_session, commit=False)
     db.session.commit()
 
 
+@writes
+def end_sessions(user: User, keep_session: str | None = None) -> int:
+    """End every session of ``user`` (except the one of ``keep_session``); return how many ended."""
+    return sessions.end_all(user, keep_session)
+
+
+@writes
 def remove(user: User) -> None:
+    """Remove the user, their grants and their sessions."""
     if user.is_admin and _admin_count() <= 1:
         raise Conflict("the last admin cannot be removed")
+    sessions.end_all(user, commit=False)
     db.session.delete(user)
     db.session.commit()
 
@@ -133,6 +163,7 @@ def _admin_count() -> int:
     return db.session.scalar(select(func.count(User.id)).where(User.role == ROLE_ADMIN)) or 0
 
 
+@writes
 def grant(user: User, account: EmailAccount, *, read: bool, send: bool) -> AccountGrant | None:
     """Set what ``user`` may do with ``account``; neither right removes the grant."""
     existing = db.session.scalar(

@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-from flask import Flask, render_template
+from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+
+from webapp.extensions import db
+from webapp.services.errors import Conflict, ConnectorError, NotFound
 
 
 def init_app(app: Flask) -> None:
     from webapp.views.accounts.routes import bp as accounts_bp
     from webapp.views.admin.routes import bp as admin_bp
     from webapp.views.auth.routes import bp as auth_bp
+    from webapp.views.help.routes import bp as help_bp
     from webapp.views.mailbox.routes import bp as mailbox_bp
     from webapp.views.main.routes import bp as main_bp
     from webapp.views.messages.routes import bp as messages_bp
 
-    for blueprint in (auth_bp, main_bp, accounts_bp, admin_bp, mailbox_bp, messages_bp):
+    for blueprint in (auth_bp, main_bp, accounts_bp, admin_bp, mailbox_bp, messages_bp, help_bp):
         app.register_blueprint(blueprint)
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError) -> tuple[str, int]:
+        db.session.rollback()
         return render_template(
             "error.html",
             code=400,
@@ -28,5 +33,20 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> tuple[str, int]:
+        db.session.rollback()  # a failed transaction must not break the error page too
         code = error.code or 500
         return render_template("error.html", code=code, message=error.description), code
+
+    @app.errorhandler(ConnectorError)
+    def service_error(error: ConnectorError) -> tuple[str, int]:
+        # A service refusal no view caught: still the user's request, not our failure.
+        db.session.rollback()
+        code = 404 if isinstance(error, NotFound) else 409 if isinstance(error, Conflict) else 400
+        return render_template("error.html", code=code, message=str(error)), code
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception) -> tuple[str, int]:
+        # Logged with its traceback; the user gets a plain page, never a second failure on the way.
+        app.logger.error("unexpected error on %s %s", request.method, request.path, exc_info=error)
+        db.session.rollback()
+        return render_template("error.html", code=500, message="Something went wrong on our side."), 500

@@ -10,6 +10,8 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
+from webapp.services.accounts import MAX_MESSAGE_SIZE
+
 SECURITY_CHOICES = [
     SelectChoice("tls", "TLS (implicit)"),
     SelectChoice("starttls", "STARTTLS"),
@@ -65,7 +67,9 @@ class AccountForm(FlaskForm):
     batch_size = IntegerField("Email batch size", default=100, validators=[NumberRange(1, 5000)])
     folders = TextAreaField("Folders (IMAP, one per line)", validators=[Optional()])
     max_message_size = IntegerField(
-        "Maximum message size (bytes, 0: no limit)", default=50 * 1024 * 1024, validators=[NumberRange(min=0)]
+        "Maximum message size (bytes, 0: no limit)",
+        default=50 * 1024 * 1024,
+        validators=[NumberRange(0, MAX_MESSAGE_SIZE)],
     )
     fetch_every_minutes = IntegerField(
         "Fetch every N minutes (0: never)", default=0, validators=[NumberRange(0, 10080)]
@@ -88,7 +92,8 @@ class ConfirmForm(FlaskForm):
 
 
 class WebhookForm(FlaskForm):
-    url = StringField("Webhook URL", validators=[DataRequired(), Length(max=2000)])
-    event_fetch = BooleanField("Each stored batch (fetch)", default=True)
-    event_complete = BooleanField("Fetch complete", default=True)
-    event_error = BooleanField("Fetch failed", default=True)
+    # ids of their own: the account page has several forms (ids unique per page).
+    url = StringField("Webhook URL", id="webhook-url", validators=[DataRequired(), Length(max=2000)])
+    event_fetch = BooleanField("Each stored batch (fetch)", id="webhook-event-fetch", default=True)
+    event_complete = BooleanField("Fetch complete", id="webhook-event-complete", default=True)
+    event_error = BooleanField("Fetch failed", id="webhook-event-error", default=True)

@@ -8,13 +8,14 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
-from webapp.models import EmailAccount
+from webapp.models import Delivery, EmailAccount, Webhook
+from webapp.models.delivery import DELIVERED
 from webapp.services import accounts, callbacks, connection, errorlog, serverfolders
 from webapp.services.accounts import AccountSettings
 from webapp.services.errors import ConnectorError, NotFound
 from webapp.views.access import admin_required, readable_account
 from webapp.views.accounts.forms import AccountForm, ConfirmForm, WebhookForm
-from webapp.views.htmx import render
+from webapp.views.htmx import is_htmx, render
 
 bp = Blueprint("accounts", __name__, url_prefix="/accounts")
 
@@ -91,14 +92,11 @@ def show(account_id: int) -> ResponseReturnValue:
 
 
 def _show_context(account: EmailAccount, confirm: ConfirmForm, result: object) -> dict[str, Any]:
-    admin = current_user.is_admin
     return {
         "account": account,
         "confirm": confirm,
         "result": result,
-        "webhooks": callbacks.webhooks(account) if admin else [],
-        "deliveries": callbacks.deliveries(account, 20) if admin else [],
-        "webhook_form": WebhookForm() if admin else None,
+        **(_webhooks_context(account) if current_user.is_admin else {}),
     }
 
 
@@ -159,34 +157,127 @@ def server_folders(account_id: int) -> ResponseReturnValue:
     )
 
 
+# --- webhooks (the page's fragment accounts/_webhooks.html) ----------------------------------------------
+
+WEBHOOK_LOG_ON_PAGE = 10
+
+
+def _webhooks_context(account: EmailAccount, **extra: Any) -> dict[str, Any]:
+    hooks = callbacks.webhooks(account)
+    context: dict[str, Any] = {
+        "webhooks": [(hook, callbacks.webhook_deliveries(hook, WEBHOOK_LOG_ON_PAGE)) for hook in hooks],
+        "callback_deliveries": callbacks.callback_deliveries(account, 20),
+        "webhook_form": WebhookForm(formdata=None),
+        "new_secret": None,
+        "webhook_notice": None,
+    }
+    context.update(extra)
+    return context
+
+
+def _webhooks_response(account: EmailAccount, status: int = 200, **extra: Any) -> ResponseReturnValue:
+    """The account page, or only its webhook fragment for HTMX (whose errors must be 200 to be swapped)."""
+    context = {"account": account, "confirm": ConfirmForm(), "result": None, **_webhooks_context(account, **extra)}
+    return render("accounts/show.html", "accounts/_webhooks.html", 200 if is_htmx() else status, **context)
+
+
+def _after(account: EmailAccount, hook_id: int | None, kind: str, text: str) -> ResponseReturnValue:
+    """Show the outcome of a webhook action: in the fragment (HTMX), else flashed after a redirect."""
+    if is_htmx():
+        return _webhooks_response(account, webhook_notice={"hook": hook_id, "kind": kind, "text": text})
+    flash(text, "success" if kind == "ok" else "error")
+    if hook_id and request.form.get("back") == "log":
+        return redirect(url_for("accounts.webhook_log", account_id=account.id, webhook_id=hook_id))
+    anchor = f"webhook-{hook_id}" if hook_id else "webhooks"
+    return redirect(url_for("accounts.show", account_id=account.id, _anchor=anchor))
+
+
+def _own_webhook(account: EmailAccount, webhook_id: int) -> Webhook:
+    try:
+        return callbacks.get_webhook(webhook_id, account)
+    except NotFound:
+        abort(404)
+
+
+def _confirmed() -> None:
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+
+
 @bp.route("/<int:account_id>/webhooks", methods=["POST"])
 @admin_required
 def add_webhook(account_id: int) -> ResponseReturnValue:
+    """Add a webhook; its signing secret is shown once, in the response (never flashed or stored)."""
     account = readable_account(account_id)
     form = WebhookForm()
-    if form.validate_on_submit():
-        events = [e for e in ("fetch", "complete", "error") if getattr(form, f"event_{e}").data]
-        try:
-            _hook, secret = callbacks.add_webhook(account, (form.url.data or "").strip(), events)
-        except ConnectorError as exc:
-            flash(f"Webhook not added: {exc}", "error")
-        else:
-            flash(f"Webhook added. Its signing secret, shown only now: {secret}", "success")
-    return redirect(url_for("accounts.show", account_id=account.id))
+    if not form.validate_on_submit():
+        return _webhooks_response(account, 400, webhook_form=form)
+    events = [e for e in ("fetch", "complete", "error") if getattr(form, f"event_{e}").data]
+    try:
+        hook, secret = callbacks.add_webhook(account, form.url.data or "", events)
+    except ConnectorError as exc:
+        form.form_errors.append(f"Webhook not added: {exc}")
+        return _webhooks_response(account, 400, webhook_form=form)
+    response = _webhooks_response(account, new_secret={"hook": hook, "secret": secret})
+    response.headers["Cache-Control"] = "no-store"  # type: ignore[union-attr]
+    return response
+
+
+@bp.route("/<int:account_id>/webhooks/<int:webhook_id>")
+@admin_required
+def webhook_log(account_id: int, webhook_id: int) -> ResponseReturnValue:
+    """A webhook's whole delivery log (the account page shows the newest few)."""
+    account = readable_account(account_id)
+    hook = _own_webhook(account, webhook_id)
+    return render_template(
+        "accounts/webhook.html", account=account, hook=hook, deliveries=callbacks.webhook_deliveries(hook, 200)
+    )
 
 
 @bp.route("/<int:account_id>/webhooks/<int:webhook_id>/delete", methods=["POST"])
 @admin_required
 def delete_webhook(account_id: int, webhook_id: int) -> ResponseReturnValue:
     account = readable_account(account_id)
-    if not ConfirmForm().validate_on_submit():
-        abort(400)
+    _confirmed()
+    _own_webhook(account, webhook_id)
+    callbacks.remove_webhook(account, webhook_id)
+    return _after(account, None, "ok", "Webhook removed.")
+
+
+@bp.route("/<int:account_id>/webhooks/<int:webhook_id>/test", methods=["POST"])
+@admin_required
+def test_webhook(account_id: int, webhook_id: int) -> ResponseReturnValue:
+    """Send the webhook a ``test`` event now and show how it went."""
+    account = readable_account(account_id)
+    _confirmed()
+    delivery = callbacks.send_test(_own_webhook(account, webhook_id))
+    return _after(account, webhook_id, *_outcome("Test event", delivery))
+
+
+@bp.route("/<int:account_id>/webhooks/<int:webhook_id>/deliveries/<int:delivery_id>/redeliver", methods=["POST"])
+@admin_required
+def redeliver(account_id: int, webhook_id: int, delivery_id: int) -> ResponseReturnValue:
+    """Send a delivered or failed delivery again now (a new delivery in the log)."""
+    account = readable_account(account_id)
+    _confirmed()
+    hook = _own_webhook(account, webhook_id)
     try:
-        callbacks.remove_webhook(account, webhook_id)
+        original = callbacks.get_delivery(delivery_id, account)
     except NotFound:
         abort(404)
-    flash("Webhook removed.", "success")
-    return redirect(url_for("accounts.show", account_id=account.id))
+    if original.webhook_id != hook.id:
+        abort(404)
+    try:
+        again = callbacks.redeliver(original)
+    except ConnectorError as exc:
+        return _after(account, webhook_id, "failed", f"Not redelivered: {exc}")
+    return _after(account, webhook_id, *_outcome(f"Redelivery of #{original.id}", again))
+
+
+def _outcome(what: str, delivery: Delivery) -> tuple[str, str]:
+    if delivery.status == DELIVERED:
+        return "ok", f"{what} delivered in {delivery.duration_ms} ms."
+    return "failed", f"{what} failed: {delivery.last_error}"
 
 
 @bp.route("/<int:account_id>/errors")

@@ -1,4 +1,4 @@
-"""User administration (admins only): create, reset password, role, grants, remove."""
+"""User administration (admins only): create, reset password, role, grants, sessions, remove."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from wtforms import SelectChoice
 
 from webapp.models import User
 from webapp.models.user import ROLE_ADMIN, ROLE_USER
-from webapp.services import accounts, users
-from webapp.services.errors import ConnectorError
+from webapp.security import current_session_token
+from webapp.services import accounts, sessions, users
+from webapp.services.errors import ConnectorError, NotFound
 from webapp.views.access import admin_required
 from webapp.views.accounts.forms import ConfirmForm
 from webapp.views.admin.forms import GrantForm, NewUserForm, ResetPasswordForm, RoleForm
@@ -48,6 +49,7 @@ def _detail_forms(user: User) -> dict[str, object]:
     grant_form = GrantForm(prefix="grant")
     grant_form.account_id.choices = [SelectChoice(str(a.id), a.name) for a in accounts.all_accounts()]
     return {
+        "sessions": sessions.of_user(user),
         "password_form": ResetPasswordForm(prefix="password"),
         "role_form": RoleForm(prefix="role", role=user.role),
         "grant_form": grant_form,
@@ -69,14 +71,14 @@ def _post(user: User, action: str) -> ResponseReturnValue:
             form = forms["password_form"]
             assert isinstance(form, ResetPasswordForm)
             if form.validate_on_submit():
-                users.set_password(user, form.password.data or "")
+                users.set_password(user, form.password.data or "", _own_session(user))
                 flash(f"Password of {user.username} was reset.", "success")
                 return redirect(url_for("admin.user_detail", user_id=user.id))
         elif action == "role":
             role_form = forms["role_form"]
             assert isinstance(role_form, RoleForm)
             if role_form.validate_on_submit():
-                users.set_role(user, role_form.role.data)
+                users.set_role(user, role_form.role.data, _own_session(user))
                 flash(f"{user.username} is now {user.role}.", "success")
                 return redirect(url_for("admin.user_detail", user_id=user.id))
         elif action == "grant":
@@ -92,6 +94,11 @@ def _post(user: User, action: str) -> ResponseReturnValue:
     return render_template("admin/user.html", user=user, grants=users.grants_of(user), **forms), 400
 
 
+def _own_session(user: User) -> str | None:
+    # Changes to one's own user end one's other sessions, not the one making the change.
+    return current_session_token() if user.id == current_user.id else None
+
+
 @bp.route("/users/<int:user_id>/<any(password, role, grant):action>", methods=["POST"])
 @admin_required
 def user_update(user_id: int, action: str) -> ResponseReturnValue:
@@ -104,8 +111,28 @@ def revoke(user_id: int, account_id: int) -> ResponseReturnValue:
     user = _user(user_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    users.grant(user, accounts.by_id(account_id), read=False, send=False)
+    try:
+        account = accounts.by_id(account_id)
+    except NotFound:
+        abort(404)
+    users.grant(user, account, read=False, send=False)
     flash("Access removed.", "success")
+    return redirect(url_for("admin.user_detail", user_id=user.id))
+
+
+@bp.route("/users/<int:user_id>/sessions/end", methods=["POST"])
+@admin_required
+def end_sessions(user_id: int) -> ResponseReturnValue:
+    user = _user(user_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    own = _own_session(user)
+    ended = users.end_sessions(user, own)
+    noun = "session" if ended == 1 else "sessions"
+    if own:
+        flash(f"{ended} other {noun} of yours ended; this one stays.", "success")
+    else:
+        flash(f"{ended} {noun} of {user.username} ended.", "success")
     return redirect(url_for("admin.user_detail", user_id=user.id))
 
 

@@ -6,8 +6,9 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required
 
+from webapp.security import current_session_token, log_in, log_out
 from webapp.services import setup, users
 from webapp.services.errors import ConnectorError
 from webapp.services.users import LoginThrottled
@@ -21,15 +22,24 @@ def first_run() -> ResponseReturnValue:
     if not setup.needs_setup():
         return redirect(url_for("auth.login"))
     form = SetupForm()
-    if form.validate_on_submit():
-        try:
-            user = setup.create_first_admin(form.token.data or "", form.username.data or "", form.password.data or "")
-        except ConnectorError as exc:
-            form.token.errors = [*form.token.errors, str(exc)]
-        else:
-            login_user(user)
-            flash(f"Welcome, {user.username}. You are the admin.", "success")
-            return redirect(url_for("main.index"))
+    if form.is_submitted():
+        # Every mistake at once: the token is checked even when the passwords differ, and so on.
+        valid = form.validate()
+        token, username, password = form.token.data or "", form.username.data or "", form.password.data or ""
+        for name, problem in setup.problems(token, username, password).items():
+            field = form[name]
+            if not field.errors:
+                field.errors = [problem]
+            valid = False
+        if valid:
+            try:
+                user = setup.create_first_admin(token, username, password)
+            except ConnectorError as exc:
+                form.form_errors.append(str(exc))
+            else:
+                log_in(user)
+                flash(f"Welcome, {user.username}. You are the admin.", "success")
+                return redirect(url_for("main.index"))
     return render_template("auth/setup.html", form=form)
 
 
@@ -52,14 +62,14 @@ def login() -> ResponseReturnValue:
                 form.form_errors.append("Wrong username or password.")
                 status = 401
             else:
-                login_user(user)
+                log_in(user)
                 return redirect(_safe_next(request.args.get("next")))
     return render_template("auth/login.html", form=form), status
 
 
 @bp.route("/logout", methods=["POST"])
 def logout() -> ResponseReturnValue:
-    logout_user()
+    log_out()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))
 
@@ -68,16 +78,25 @@ def logout() -> ResponseReturnValue:
 @login_required
 def change_password() -> ResponseReturnValue:
     form = PasswordForm()
+    status = 200
     if form.validate_on_submit():
         try:
-            users.change_own_password(current_user, form.current.data or "", form.password.data or "")
+            users.change_own_password(
+                current_user,
+                form.current.data or "",
+                form.password.data or "",
+                request.remote_addr,
+                keep_session=current_session_token(),
+            )
+        except LoginThrottled as exc:
+            form.form_errors.append(str(exc))
+            status = 429
         except ConnectorError as exc:
             form.current.errors = [*form.current.errors, str(exc)]
         else:
-            login_user(current_user)  # the session version changed; keep this session
             flash("Your password was changed. Other sessions were logged out.", "success")
             return redirect(url_for("main.index"))
-    return render_template("auth/password.html", form=form)
+    return render_template("auth/password.html", form=form), status
 
 
 def _safe_next(target: str | None) -> str:

@@ -6,12 +6,19 @@ from wtforms.validators import DataRequired, Length
 
 
 class ComposeForm(FlaskForm):
-    to = StringField("To", validators=[DataRequired()], description="Several addresses: separate them with ;")
-    cc = StringField("CC")
-    bcc = StringField("BCC")
+    to = StringField(
+        "To",
+        validators=[DataRequired()],
+        description="Several addresses: separate them with ; or , — names too: Bob <bob@example.com>, "
+        '"Doe, John" <j@example.com>',
+    )
+    cc = StringField("CC", description="Like To.")
+    bcc = StringField("BCC", description="Like To; never shown to the other recipients.")
     subject = StringField("Subject", validators=[DataRequired(), Length(max=998)])
     text = TextAreaField("Text")
-    html = TextAreaField("HTML (optional)")
+    html = TextAreaField(
+        "HTML (optional)", description="Without a text body, a plain-text version is made from the HTML."
+    )
     attachments = MultipleFileField("Attachments")
 
 

@@ -35,7 +35,8 @@ def _filters() -> messages.Filters:
     return messages.Filters(
         text=request.args.get("q", "")[:200],
         since=day("since"),
-        until=until + timedelta(days=1) if until else None,
+        # "until" is the whole day; the last day of year 9999 has no day after it: no upper bound.
+        until=until + timedelta(days=1) if until and until.date() < date.max else None,
         unread=request.args.get("unread") == "1",
         attachments=request.args.get("attachments") == "1",
     )

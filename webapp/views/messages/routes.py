@@ -8,8 +8,9 @@ from flask import Blueprint, Response, abort, render_template, request, send_fil
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
+from webapp.adapters.filenames import clean_filename
 from webapp.models import Attachment
-from webapp.security import load_user, message_page_csp
+from webapp.security import current_session_key, message_page_csp, user_of_session
 from webapp.services import accounts, display, inline, messages
 from webapp.services.errors import NotFound
 from webapp.views.access import readable_message
@@ -32,7 +33,7 @@ def show(message_id: int) -> ResponseReturnValue:
     show_images = request.args.get("images") == "1"
 
     def inline_link(part: Attachment) -> str:
-        token = inline.sign(current_user.get_id(), message.id, part.id)
+        token = inline.sign(current_session_key(), message.id, part.id)
         return url_for("messages.inline_image", message_id=message.id, attachment_id=part.id, t=token)
 
     shown = display.message_view(message, account, request.args.get("view"), show_images, inline_link)
@@ -59,12 +60,12 @@ def attachment(message_id: int, attachment_id: int) -> ResponseReturnValue:
 @bp.route("/<int:message_id>/inline/<int:attachment_id>")
 def inline_image(message_id: int, attachment_id: int) -> ResponseReturnValue:
     """An inline image of a message, for its sandboxed frame: the frame sends no session cookie, so the
-    link carries a token signed for the user who opened the page (services/inline.py); the user must
-    still be able to read the message. Only raster images are served, never SVG."""
+    link carries a token signed for the login session that opened the page (services/inline.py), which
+    must still be live; its user must still be able to read the message. Only raster images, never SVG."""
     user = current_user if current_user.is_authenticated else None
     if user is None:
-        session_id = inline.session_id_of(request.args.get("t", ""), message_id, attachment_id)
-        user = load_user(session_id) if session_id else None
+        session_key = inline.session_key_of(request.args.get("t", ""), message_id, attachment_id)
+        user = user_of_session(session_key) if session_key else None
     if user is None:
         abort(403)
     message = readable_message(message_id, user)
@@ -77,7 +78,9 @@ def inline_image(message_id: int, attachment_id: int) -> ResponseReturnValue:
     response = send_file(io.BytesIO(messages.attachment_bytes(item)), mimetype=item.content_type.lower())
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = DOWNLOAD_CSP
-    response.headers["Cache-Control"] = f"private, max-age={inline.MAX_AGE}"
+    # Not kept either: every page view signs new links (nothing to reuse), and a cached copy would
+    # outlive the session the link ends with.
+    response.headers["Cache-Control"] = "private, no-store"
     return response
 
 
@@ -89,9 +92,9 @@ def raw(message_id: int) -> ResponseReturnValue:
 
 
 def _download(data: bytes, filename: str, content_type: str) -> ResponseReturnValue:
-    response = send_file(
-        io.BytesIO(data), mimetype=content_type, as_attachment=True, download_name=filename or "attachment"
-    )
+    # Names stored before invisible characters were dropped at parsing still hold them: drop them here too.
+    name = clean_filename(filename) or "attachment"
+    response = send_file(io.BytesIO(data), mimetype=content_type, as_attachment=True, download_name=name)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = DOWNLOAD_CSP
     response.headers["Cache-Control"] = "private, no-store"

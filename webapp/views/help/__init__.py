@@ -1,0 +1,1 @@
+"""Help pages served by the app, rendered from the Markdown files in docs/."""
