@@ -31,6 +31,8 @@ class User(UserMixin, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # Changing the password ends every other session of this user (see get_id).
     session_version: Mapped[int] = mapped_column(default=1)
+    # An IANA time zone name for the pages' times; None: the browser's own.
+    timezone: Mapped[str | None] = mapped_column(String(64), default=None)
 
     grants: Mapped[list[AccountGrant]] = relationship(back_populates="user", cascade="all, delete-orphan")
 

@@ -6,6 +6,8 @@ from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from webapp.views import templating
+
 
 def init_app(app: Flask) -> None:
     from webapp.views.accounts.routes import bp as accounts_bp
@@ -14,9 +16,11 @@ def init_app(app: Flask) -> None:
     from webapp.views.mailbox.routes import bp as mailbox_bp
     from webapp.views.main.routes import bp as main_bp
     from webapp.views.messages.routes import bp as messages_bp
+    from webapp.views.settings.routes import bp as settings_bp
 
-    for blueprint in (auth_bp, main_bp, accounts_bp, admin_bp, mailbox_bp, messages_bp):
+    for blueprint in (auth_bp, main_bp, accounts_bp, admin_bp, mailbox_bp, messages_bp, settings_bp):
         app.register_blueprint(blueprint)
+    templating.init_app(app)
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError) -> tuple[str, int]:
