@@ -51,3 +51,17 @@ def test_every_page_answers_and_has_unique_ids(
         checked.append(url)
     assert len(checked) >= 15
     assert f"/accounts/{objects.account.id}" in checked and "/settings/" in checked
+
+
+def test_one_is_singular_in_the_folder_picker(
+    client: FlaskClient, make_user, make_account, login, dovecot: Dovecot
+) -> None:
+    from tests.servers import messages as generated
+
+    dovecot.deliver_many("alice", generated.mix(1), folder="Archive")
+    account = make_account()
+    make_user("boss", role="admin")
+    login("boss")
+    picker = client.get(f"/accounts/{account.id}/server-folders", headers={"HX-Request": "true"})
+    text = " ".join(picker.get_data(as_text=True).split())
+    assert 'Archive <span class="muted">1 message</span>' in text and "1 messages" not in text
