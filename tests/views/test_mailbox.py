@@ -130,6 +130,7 @@ def test_a_search_says_how_many_match_and_how_to_clear_it(
     assert f'<a href="/accounts/{account.id}/mailbox?folder=INBOX">Clear</a>' in none
     filtered = client.get(url, query_string={"attachments": "1"}).get_data(as_text=True)
     assert "5 messages match the filters in INBOX." in _text(filtered)
+    assert filtered.count('alt="Has attachments" title="Has attachments"') == 5  # words, not an emoji glyph
     nothing = client.get(url, query_string={"unread": "1", "q": "Attachment message 3"})
     client.get(f"/messages/{messages.listing(account, limit=0)[0].id}")
     assert "1 message matches" in _text(nothing.get_data(as_text=True))
