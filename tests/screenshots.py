@@ -1,4 +1,4 @@
-"""Screenshots of the main pages at 1280×800 and 390×844 (a phone), for the README and for a look.
+"""Screenshots of the main pages at 1280x800 and 390x844 (a phone), for the README and for a look.
 
     .venv/bin/python -m tests.screenshots [OUTDIR]     (default: docs/screenshots)
 
@@ -17,6 +17,7 @@ import tempfile
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from werkzeug.serving import make_server
 
@@ -45,6 +46,13 @@ def _pages(objects: Any) -> dict[str, str]:
     }
 
 
+def _loopback_only(route: Any) -> None:
+    if urlsplit(route.request.url).hostname == "127.0.0.1":
+        route.continue_()
+    else:
+        route.abort()
+
+
 def shoot(base_url: str, pages: dict[str, str], outdir: Path) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
@@ -57,7 +65,7 @@ def shoot(base_url: str, pages: dict[str, str], outdir: Path) -> list[Path]:
                 base_url=base_url, viewport=size, is_mobile=phone, has_touch=phone, timezone_id="UTC", locale="en-GB"
             )
             # Nothing leaves the machine (the message's remote image stays blocked anyway).
-            context.route("**/*", lambda route: route.continue_() if "127.0.0.1" in route.request.url else route.abort())
+            context.route("**/*", _loopback_only)
             page = context.new_page()
             page.goto("/login")
             page.get_by_label("Username").fill("boss")
@@ -105,7 +113,9 @@ def main() -> None:
         print(path)
 
 
-def _run(dovecot: Dovecot, smtp: SmtpServer, pki: test_pki.Pki, redis_url: str, database_url: str, outdir: Path) -> list[Path]:
+def _run(
+    dovecot: Dovecot, smtp: SmtpServer, pki: test_pki.Pki, redis_url: str, database_url: str, outdir: Path
+) -> list[Path]:
     from flask_migrate import upgrade
 
     from webapp import create_app

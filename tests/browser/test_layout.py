@@ -1,4 +1,4 @@
-"""In Chromium, at 390×844 (a phone) and 1280×800: the pages hold their shape. No page scrolls sideways,
+"""In Chromium, at 390x844 (a phone) and 1280x800: the pages hold their shape. No page scrolls sideways,
 long subjects end in … instead of widening the page, the menu and the search stay on screen, the folders
 become a select and the list one block per message on a phone; no page breaks a CSP rule, also while a
 fetch runs and its list fills in; times show in the user's (or the browser's) time zone."""
@@ -82,12 +82,16 @@ class Session:
         w = self.widths()
         if w["scroll"] <= w["inner"] and w["scroll"] <= w["client"] and w["inner"] == width:
             return None
+        # Name the culprits: elements reaching past the screen, and the innermost ones wider inside.
         wide = self.page.evaluate(
-            """(limit) => [...document.querySelectorAll('body *')]
-                 .filter(e => e.getBoundingClientRect().right > limit + 1)
-                 .slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))
-               .concat([...document.querySelectorAll('*')].filter(e => e.scrollWidth > limit + 1).slice(-3)
-               .map(e => 'scroll ' + e.tagName + '.' + e.className + ' ' + e.scrollWidth))""",
+            """(limit) => {
+                 const name = (e) => e.tagName + '.' + e.className;
+                 const all = [...document.querySelectorAll('body *')];
+                 return all.filter(e => e.getBoundingClientRect().right > limit + 1).slice(0, 5)
+                   .map(e => name(e) + ' ' + Math.round(e.getBoundingClientRect().right))
+                   .concat(all.filter(e => e.scrollWidth > limit + 1).slice(-3)
+                   .map(e => 'scroll ' + name(e) + ' ' + e.scrollWidth));
+               }""",
             w["client"],
         )
         return f"{self.page.url}: {w} {wide}"
