@@ -75,10 +75,12 @@ def checked_writes() -> Iterator[None]:
 
 @contextmanager
 def write_transaction() -> Iterator[None]:
-    """Run a unit of work that writes (the caller commits inside): on SQLite its transactions begin with
-    ``BEGIN IMMEDIATE``. A read-only transaction still open is ended first; enter with nothing pending."""
+    """Run a unit of work that writes: on SQLite its transactions begin with ``BEGIN IMMEDIATE``. A read-only
+    transaction still open is ended first (enter with nothing pending); the block commits when it ends, or
+    rolls back when it raises (nested blocks leave that to the outermost)."""
     session = db.session()  # the scoped session's own Session
-    if _is_sqlite() and session.in_transaction() and not _immediate.get():
+    outermost = not _immediate.get()
+    if outermost and _is_sqlite() and session.in_transaction():
         if session.new or session.dirty or session.deleted:
             raise UnsafeWrite("write_transaction() entered with unsaved changes; start it before changing objects")
         connection = session.connection()
@@ -87,6 +89,15 @@ def write_transaction() -> Iterator[None]:
     token = _immediate.set(True)
     try:
         yield
+    except BaseException:
+        if outermost and session.in_transaction():
+            session.rollback()
+        raise
+    else:
+        # Never leave a write transaction open (on SQLite it holds the write lock): what the block did not
+        # commit itself is committed now.
+        if outermost and session.in_transaction():
+            session.commit()
     finally:
         _immediate.reset(token)
 
