@@ -14,10 +14,12 @@ failing under load. On PostgreSQL (read committed) :func:`write_transaction` cha
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import wraps
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from flask import Flask, g
@@ -46,6 +48,8 @@ def init_app(app: Flask) -> None:
         return
     with app.app_context():
         engine = db.engine
+    if engine.url.database and engine.url.database != ":memory:":
+        _private_files(Path(engine.url.database), Path(app.instance_path))
     strict = bool(app.config.get("SQLITE_STRICT_WRITES"))
     event.listen(engine, "connect", _sqlite_pragmas)
     # pysqlite opens transactions lazily by itself, which breaks SAVEPOINT; let SQLAlchemy emit BEGIN.
@@ -115,6 +119,23 @@ def writes(function: Callable[P, R]) -> Callable[P, R]:
 
 def _is_sqlite() -> bool:
     return db.session.get_bind().dialect.name == "sqlite"
+
+
+def _private_files(database: Path, instance: Path) -> None:
+    """The database holds everything the app knows: only its owner may read it (0600; the instance folder
+    0700). SQLite creates the -wal and -shm files with the database's own permissions."""
+    folder = database.parent
+    if not folder.exists():
+        folder.mkdir(mode=0o700, parents=True)
+    try:
+        if folder.resolve() == instance.resolve() and folder.stat().st_mode & 0o077:
+            folder.chmod(0o700)
+        os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
+        for path in (database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")):
+            if path.exists() and path.stat().st_mode & 0o077:
+                path.chmod(0o600)
+    except PermissionError:
+        log.warning("cannot make %s private to its owner; check its permissions", database)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
