@@ -49,6 +49,9 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_TIMEOUT": 30,
     # Where message and attachment bytes live: "folder" (instance/blobs) or "database".
     "BLOB_STORE": "folder",
+    # Blobs no message names any more are removed once unused this long (a fetch stores bytes shortly
+    # before the rows naming them are committed).
+    "BLOB_GC_GRACE_SECONDS": 3600,
     # How long `fetch --wait` waits for a job before giving up (seconds).
     "FETCH_WAIT_SECONDS": 3600,
     # Webhooks may POST to private and loopback addresses (on-premises receivers); False refuses them.

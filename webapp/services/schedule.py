@@ -13,7 +13,7 @@ from sqlalchemy import select
 from webapp.extensions import db
 from webapp.models import EmailAccount
 from webapp.models.fetchrun import RunTrigger
-from webapp.services import callbacks, fetchjobs
+from webapp.services import blobs, callbacks, fetchjobs
 from webapp.services.errors import ConnectorError
 from webapp.services.redisconn import get_redis
 
@@ -22,7 +22,13 @@ from webapp.services.redisconn import get_redis
 class Tick:
     queued: list[str] = field(default_factory=list)  # account names
     delivered: int = 0
+    released: int = 0  # fetch events whose batches were complete by now (after a crash, say)
+    collected: int = 0  # unused blobs removed
     errors: list[str] = field(default_factory=list)
+
+
+GC_EVERY_SECONDS = 3600
+_GC_KEY = "emailconnector:schedule:blob-gc"
 
 
 def _last_key(account_id: int) -> str:
@@ -46,5 +52,9 @@ def run_due(now: float | None = None) -> Tick:
             continue
         redis.set(_last_key(account.id), str(now), ex=account.fetch_every_minutes * 60 * 2)
         tick.queued.append(account.name)
+    tick.released = callbacks.release_all_held()
     tick.delivered = callbacks.deliver_due()
+    # Once an hour across every scheduler: remove the bytes nothing names any more.
+    if redis.set(_GC_KEY, str(now), nx=True, ex=GC_EVERY_SECONDS):
+        tick.collected = blobs.collect_garbage().count
     return tick
