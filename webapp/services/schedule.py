@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
@@ -33,6 +34,16 @@ _GC_KEY = "emailconnector:schedule:blob-gc"
 
 def _last_key(account_id: int) -> str:
     return f"emailconnector:schedule:last-fetch:{account_id}"
+
+
+def next_fetch_at(account: EmailAccount, now: float | None = None) -> datetime | None:
+    """When the schedule next fetches the account (None: it is not fetched on a schedule)."""
+    if account.fetch_every_minutes <= 0:
+        return None
+    now = time.time() if now is None else now
+    last = get_redis().get(_last_key(account.id))
+    due = now if last is None else max(now, float(last) + account.fetch_every_minutes * 60)
+    return datetime.fromtimestamp(due, UTC)
 
 
 def run_due(now: float | None = None) -> Tick:

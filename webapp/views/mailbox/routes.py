@@ -65,7 +65,8 @@ def _default_folder(account: EmailAccount) -> str:
 def mailbox(account_id: int) -> ResponseReturnValue:
     account = readable_account(account_id)
     job = None
-    if job_id := request.args.get("job"):
+    # The job the page asked for, else the account's running one: a fetch started elsewhere shows too.
+    if job_id := request.args.get("job") or fetchjobs.current(account):
         job = _job_status(account, job_id)
     return render_template("mailbox/mailbox.html", **_page(account, _state(), job=job))
 
