@@ -7,16 +7,16 @@ from typing import Any
 from flask import Flask
 
 
-def create_app(test_config: dict[str, Any] | None = None, *, create_keys: bool = True) -> Flask:
+def create_app(test_config: dict[str, Any] | None = None, *, create_instance: bool = True) -> Flask:
     """Build the app: config → extensions → blueprints, CLI, error handlers.
 
-    ``create_keys=False`` (the command line, except ``db upgrade``) never writes key files into the
-    instance folder: missing ones are listed in ``config["MISSING_KEY_FILES"]``.
+    ``create_instance=False`` (the command line, except ``db upgrade``) creates nothing in the instance
+    folder — no keys, no SQLite file: missing keys are listed in ``config["MISSING_KEY_FILES"]``.
     """
     from webapp import config
 
     app = Flask(__name__, instance_path=config.default_instance_path(), instance_relative_config=True)
-    config.load(app, test_config, create_keys=create_keys)
+    config.load(app, test_config, create_instance=create_instance)
 
     from webapp import database, security
     from webapp.extensions import csrf, db, htmx, login_manager, migrate

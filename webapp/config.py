@@ -50,6 +50,9 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_TIMEOUT": 30,
     # Where message and attachment bytes live: "folder" (instance/blobs) or "database".
     "BLOB_STORE": "folder",
+    # Blobs no message names any more are removed once unused this long (a fetch stores bytes shortly
+    # before the rows naming them are committed).
+    "BLOB_GC_GRACE_SECONDS": 3600,
     # How long `fetch --wait` waits for a job before giving up (seconds).
     "FETCH_WAIT_SECONDS": 3600,
     # Webhooks may POST to private and loopback addresses (on-premises receivers); False refuses them.
@@ -65,11 +68,12 @@ def default_instance_path() -> str:
     return os.environ.get("EMAILCONNECTOR_INSTANCE_PATH") or str(PROJECT_ROOT / "instance")
 
 
-def load(app: Flask, test_config: dict[str, Any] | None, *, create_keys: bool = True) -> None:
+def load(app: Flask, test_config: dict[str, Any] | None, *, create_instance: bool = True) -> None:
     """Fill ``app.config`` in precedence order and derive the database and Redis settings.
 
-    Without ``create_keys``, key files missing from the instance folder are not generated: their paths
-    are listed in ``MISSING_KEY_FILES`` and the app has no keys (the command line says what to run).
+    Without ``create_instance`` nothing is created in the instance folder: key files missing there are
+    listed in ``MISSING_KEY_FILES`` and the app has no keys, and ``CREATE_INSTANCE`` tells the database
+    set-up not to create the SQLite file (the command line says what to run).
     """
     app.config.from_mapping(DEFAULTS)
     app.config.from_pyfile("config.py", silent=True)
@@ -89,7 +93,8 @@ def load(app: Flask, test_config: dict[str, Any] | None, *, create_keys: bool = 
     if not app.config["REDIS_URL"]:
         app.config["REDIS_URL"] = f"unix://{instance / REDIS_SOCKET}"
         app.config["EMBEDDED_REDIS_SOCKET"] = str(instance / REDIS_SOCKET)
-    _load_keys(app, instance, embedded, create_keys)
+    app.config["CREATE_INSTANCE"] = create_instance
+    _load_keys(app, instance, embedded, create_instance)
 
 
 def database_uri(url: str | None, instance: Path) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from webapp.models import Attachment, EmailAccount, EmailMessage
-from webapp.models.fetchrun import RunTrigger
+from webapp.models.fetchrun import RunTrigger as _RunTrigger
 from webapp.services import accounts as _accounts
 from webapp.services import connection as _connection
 from webapp.services import fetchjobs as _fetchjobs
@@ -78,7 +78,7 @@ def retrieve_email_messages(
     transaction, ``on_complete`` the summary (a dict), ``on_error`` the error (a str). See
     docs/webhooks.md.
     """
-    return _fetchjobs.enqueue(_account(account), on_fetch, on_complete, on_error, trigger=RunTrigger.API)
+    return _fetchjobs.enqueue(_account(account), on_fetch, on_complete, on_error, trigger=_RunTrigger.API)
 
 
 def _draft(values: Mapping[str, Any]) -> Draft:

@@ -14,10 +14,12 @@ failing under load. On PostgreSQL (read committed) :func:`write_transaction` cha
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import wraps
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from flask import Flask, g
@@ -46,6 +48,8 @@ def init_app(app: Flask) -> None:
         return
     with app.app_context():
         engine = db.engine
+    if engine.url.database and engine.url.database != ":memory:":
+        _private_files(Path(engine.url.database), Path(app.instance_path), app.config.get("CREATE_INSTANCE", True))
     strict = bool(app.config.get("SQLITE_STRICT_WRITES"))
     event.listen(engine, "connect", _sqlite_pragmas)
     # pysqlite opens transactions lazily by itself, which breaks SAVEPOINT; let SQLAlchemy emit BEGIN.
@@ -75,10 +79,12 @@ def checked_writes() -> Iterator[None]:
 
 @contextmanager
 def write_transaction() -> Iterator[None]:
-    """Run a unit of work that writes (the caller commits inside): on SQLite its transactions begin with
-    ``BEGIN IMMEDIATE``. A read-only transaction still open is ended first; enter with nothing pending."""
+    """Run a unit of work that writes: on SQLite its transactions begin with ``BEGIN IMMEDIATE``. A read-only
+    transaction still open is ended first (enter with nothing pending); the block commits when it ends, or
+    rolls back when it raises (nested blocks leave that to the outermost)."""
     session = db.session()  # the scoped session's own Session
-    if _is_sqlite() and session.in_transaction() and not _immediate.get():
+    outermost = not _immediate.get()
+    if outermost and _is_sqlite() and session.in_transaction():
         if session.new or session.dirty or session.deleted:
             raise UnsafeWrite("write_transaction() entered with unsaved changes; start it before changing objects")
         connection = session.connection()
@@ -87,6 +93,15 @@ def write_transaction() -> Iterator[None]:
     token = _immediate.set(True)
     try:
         yield
+    except BaseException:
+        if outermost and session.in_transaction():
+            session.rollback()
+        raise
+    else:
+        # Never leave a write transaction open (on SQLite it holds the write lock): what the block did not
+        # commit itself is committed now.
+        if outermost and session.in_transaction():
+            session.commit()
     finally:
         _immediate.reset(token)
 
@@ -104,6 +119,26 @@ def writes(function: Callable[P, R]) -> Callable[P, R]:
 
 def _is_sqlite() -> bool:
     return db.session.get_bind().dialect.name == "sqlite"
+
+
+def _private_files(database: Path, instance: Path, create: bool) -> None:
+    """The database holds everything the app knows: only its owner may read it (0600; the instance folder
+    0700). SQLite creates the -wal and -shm files with the database's own permissions. Without ``create``
+    (the command line, but for ``db upgrade``) a missing database is left missing."""
+    if not create and not database.exists():
+        return
+    folder = database.parent
+    if not folder.exists():
+        folder.mkdir(mode=0o700, parents=True)
+    try:
+        if folder.resolve() == instance.resolve() and folder.stat().st_mode & 0o077:
+            folder.chmod(0o700)
+        os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
+        for path in (database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")):
+            if path.exists() and path.stat().st_mode & 0o077:
+                path.chmod(0o600)
+    except PermissionError:
+        log.warning("cannot make %s private to its owner; check its permissions", database)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

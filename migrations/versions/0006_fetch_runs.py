@@ -40,12 +40,14 @@ def upgrade():
         batch_op.create_index(batch_op.f("ix_fetch_run_job_id"), ["job_id"], unique=False)
     with op.batch_alter_table("email_account", schema=None) as batch_op:
         batch_op.add_column(sa.Column("last_test_at", sa.DateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column("last_test_ok", sa.Boolean(), nullable=True))
+        batch_op.add_column(sa.Column("last_test_incoming_ok", sa.Boolean(), nullable=True))
+        batch_op.add_column(sa.Column("last_test_outgoing_ok", sa.Boolean(), nullable=True))
 
 
 def downgrade():
     with op.batch_alter_table("email_account", schema=None) as batch_op:
-        batch_op.drop_column("last_test_ok")
+        batch_op.drop_column("last_test_outgoing_ok")
+        batch_op.drop_column("last_test_incoming_ok")
         batch_op.drop_column("last_test_at")
     with op.batch_alter_table("fetch_run", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_fetch_run_job_id"))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from webapp.adapters.sanitizer import for_display, is_allowed_url, sanitize, text_to_html
 
@@ -113,3 +116,29 @@ def test_plain_text_is_escaped_then_linkified() -> None:
     linked = text_to_html(vector)
     assert " onmouseover=" not in linked and '"onmouseover' not in linked
     assert text_to_html("javascript:alert(1)") == "javascript:alert(1)"
+
+
+@pytest.mark.parametrize(
+    ("text", "href"),
+    [
+        ('"https://example.com/q"', "https://example.com/q"),
+        ("<https://example.org/x>", "https://example.org/x"),
+        ("'https://example.org/y'", "https://example.org/y"),
+        ("see https://example.com/a.", "https://example.com/a"),
+        ("(https://en.wikipedia.org/wiki/A_(b))", "https://en.wikipedia.org/wiki/A_(b)"),
+        ("Bob <bob@example.com>", "mailto:bob@example.com"),
+    ],
+)
+def test_links_next_to_quotes_and_brackets_are_clean(text: str, href: str) -> None:
+    out = str(text_to_html(text))
+    assert f'<a href="{html.escape(href, quote=True)}"' in out, out
+    assert out.count("<a ") == 1
+
+
+@given(st.lists(st.sampled_from([*"ab <>\"'&.:/()@x", "https://", "mailto:", "e.com"]), max_size=40).map("".join))
+def test_linkified_text_reads_as_the_original(text: str) -> None:
+    out = str(text_to_html(text))
+    # Only our own anchors are markup; taking them away and unescaping gives the text back.
+    bare = re.sub(r"</?a\b[^>]*>", "", out)
+    assert html.unescape(bare) == text
+    assert "<" not in bare and ">" not in bare

@@ -163,6 +163,7 @@ def scenario(dovecot: Dovecot, smtp: SmtpServer, ca: Path, hooks: Receiver) -> l
         Step(("scheduler", "--interval", "5"), serves="scheduler: every"),
         Step(("up", "--port", str(free_port())), serves="Email Connector: http"),
         Step(("accounts", "remove", "Work", "--yes"), says="account Work removed"),
+        Step(("blobs", "gc", "--dry-run", "--json")),
     ]
 
 

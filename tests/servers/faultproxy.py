@@ -3,6 +3,7 @@
 Modes: ``pass`` (forward), ``reset`` (accept, then reset the connection), ``blackhole`` (accept and never
 answer), ``delay`` (forward each chunk after ``delay`` seconds). ``reset_after`` resets once that many
 bytes went from server to client. Changing the mode affects new connections and chunks in flight.
+``hold(command)`` keeps the client line containing ``command`` (and with it the connection) until released.
 """
 
 from __future__ import annotations
@@ -15,6 +16,19 @@ import time
 from dataclasses import dataclass, field
 
 from tests.servers.ports import free_port
+
+
+@dataclass
+class Hold:
+    """A client line held back by the proxy: ``arrived`` once it came, forwarded after ``release()``."""
+
+    command: bytes
+    timeout: float
+    arrived: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.released.set()
 
 
 @dataclass
@@ -33,6 +47,7 @@ class FaultProxy:
     errors: list[str] = field(default_factory=list)
     answers: list[tuple[bytes, bytes]] = field(default_factory=list)
     answered: list[bytes] = field(default_factory=list)
+    holds: list[Hold] = field(default_factory=list)
 
     def start(self) -> FaultProxy:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -46,6 +61,8 @@ class FaultProxy:
 
     def stop(self) -> None:
         self._stopping.set()
+        for held in self.holds:
+            held.release()
         with self._lock:
             for sock in self._sockets:
                 _close(sock)
@@ -59,6 +76,13 @@ class FaultProxy:
     def answer(self, command: bytes, reply: bytes) -> None:
         """Answer client lines containing ``command`` with ``reply`` (``{tag}`` = the line's first word)."""
         self.answers.append((command, reply))
+
+    def hold(self, command: bytes, timeout: float = 120) -> Hold:
+        """Hold the client line containing ``command`` until released (at most ``timeout`` seconds): a
+        server that answers late exactly there."""
+        held = Hold(command, timeout)
+        self.holds.append(held)
+        return held
 
     def _accept_loop(self) -> None:
         assert self._listener is not None
@@ -107,7 +131,7 @@ class FaultProxy:
                         return _reset_both(client, upstream)
                     if self.mode == "delay" and self.delay:
                         time.sleep(self.delay)
-                    if source is client and self.answers:
+                    if source is client and (self.answers or self.holds):
                         chunk, pending = self._answered(pending + chunk, client)
                         if not chunk:
                             continue
@@ -129,6 +153,10 @@ class FaultProxy:
         forward = b""
         *lines, rest = data.split(b"\r\n")
         for line in lines:
+            for held in self.holds:
+                if held.command in line:
+                    held.arrived.set()
+                    held.released.wait(held.timeout)
             rule = next((reply for command, reply in self.answers if command in line), None)
             if rule is None:
                 forward += line + b"\r\n"

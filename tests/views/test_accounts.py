@@ -63,7 +63,14 @@ def test_add_test_edit_and_remove_an_account(
     fragment = tested.get_data(as_text=True)
     assert "HX-Request" in tested.headers["Vary"]
     assert fragment.startswith('<div id="test-result"')
-    assert "IMAP login OK" in fragment and "SMTP login OK" in fragment
+    # Each server is asked for at once by a request of its own; each answers with its result.
+    assert "Testing IMAP…" in fragment and "Testing SMTP…" in fragment
+    results = {}
+    for server in ("incoming", "outgoing"):
+        assert f'hx-post="/accounts/{account.id}/test/{server}" hx-trigger="load"' in fragment
+        answer = client.post(f"/accounts/{account.id}/test/{server}", data={"csrf_token": csrf_token(token)})
+        results[server] = answer.get_data(as_text=True)
+    assert "IMAP login OK" in results["incoming"] and "SMTP login OK" in results["outgoing"]
 
     # Editing without a password keeps the stored one; a wrong one makes the test fail in plain words.
     edit = f"/accounts/{account.id}/edit"

@@ -87,8 +87,9 @@ def test_message_page_is_sanitized_sandboxed_and_under_its_own_csp(
     assert "https://tracker.example/pixel.gif" in html.unescape(shown.get_data(as_text=True))
 
     text = client.get(f"/messages/{message.id}?view=text").get_data(as_text=True)
-    assert '<a href="https://example.com/page?a=1&amp;b=&lt;2&gt;" target="_blank" rel="noopener noreferrer">' in text
-    assert "<2>" not in text and "<iframe" not in text
+    # A URL ends at an angle bracket (as in <https://…>): the rest is escaped text.
+    assert '<a href="https://example.com/page?a=1&amp;b=" target="_blank" rel="noopener noreferrer">' in text
+    assert "&lt;2&gt;" in text and "<2>" not in text and "<iframe" not in text
 
 
 def test_inline_images_are_served_by_signed_link_to_a_user_who_may_read_them(
@@ -255,3 +256,86 @@ def test_error_logs_list_fetch_send_and_test_failures(
     for operation in ("fetch", "send", "test connection"):
         assert f"<td>{operation}</td>" in page
     assert "wrong password" not in page
+
+
+def _link(page: str, rel: str) -> str | None:
+    found = re.search(rf'<a rel="{rel}" href="([^"]+)"', page)
+    return html.unescape(found.group(1)) if found else None
+
+
+def test_previous_and_next_walk_the_list_the_user_came_from(client: FlaskClient, reader, dovecot: Dovecot) -> None:
+    from tests.servers import messages as generated
+
+    dovecot.deliver_many("alice", generated.mix(12))
+    fetching.fetch(reader)
+    listed = messages.listing(reader, "INBOX", limit=0)  # newest first, as the list shows them
+    first, second, last = listed[0], listed[1], listed[-1]
+
+    page = client.get(f"/messages/{first.id}").get_data(as_text=True)
+    assert _link(page, "prev") is None and _link(page, "next") == f"/messages/{second.id}"
+    assert '<span class="muted" aria-disabled="true">← Previous</span>' in page
+    page = client.get(f"/messages/{second.id}").get_data(as_text=True)
+    assert _link(page, "prev") == f"/messages/{first.id}"
+    assert _link(client.get(f"/messages/{last.id}").get_data(as_text=True), "next") is None
+
+    # Within a search the steps skip what does not match, and carry the search along.
+    found = [m for m in listed if m.subject.startswith("HTML message")]
+    assert len(found) == 2
+    page = client.get(f"/messages/{found[0].id}?q=HTML+message").get_data(as_text=True)
+    assert _link(page, "next") == f"/messages/{found[1].id}?q=HTML+message"
+    assert f'href="/accounts/{reader.id}/mailbox?folder=INBOX&amp;q=HTML+message"' in page  # back to that list
+    page = client.get(_link(page, "next")).get_data(as_text=True)
+    assert _link(page, "prev") == f"/messages/{found[0].id}?q=HTML+message" and _link(page, "next") is None
+    # Unread only: a message just read still has its neighbours.
+    unread = client.get(f"/messages/{second.id}?unread=1").get_data(as_text=True)
+    assert _link(unread, "prev") is None and _link(unread, "next") == f"/messages/{listed[2].id}?unread=1"
+
+
+def test_mark_unread_changes_the_stored_copy_only_and_needs_the_csrf_token(
+    client: FlaskClient, reader, dovecot: Dovecot, post_form
+) -> None:
+    dovecot.deliver("alice", _rich_message())
+    fetching.fetch(reader)
+    (message,) = messages.listing(reader)
+    page = f"/messages/{message.id}?q=Gr%C3%B6%C3%9Fe"
+    assert f'action="/messages/{message.id}/unread?q=Gr%C3%B6%C3%9Fe"' in client.get(page).get_data(as_text=True)
+    assert client.post(f"/messages/{message.id}/unread").status_code == 400  # no token
+    db.session.refresh(message)
+    assert message.seen is True  # the page view read it
+    done = post_form(page, {}, url=f"/messages/{message.id}/unread?q=Gr%C3%B6%C3%9Fe")
+    assert done.status_code == 302
+    assert done.headers["Location"] == f"/accounts/{reader.id}/mailbox?folder=INBOX&q=Gr%C3%B6%C3%9Fe"
+    db.session.refresh(message)
+    assert message.seen is False
+    listing = client.get(done.headers["Location"]).get_data(as_text=True)
+    assert "Marked as unread." in listing and '<tr class="unread">' in listing
+    # The server's copy was never touched: a fresh fetch of the flags would still say unseen.
+    assert "\\Seen" not in dovecot.doveadm("fetch", "-u", "alice", "flags", "mailbox", "INBOX", "all")
+
+
+def test_the_message_page_shows_the_date_the_list_shows_in_the_users_time_zone(
+    client: FlaskClient, reader, dovecot: Dovecot
+) -> None:
+    from tests.pages import undated_message
+    from webapp.services import preferences
+
+    dovecot.deliver("alice", _rich_message())  # Date: Tue, 24 Nov 2026 10:00:00 +0000
+    dovecot.deliver("alice", undated_message())
+    fetching.fetch(reader)
+    dated, undated = sorted(messages.listing(reader), key=lambda m: m.date is None)
+    listing = client.get(f"/accounts/{reader.id}/mailbox").get_data(as_text=True)
+    utc = '<time datetime="2026-11-24T10:00:00Z" title="2026-11-24 10:00:00 UTC" data-local="minutes">'
+    assert utc + "2026-11-24 10:00 UTC</time>" in listing  # app.js shows it in the browser's zone
+    page = client.get(f"/messages/{dated.id}").get_data(as_text=True)
+    assert '<dt>Date</dt><dd class="date"><time datetime="2026-11-24T10:00:00Z"' in page
+    assert "(none)" not in page
+    arrived = undated.sort_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    page = client.get(f"/messages/{undated.id}").get_data(as_text=True)
+    assert f'<dt>Received</dt><dd class="date"><time datetime="{arrived}"' in page
+    assert f'<time datetime="{arrived}"' in client.get(f"/accounts/{reader.id}/mailbox").get_data(as_text=True)
+
+    preferences.set_time_zone(users.get("reader"), "Asia/Tokyo")
+    listing = client.get(f"/accounts/{reader.id}/mailbox").get_data(as_text=True)
+    assert '<time datetime="2026-11-24T10:00:00Z" title="2026-11-24 10:00:00 UTC">2026-11-24 19:00</time>' in listing
+    page = client.get(f"/messages/{dated.id}").get_data(as_text=True)
+    assert '<time datetime="2026-11-24T10:00:00Z" title="2026-11-24 10:00:00 UTC">2026-11-24 19:00:00</time>' in page

@@ -44,8 +44,13 @@ class FolderBlobStore:
         batch costs one flush; either way it must be durable before rows naming it are committed."""
         digest = sha256(data)
         target = self._file(digest)  # our own hash: no need to check it
-        if os.path.exists(target):
+        try:
+            # Already stored: mark it as just used, so a garbage collection running now spares it until the
+            # rows naming it are committed (see collect). Gone meanwhile: write it again.
+            os.utime(target)
             return digest
+        except FileNotFoundError:
+            pass
         # Plain os calls on a name of our own: a fetch stores thousands of blobs a second, and mkstemp's
         # random names and pathlib cost more than the writing.
         tmp = f"{os.path.dirname(target)}/.tmp-{os.getpid()}-{threading.get_ident()}-{next(_names)}"
@@ -86,3 +91,52 @@ class FolderBlobStore:
 
     def exists(self, digest: str) -> bool:
         return self.path(digest).exists() or self._old_path(digest).exists()
+
+    def collect(self, referenced: set[str], older_than: float, *, dry_run: bool = False) -> tuple[int, int]:
+        """Remove the blobs not in ``referenced`` whose last use (mtime) is before ``older_than`` (epoch
+        seconds), and leftover temporary files; return (how many, bytes).
+
+        A blob is first renamed aside and its last use checked again there: a fetch that used it after the
+        first look (``put`` touches it, or writes it anew) gets it back, so no committed row loses its bytes.
+        """
+        count = size = 0
+        if not self.root.is_dir():
+            return 0, 0
+        for folder in sorted(self.root.iterdir()):
+            if not folder.is_dir() or len(folder.name) != 2:
+                continue
+            for entry in os.scandir(folder):
+                stat = entry.stat(follow_symlinks=False)
+                if stat.st_mtime >= older_than:
+                    continue
+                if entry.name.startswith(".tmp-"):
+                    if not dry_run:
+                        _unlink(entry.path)
+                    continue
+                if len(entry.name) != 64 or entry.name in referenced:
+                    continue
+                if dry_run:
+                    count, size = count + 1, size + stat.st_size
+                    continue
+                aside = f"{entry.path}.gc-{os.getpid()}"
+                try:
+                    os.rename(entry.path, aside)
+                except FileNotFoundError:
+                    continue
+                if os.stat(aside).st_mtime >= older_than:  # used again just now: put it back
+                    try:
+                        os.link(aside, entry.path)
+                    except FileExistsError:
+                        pass  # written anew meanwhile: the same bytes
+                    _unlink(aside)
+                    continue
+                _unlink(aside)
+                count, size = count + 1, size + stat.st_size
+        return count, size
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -14,7 +14,7 @@ def read_or_create(path: Path, generate: Callable[[], str]) -> tuple[str, bool]:
     The second value says whether this call created it. The file is written to a temporary name and
     hard-linked into place, so a concurrent reader never sees it half written and exactly one creator wins.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if path.exists():
         return path.read_text().strip(), False
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")

@@ -34,13 +34,42 @@ def translate(exc: BaseException, endpoint: Endpoint) -> AdapterError:
     if isinstance(exc, ConnectionRefusedError):
         return TransientError(f"{where} refused the connection (nothing listens there)", kind="refused")
     if isinstance(exc, TimeoutError | socket.timeout):
-        return TransientError(f"{where} did not answer within {endpoint.timeout:g} seconds (timeout)", kind="timeout")
+        hint = _security_hint(endpoint)
+        message = f"{where} did not answer within {endpoint.timeout:g} seconds (timeout)"
+        return TransientError(f"{message}{hint}", kind="timeout", detail=str(exc))
     if isinstance(exc, ssl.SSLCertVerificationError):
         return PermanentError(f"TLS: the certificate of {where} is not trusted: {exc.verify_message}", kind="tls")
     if isinstance(exc, ssl.SSLError):
-        return PermanentError(f"TLS: the secure connection to {where} failed: {exc.reason or exc}", kind="tls")
+        if exc.reason in _NOT_TLS:
+            return PermanentError(
+                f"TLS: {where} does not speak TLS directly on port {endpoint.port} — try STARTTLS "
+                f"(or port {_TLS_PORTS[endpoint.protocol]} for TLS)",
+                kind="tls",
+                detail=str(exc),
+            )
+        return PermanentError(
+            f"TLS: the secure connection to {where} failed: {exc.reason or exc}", kind="tls", detail=str(exc)
+        )
     if isinstance(exc, ConnectionResetError | BrokenPipeError | EOFError | ConnectionAbortedError):
         return TransientError(f"{where} closed the connection unexpectedly", kind="reset")
     if isinstance(exc, OSError):
         return TransientError(f"{where} could not be reached: {exc.strerror or exc}", kind="network")
     return PermanentError(f"{where} answered unexpectedly: {exc}", kind="protocol")
+
+
+# What OpenSSL says when the other side answered in plain text (a greeting) instead of TLS.
+_NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "HTTP_REQUEST", "RECORD_LAYER_FAILURE"})
+_TLS_PORTS = {"imap": 993, "pop3": 995, "smtp": 465}
+_PLAIN_PORTS = {"imap": (143,), "pop3": (110,), "smtp": (25, 587, 2525)}
+
+
+def _security_hint(endpoint: Endpoint) -> str:
+    """Why a server that took the connection may stay silent: the two sides disagree about TLS."""
+    if endpoint.security != "tls" and endpoint.port == _TLS_PORTS.get(endpoint.protocol):
+        return f"; port {endpoint.port} usually expects TLS right away — choose TLS instead of {endpoint.security}"
+    if endpoint.security == "tls" and endpoint.port in _PLAIN_PORTS.get(endpoint.protocol, ()):
+        tls_port = _TLS_PORTS[endpoint.protocol]
+        return f"; port {endpoint.port} usually speaks plain text first — try STARTTLS (or port {tls_port} for TLS)"
+    if endpoint.security != "tls":
+        return "; if this port expects TLS right away, choose TLS"
+    return ""

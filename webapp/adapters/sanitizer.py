@@ -302,19 +302,43 @@ def _unquote_cid(value: str) -> str:
 
 
 def text_to_html(text: str) -> markupsafe.Markup:
-    """Escape plain text first, then turn http(s) URLs and addresses into links that open outside.
+    """Escape plain text and turn http(s) URLs and mail addresses into links that open outside.
 
-    The result is Markup: this is the one place that vouches for it, so templates need no ``|safe``.
+    Links are found in the text itself, not in its escaped form (where ``"`` or ``>`` would become part of
+    a URL), and every piece is escaped on its own. The result is Markup: this is the one place that vouches
+    for it, so templates need no ``|safe``.
     """
-    escaped = str(markupsafe.escape(text))
-    linker = bleach.Linker(callbacks=[_link_attributes], parse_email=True)
-    return markupsafe.Markup(linker.linkify(escaped))  # noqa: S704 - escaped above, links built by bleach
+    pieces: list[str] = []
+    position = 0
+    for match in _LINKABLE.finditer(text):
+        link = _trim(match.group(0))
+        start, end = match.start(), match.start() + len(link)
+        href = link if match.group("url") else f"mailto:{link}"
+        pieces.append(str(markupsafe.escape(text[position:start])))
+        pieces.append(
+            f'<a href="{markupsafe.escape(href)}" target="_blank" rel="noopener noreferrer">'
+            f"{markupsafe.escape(link)}</a>"
+        )
+        position = end
+    pieces.append(str(markupsafe.escape(text[position:])))
+    return markupsafe.Markup("".join(pieces))  # noqa: S704 - every piece escaped above
 
 
-def _link_attributes(attrs: dict[tuple[str | None, str], str], new: bool = False) -> dict[tuple[str | None, str], str]:
-    href = attrs.get((None, "href"), "")
-    if not is_allowed_url(href) or href.lower().startswith("cid:"):
-        return {}  # bleach keeps the text and drops the link
-    attrs[(None, "target")] = "_blank"
-    attrs[(None, "rel")] = "noopener noreferrer"
-    return attrs
+# A URL runs to the next space, quote or angle bracket; an address is the usual local@domain.tld.
+_LINKABLE = re.compile(
+    r"(?P<url>\bhttps?://[^\s<>\"'`]+)|(?P<mail>\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})",
+    re.IGNORECASE,
+)
+_TRAILING = ".,;:!?"
+_CLOSERS = {")": "(", "]": "[", "}": "{"}
+
+
+def _trim(link: str) -> str:
+    """Drop what ends a sentence rather than the URL: a final full stop, or a bracket it did not open."""
+    while link:
+        last = link[-1]
+        if last in _TRAILING or (last in _CLOSERS and link.count(last) > link.count(_CLOSERS[last])):
+            link = link[:-1]
+        else:
+            break
+    return link

@@ -20,9 +20,9 @@ def cli(ctx: click.Context) -> None:
 def _register() -> None:
     from flask_migrate.cli import db
 
-    from webapp.cli import accounts, keys, mail, serve, users, webhooks
+    from webapp.cli import accounts, blobs, keys, mail, serve, users, webhooks
 
-    for module in (serve, users, accounts, keys, mail, webhooks):
+    for module in (serve, users, accounts, keys, mail, webhooks, blobs):
         module.register(cli)
     cli.add_command(Migrations.of(db))
 

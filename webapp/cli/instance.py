@@ -113,7 +113,7 @@ def prepare(ctx: click.Context, given: Flask | None = None) -> Flask:
     path = command_path(ctx)
     helping = bool(ctx.meta.get(HELP_ONLY))
     try:
-        app = given if given is not None else create_app(create_keys=path == CREATES and not helping)
+        app = given if given is not None else create_app(create_instance=path == CREATES and not helping)
     except ConfigError as exc:
         fail(str(exc))
     if helping:

@@ -63,9 +63,10 @@ class EmailAccount(Base):
     after_fetch: Mapped[str] = mapped_column(String(6), default="none")
     after_fetch_folder: Mapped[str] = mapped_column(String(255), default="")
     sanitize_html: Mapped[bool] = mapped_column(default=True)
-    # The last Test connection: when, and whether both servers accepted the login (None: never tested).
+    # The last Test connection: when, and whether each server accepted the login (None: not tested).
     last_test_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    last_test_ok: Mapped[bool | None] = mapped_column()
+    last_test_incoming_ok: Mapped[bool | None] = mapped_column()
+    last_test_outgoing_ok: Mapped[bool | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     grants: Mapped[list[AccountGrant]] = relationship(

@@ -33,6 +33,8 @@ class User(UserMixin, Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), default=ROLE_USER)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # An IANA time zone name for the pages' times; None: the browser's own.
+    timezone: Mapped[str | None] = mapped_column(String(64), default=None)
 
     grants: Mapped[list[AccountGrant]] = relationship(back_populates="user", cascade="all, delete-orphan")
 

@@ -26,7 +26,7 @@ from webapp.models.account import (
     TLS_VERIFY_MODES,
 )
 from webapp.models.base import MAX_ID
-from webapp.services import secrets
+from webapp.services import blobs, secrets
 from webapp.services.errors import Conflict, Invalid, NotFound
 
 MAX_TIMEOUT = 600
@@ -226,9 +226,15 @@ def _save(account: EmailAccount, settings: AccountSettings) -> EmailAccount:
     return account
 
 
-@writes
 def remove(account: EmailAccount) -> None:
-    """Remove an account with everything stored for it (grants, logs and, later, messages)."""
+    """Remove an account with everything stored for it: messages, their bytes (unless another message has
+    the same), grants, logs, webhooks, history."""
+    _delete(account)
+    blobs.collect_garbage()  # bytes used within the grace period go with the next sweep (schedule)
+
+
+@writes
+def _delete(account: EmailAccount) -> None:
     db.session.delete(account)
     db.session.commit()
 

@@ -6,17 +6,22 @@ processes and workers on several machines that do not share a folder.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from flask import current_app
+from sqlalchemy import delete, exists, func, select, union
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from webapp.adapters.blobstore import BlobMissing, FolderBlobStore, sha256
+from webapp.database import writes
 from webapp.extensions import db
-from webapp.models import Blob
+from webapp.models import Attachment, Blob, EmailMessage
+from webapp.models.base import utcnow
 
-__all__ = ["BlobMissing", "get", "put", "sha256"]
+__all__ = ["BlobMissing", "Garbage", "collect_garbage", "get", "put", "sha256"]
 
 
 def _folder_store() -> FolderBlobStore:
@@ -43,7 +48,12 @@ def put(data: bytes, *, durable: bool = True) -> str:
     values = {"sha256": digest, "size": len(data), "data": data}
     dialect = db.session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    db.session.execute(insert(Blob).values(**values).on_conflict_do_nothing(index_elements=["sha256"]))
+    # Already stored: its time is renewed (under the row's lock), so a garbage collection running now
+    # spares it until the rows naming it are committed.
+    statement = insert(Blob).values(**values, created_at=utcnow())
+    db.session.execute(
+        statement.on_conflict_do_update(index_elements=["sha256"], set_={"created_at": statement.excluded.created_at})
+    )
     return digest
 
 
@@ -59,3 +69,32 @@ def get(digest: str) -> bytes:
     if blob is None:
         raise BlobMissing(digest)
     return blob.data
+
+
+@dataclass(frozen=True)
+class Garbage:
+    count: int
+    bytes: int
+    dry_run: bool
+
+
+@writes
+def collect_garbage(*, dry_run: bool = False, grace_seconds: float | None = None) -> Garbage:
+    """Remove the blobs no message or attachment names any more and none used within the grace period
+    (``BLOB_GC_GRACE_SECONDS``: a fetch stores bytes shortly before the rows naming them)."""
+    grace = current_app.config["BLOB_GC_GRACE_SECONDS"] if grace_seconds is None else grace_seconds
+    cutoff = utcnow() - timedelta(seconds=float(grace))
+    named = union(select(EmailMessage.raw_sha256), select(Attachment.sha256)).subquery()
+    if _in_database():
+        unused = select(Blob.sha256).where(Blob.created_at < cutoff).where(~exists().where(named.c[0] == Blob.sha256))
+        found = db.session.execute(
+            select(func.count(), func.coalesce(func.sum(Blob.size), 0)).where(Blob.sha256.in_(unused))
+        ).one()
+        if not dry_run:
+            db.session.execute(delete(Blob).where(Blob.sha256.in_(unused)).execution_options(synchronize_session=False))
+        db.session.commit()
+        return Garbage(int(found[0]), int(found[1]), dry_run)
+    referenced = {str(digest) for digest in db.session.scalars(select(named.c[0]))}
+    db.session.commit()  # the folder walk may take a while: hold no transaction meanwhile
+    count, size = _folder_store().collect(referenced, cutoff.timestamp(), dry_run=dry_run)
+    return Garbage(count, size, dry_run)

@@ -279,6 +279,14 @@ def release_held(account: EmailAccount) -> int:
     return released
 
 
+def release_all_held() -> int:
+    """:func:`release_held` for every account with held events (the schedule's sweep)."""
+    ids = db.session.scalars(select(Delivery.account_id).where(Delivery.status == HELD).distinct()).all()
+    return sum(
+        release_held(account) for account in db.session.scalars(select(EmailAccount).where(EmailAccount.id.in_(ids)))
+    )
+
+
 @writes
 def _release(delivery_id: int) -> bool:
     delivery = db.session.get(Delivery, delivery_id)

@@ -6,6 +6,7 @@ import logging
 
 from sqlalchemy import select
 
+from webapp.adapters.errors import AdapterError
 from webapp.database import writes
 from webapp.extensions import db
 from webapp.models import EmailAccount, ErrorLog
@@ -30,3 +31,8 @@ def entries(account: EmailAccount, limit: int = 200) -> list[ErrorLog]:
         .limit(limit)
     )
     return list(db.session.scalars(query))
+
+
+def detail_of(exc: AdapterError) -> str:
+    """The Error-log detail of an adapter failure: its kind and the technical text behind the message."""
+    return f"kind={exc.kind}" + (f"; {exc.detail}" if exc.detail else "")

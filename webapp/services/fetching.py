@@ -131,7 +131,7 @@ def fetch(
         except AdapterError as exc:
             db.session.rollback()
             reason = f"Incoming server: {exc}"
-            errorlog.record(account, "fetch", reason, detail=f"kind={exc.kind}")
+            errorlog.record(account, "fetch", reason, detail=errorlog.detail_of(exc))
             messages.complete_pending(account)  # the batches stored before the failure
             raise ConnectionFailed(reason, exc.kind) from None
         except Cancelled:

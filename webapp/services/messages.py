@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, text, update
+from sqlalchemy import Select, and_, func, insert, or_, select, text, update
 from sqlalchemy.orm import selectinload
 
 from webapp.adapters import parser
@@ -489,3 +489,61 @@ def mark_seen(message: EmailMessage) -> None:
     if not message.seen:
         message.seen = True
         db.session.commit()
+
+
+@writes
+def mark_unread(message: EmailMessage) -> None:
+    """Mark the stored copy as unread (only here: the server is never changed)."""
+    if message.seen:
+        message.seen = False
+        db.session.commit()
+
+
+def _filtered(query: Select[Any], account: EmailAccount, folder: str, filters: Filters) -> Select[Any]:
+    """``query`` restricted to one folder's messages that pass ``filters`` (as :func:`page` lists them)."""
+    query = query.where(EmailMessage.account_id == account.id, EmailMessage.folder == folder)
+    if filters.text.strip():
+        condition = search.matching(filters.text)
+        if condition is not None:
+            query = query.where(condition)
+    if filters.since:
+        query = query.where(EmailMessage.sort_at >= filters.since)
+    if filters.until:
+        query = query.where(EmailMessage.sort_at < filters.until)
+    if filters.unread:
+        query = query.where(EmailMessage.seen.is_(False))
+    if filters.attachments:
+        query = query.where(EmailMessage.has_attachments.is_(True))
+    return query
+
+
+def count(account: EmailAccount, folder: str, filters: Filters = Filters(), most: int = 10_000) -> int:
+    """How many messages of the folder pass ``filters``, counted up to ``most`` (a search's result count)."""
+    matches = _filtered(select(EmailMessage.id), account, folder, filters).limit(most).subquery()
+    return int(db.session.scalar(select(func.count()).select_from(matches)) or 0)
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    newer: int | None  # the message above in the list (Previous)
+    older: int | None  # the message below (Next)
+
+
+def neighbours(message: EmailMessage, filters: Filters = Filters()) -> Neighbours:
+    """The ids next to ``message`` in its folder's list under ``filters``, in the order of :func:`page`.
+
+    By position, so a message that no longer passes the filters (read since it was listed as unread)
+    still has its neighbours.
+    """
+    account = db.session.get(EmailAccount, message.account_id)
+    if account is None:
+        raise NotFound(f"no account with id {message.account_id}")
+    base = _filtered(select(EmailMessage.id), account, message.folder, filters)
+    at, ident = message.sort_at, message.id
+    newer = base.where(
+        or_(EmailMessage.sort_at > at, and_(EmailMessage.sort_at == at, EmailMessage.id > ident))
+    ).order_by(EmailMessage.sort_at.asc(), EmailMessage.id.asc())
+    older = base.where(
+        or_(EmailMessage.sort_at < at, and_(EmailMessage.sort_at == at, EmailMessage.id < ident))
+    ).order_by(EmailMessage.sort_at.desc(), EmailMessage.id.desc())
+    return Neighbours(db.session.scalar(newer.limit(1)), db.session.scalar(older.limit(1)))

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
 from webapp.extensions import db
 from webapp.models import EmailAccount
 from webapp.models.fetchrun import RunTrigger
-from webapp.services import callbacks, fetchjobs
+from webapp.services import blobs, callbacks, fetchjobs
 from webapp.services.errors import ConnectorError
 from webapp.services.redisconn import get_redis
 
@@ -22,11 +23,27 @@ from webapp.services.redisconn import get_redis
 class Tick:
     queued: list[str] = field(default_factory=list)  # account names
     delivered: int = 0
+    released: int = 0  # fetch events whose batches were complete by now (after a crash, say)
+    collected: int = 0  # unused blobs removed
     errors: list[str] = field(default_factory=list)
+
+
+GC_EVERY_SECONDS = 3600
+_GC_KEY = "emailconnector:schedule:blob-gc"
 
 
 def _last_key(account_id: int) -> str:
     return f"emailconnector:schedule:last-fetch:{account_id}"
+
+
+def next_fetch_at(account: EmailAccount, now: float | None = None) -> datetime | None:
+    """When the schedule next fetches the account (None: it is not fetched on a schedule)."""
+    if account.fetch_every_minutes <= 0:
+        return None
+    now = time.time() if now is None else now
+    last = get_redis().get(_last_key(account.id))
+    due = now if last is None else max(now, float(last) + account.fetch_every_minutes * 60)
+    return datetime.fromtimestamp(due, UTC)
 
 
 def run_due(now: float | None = None) -> Tick:
@@ -46,5 +63,9 @@ def run_due(now: float | None = None) -> Tick:
             continue
         redis.set(_last_key(account.id), str(now), ex=account.fetch_every_minutes * 60 * 2)
         tick.queued.append(account.name)
+    tick.released = callbacks.release_all_held()
     tick.delivered = callbacks.deliver_due()
+    # Once an hour across every scheduler: remove the bytes nothing names any more.
+    if redis.set(_GC_KEY, str(now), nx=True, ex=GC_EVERY_SECONDS):
+        tick.collected = blobs.collect_garbage().count
     return tick

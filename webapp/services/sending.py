@@ -101,7 +101,7 @@ def send(account: EmailAccount, draft: Draft) -> EmailMessage:
         if partly:
             # The server took it for the other recipients: keep it in Sent, so nobody sends it twice.
             _store(account, raw, message, last_error=reason)
-        errorlog.record(account, "send", reason, detail=f"kind={exc.kind}; {detail}")
+        errorlog.record(account, "send", reason, detail=f"{errorlog.detail_of(exc)}; {detail}")
         raise ConnectionFailed(reason, exc.kind) from None
     except Exception as exc:  # never a 500: the reason goes to the Error logs
         log.exception("account %s: sending failed", account.name)

@@ -24,5 +24,5 @@ def server_folders(account: EmailAccount) -> list[ServerFolder]:
             return imap.list_folders(client)
     except AdapterError as exc:
         reason = f"Incoming server: {exc}"
-        errorlog.record(account, "folders", reason, detail=f"kind={exc.kind}")
+        errorlog.record(account, "folders", reason, detail=errorlog.detail_of(exc))
         raise ConnectionFailed(reason, exc.kind) from None

@@ -10,7 +10,7 @@ from flask_login import current_user, login_required
 
 from webapp.models import Delivery, EmailAccount, Webhook
 from webapp.models.delivery import DELIVERED
-from webapp.services import accounts, callbacks, connection, errorlog, serverfolders
+from webapp.services import accounts, callbacks, connection, errorlog, fetchruns, serverfolders, status
 from webapp.services.accounts import AccountSettings
 from webapp.services.errors import ConnectorError, NotFound
 from webapp.views.access import admin_required, readable_account
@@ -91,11 +91,17 @@ def show(account_id: int) -> ResponseReturnValue:
     return render_template("accounts/show.html", **_show_context(account, ConfirmForm(), None))
 
 
-def _show_context(account: EmailAccount, confirm: ConfirmForm, result: object) -> dict[str, Any]:
+def _show_context(
+    account: EmailAccount, confirm: ConfirmForm, result: object, pending: tuple[str, ...] = ()
+) -> dict[str, Any]:
     return {
         "account": account,
         "confirm": confirm,
         "result": result,
+        "pending": pending,
+        "labels": {server: connection.protocol_label(account, server) for server in connection.SERVERS},
+        "account_status": status.of_account(account),
+        "runs": fetchruns.last_runs(account, 10),
         **(_webhooks_context(account) if current_user.is_admin else {}),
     }
 
@@ -139,8 +145,22 @@ def test(account_id: int) -> ResponseReturnValue:
     form = ConfirmForm()
     if not form.validate_on_submit():
         abort(400)
+    if is_htmx():
+        # Each server is then checked by a request of its own, both at once: each result shows when known.
+        context = _show_context(account, form, None, connection.SERVERS)
+        return render("accounts/show.html", "accounts/_test_result.html", **context)
     report = connection.test_connection(account)
     return render("accounts/show.html", "accounts/_test_result.html", **_show_context(account, form, report))
+
+
+@bp.route("/<int:account_id>/test/<any(incoming, outgoing):server>", methods=["POST"])
+@admin_required
+def test_server(account_id: int, server: str) -> ResponseReturnValue:
+    """One server's Test connection (an HTMX fragment the test result asks for as soon as it is shown)."""
+    account = readable_account(account_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    return render_template("accounts/_test_check.html", check=connection.check(account, server))
 
 
 @bp.route("/<int:account_id>/server-folders")
@@ -177,7 +197,7 @@ def _webhooks_context(account: EmailAccount, **extra: Any) -> dict[str, Any]:
 
 def _webhooks_response(account: EmailAccount, status: int = 200, **extra: Any) -> ResponseReturnValue:
     """The account page, or only its webhook fragment for HTMX (whose errors must be 200 to be swapped)."""
-    context = {"account": account, "confirm": ConfirmForm(), "result": None, **_webhooks_context(account, **extra)}
+    context = {**_show_context(account, ConfirmForm(), None), **_webhooks_context(account, **extra)}
     return render("accounts/show.html", "accounts/_webhooks.html", 200 if is_htmx() else status, **context)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -16,44 +16,42 @@ from webapp.services import fetchjobs, messages, sending, users
 from webapp.services.errors import ConnectorError, NotFound
 from webapp.views.access import readable_account, sendable_account
 from webapp.views.htmx import is_htmx, render
+from webapp.views.listing import ListState
 from webapp.views.mailbox.forms import ComposeForm, FetchForm
+from webapp.views.templating import user_zone
 
 bp = Blueprint("mailbox", __name__, url_prefix="/accounts")
 
 PAGE_SIZE = 50
 
 
-def _filters() -> messages.Filters:
-    def day(name: str) -> datetime | None:
-        try:
-            value = date.fromisoformat(request.args.get(name, ""))
-        except ValueError:
-            return None
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-
-    until = day("until")
-    return messages.Filters(
-        text=request.args.get("q", "")[:200],
-        since=day("since"),
-        # "until" is the whole day; the last day of year 9999 has no day after it: no upper bound.
-        until=until + timedelta(days=1) if until and until.date() < date.max else None,
-        unread=request.args.get("unread") == "1",
-        attachments=request.args.get("attachments") == "1",
-    )
+def _state() -> ListState:
+    return ListState.from_args(request.args)
 
 
-def _context(account: EmailAccount, folder: str, **extra: Any) -> dict[str, Any]:
-    listed = messages.page(account, folder, _filters(), request.args.get("after"), PAGE_SIZE)
+def _list(account: EmailAccount, state: ListState) -> dict[str, Any]:
+    """The message list of ``state`` (one page, and the number of matches when searching)."""
+    folder = state.folder or _default_folder(account)
+    filters = state.filters(user_zone() or UTC)
+    listed = messages.page(account, folder, filters, state.after or None, PAGE_SIZE)
     return {
         "account": account,
         "folder": folder,
-        "folders": messages.folders(account),
+        "state": state,
         "messages": listed.messages,
         "next_cursor": listed.next_cursor,
-        "args": request.args,
+        "matches": messages.count(account, folder, filters) if state.filtered else None,
+        "sent_folder": SENT_FOLDER,
+    }
+
+
+def _page(account: EmailAccount, state: ListState, **extra: Any) -> dict[str, Any]:
+    """Everything the whole mailbox page needs."""
+    return {
+        **_list(account, state),
+        "folders": messages.folders(account),
         "fetch_form": FetchForm(),
         "can_send": users.can_send(current_user, account),
-        "sent_folder": SENT_FOLDER,
         **extra,
     }
 
@@ -66,41 +64,51 @@ def _default_folder(account: EmailAccount) -> str:
 @login_required
 def mailbox(account_id: int) -> ResponseReturnValue:
     account = readable_account(account_id)
-    folder = request.args.get("folder") or _default_folder(account)
     job = None
-    if job_id := request.args.get("job"):
+    # The job the page asked for, else the account's running one: a fetch started elsewhere shows too.
+    if job_id := request.args.get("job") or fetchjobs.current(account):
         job = _job_status(account, job_id)
-    return render_template("mailbox/mailbox.html", **_context(account, folder, job=job))
+    return render_template("mailbox/mailbox.html", **_page(account, _state(), job=job))
 
 
 @bp.route("/<int:account_id>/fetch", methods=["POST"])
 @login_required
 def fetch(account_id: int) -> ResponseReturnValue:
+    """Start Fetch Emails. The query string carries the list the user looks at, so that the progress
+    refreshes that list (folder, search, filters) as batches land."""
     account = readable_account(account_id)
+    state = _state()
+    folder = state.folder or _default_folder(account)
     if not FetchForm().validate_on_submit():
         abort(400)
     try:
         job_id = fetchjobs.enqueue(account)
     except ConnectorError as exc:
         flash(f"Fetch Emails could not start: {exc}", "error")
-        return redirect(url_for("mailbox.mailbox", account_id=account.id))
+        return redirect(url_for("mailbox.mailbox", account_id=account.id, **state.list_args(folder)))
     if is_htmx():
         status = _job_status(account, job_id)
-        return render_template("mailbox/_fetch.html", account=account, job=status, fetch_form=FetchForm())
-    return redirect(url_for("mailbox.mailbox", account_id=account.id, job=job_id))
+        return render_template(
+            "mailbox/_fetch.html", account=account, job=status, fetch_form=FetchForm(), state=state, folder=folder
+        )
+    return redirect(url_for("mailbox.mailbox", account_id=account.id, job=job_id, **state.list_args(folder)))
 
 
 @bp.route("/<int:account_id>/fetch/<job_id>")
 @login_required
 def fetch_progress(account_id: int, job_id: str) -> ResponseReturnValue:
+    """The progress fragment (it polls itself). ``batch`` is the last batch the page has seen: when more
+    were stored since, the list comes along out of band, so it fills while the fetch runs."""
     account = readable_account(account_id)
     status = _job_status(account, job_id)
-    folder = _default_folder(account)
-    context = (
-        _context(account, folder, job=status)
-        if status.finished
-        else {"account": account, "job": status, "fetch_form": FetchForm()}
-    )
+    state = _state()
+    if not is_htmx():
+        return render("mailbox/mailbox.html", "mailbox/_fetch.html", **_page(account, state, job=status))
+    seen_batch = request.args.get("batch", default=0, type=int)
+    context: dict[str, Any] = {"account": account, "job": status, "fetch_form": FetchForm(), "state": state}
+    context["folder"] = state.folder or _default_folder(account)
+    if status.finished or status.batch > seen_batch:
+        context.update(_list(account, state), refresh_list=True)
     return render("mailbox/mailbox.html", "mailbox/_fetch.html", **context)
 
 
@@ -122,12 +130,20 @@ def cancel_fetch(account_id: int, job_id: str) -> ResponseReturnValue:
         abort(400)
     _job_status(account, job_id)
     fetchjobs.cancel(job_id)
+    state = _state()
+    folder = state.folder or _default_folder(account)
     if is_htmx():
         status = _job_status(account, job_id)
         return render_template(
-            "mailbox/_fetch.html", account=account, job=status, stopping=True, fetch_form=FetchForm()
+            "mailbox/_fetch.html",
+            account=account,
+            job=status,
+            stopping=True,
+            fetch_form=FetchForm(),
+            state=state,
+            folder=folder,
         )
-    return redirect(url_for("mailbox.mailbox", account_id=account.id, job=job_id))
+    return redirect(url_for("mailbox.mailbox", account_id=account.id, job=job_id, **state.list_args(folder)))
 
 
 @bp.route("/<int:account_id>/compose", methods=["GET", "POST"])

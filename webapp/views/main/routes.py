@@ -7,7 +7,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
 from webapp.extensions import csrf
-from webapp.services import health, users
+from webapp.services import health, status, users
 
 bp = Blueprint("main", __name__)
 
@@ -15,7 +15,8 @@ bp = Blueprint("main", __name__)
 @bp.route("/")
 @login_required
 def index() -> ResponseReturnValue:
-    return render_template("main/index.html", accounts=users.visible_accounts(current_user))
+    visible = users.visible_accounts(current_user)
+    return render_template("main/index.html", accounts=visible, statuses=status.of_accounts(visible))
 
 
 @bp.route("/healthz")

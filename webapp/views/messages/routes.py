@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import io
+from datetime import UTC
 
-from flask import Blueprint, Response, abort, render_template, request, send_file, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
@@ -14,6 +15,9 @@ from webapp.security import current_session_key, message_page_csp, user_of_sessi
 from webapp.services import accounts, display, inline, messages
 from webapp.services.errors import NotFound
 from webapp.views.access import readable_message
+from webapp.views.listing import ListState
+from webapp.views.messages.forms import MarkUnreadForm
+from webapp.views.templating import user_zone
 
 bp = Blueprint("messages", __name__, url_prefix="/messages")
 
@@ -38,11 +42,36 @@ def show(message_id: int) -> ResponseReturnValue:
 
     shown = display.message_view(message, account, request.args.get("view"), show_images, inline_link)
     messages.mark_seen(message)
+    # Previous/Next walk the list the user came from: its search and filters come along in the links.
+    state = ListState.from_args(request.args)
+    near = messages.neighbours(message, state.filters(user_zone() or UTC))
     response = Response(
-        render_template("messages/show.html", message=message, account=account, shown=shown, show_images=show_images)
+        render_template(
+            "messages/show.html",
+            message=message,
+            account=account,
+            shown=shown,
+            show_images=show_images,
+            state=state,
+            near=near,
+            unread_form=MarkUnreadForm(),
+        )
     )
     response.headers["Content-Security-Policy"] = message_page_csp(show_images)
     return response
+
+
+@bp.route("/<int:message_id>/unread", methods=["POST"])
+@login_required
+def mark_unread(message_id: int) -> ResponseReturnValue:
+    """Mark the stored copy unread (never the server's) and go back to the list it came from."""
+    message = readable_message(message_id)
+    if not MarkUnreadForm().validate_on_submit():
+        abort(400)
+    messages.mark_unread(message)
+    flash("Marked as unread.", "success")
+    state = ListState.from_args(request.args)
+    return redirect(url_for("mailbox.mailbox", account_id=message.account_id, **state.list_args(message.folder)))
 
 
 @bp.route("/<int:message_id>/attachments/<int:attachment_id>")

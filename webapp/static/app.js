@@ -1,0 +1,55 @@
+// Small progressive enhancements; every page works without them. No inline scripts: the CSP forbids them.
+(function () {
+  "use strict";
+
+  // Times marked data-local are rendered in UTC by the server (the user chose no time zone): show them in
+  // the browser's time zone, in the same form ("2026-01-31 14:05"); the title keeps the UTC time.
+  function pad(value) {
+    return String(value).padStart(2, "0");
+  }
+
+  function localTimes(root) {
+    root.querySelectorAll("time[data-local]").forEach(function (element) {
+      var when = new Date(element.getAttribute("datetime"));
+      if (isNaN(when.getTime())) {
+        return;
+      }
+      var text = when.getFullYear() + "-" + pad(when.getMonth() + 1) + "-" + pad(when.getDate()) +
+        " " + pad(when.getHours()) + ":" + pad(when.getMinutes());
+      if (element.getAttribute("data-local") === "seconds") {
+        text += ":" + pad(when.getSeconds());
+      }
+      element.textContent = text;
+      element.removeAttribute("data-local");
+    });
+    root.querySelectorAll("[data-browser-zone]").forEach(function (element) {
+      element.textContent = Intl.DateTimeFormat().resolvedOptions().timeZone || "unknown";
+    });
+  }
+
+  // A select marked data-autosubmit opens its choice at once (its form's button is then not needed).
+  function autoSubmit(root) {
+    root.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
+      var button = select.form && select.form.querySelector("[data-autosubmit-button]");
+      if (button) {
+        button.hidden = true;
+      }
+      select.addEventListener("change", function () {
+        select.form.submit();
+      });
+    });
+  }
+
+  function enhance(root) {
+    localTimes(root);
+    autoSubmit(root);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    enhance(document);
+  });
+  // Content swapped in by htmx (the list refreshed during a fetch, fragments).
+  document.addEventListener("htmx:load", function (event) {
+    localTimes(event.target);
+  });
+})();
