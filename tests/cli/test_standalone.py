@@ -394,18 +394,24 @@ def test_commands_started_at_once_share_one_embedded_redis_and_stop_it(place: Pl
     assert not redisserver.answers(place.socket)
 
 
-def test_a_command_that_started_redis_waits_for_the_others_then_stops_it(place: Place) -> None:
-    """The owner (here a worker) ends while another process still uses its Redis: it waits, then stops it."""
+@pytest.mark.parametrize(
+    ("args", "ready", "code"),
+    [(("worker",), "Listening on", 0), (("scheduler", "--interval", "5"), "scheduler: every", 128 + signal.SIGTERM)],
+)
+def test_a_command_that_started_redis_waits_for_the_others_then_stops_it(
+    place: Place, args: tuple[str, ...], ready: str, code: int
+) -> None:
+    """The owner is asked to stop (SIGTERM) while another process still uses its Redis: it waits, then stops it."""
     assert run(place, Step(("db", "upgrade"))).code == 0
-    log = place.root / "worker.log"
+    log = place.root / "owner.log"
     with log.open("w") as out:
-        worker = subprocess.Popen([str(EXE), "worker"], env=place.env, cwd=place.cwd, stdout=out, stderr=out)
+        worker = subprocess.Popen([str(EXE), *args], env=place.env, cwd=place.cwd, stdout=out, stderr=out)
     try:
         deadline = time.monotonic() + 60
-        while "Listening on" not in log.read_text():
+        while ready not in log.read_text():
             assert time.monotonic() < deadline and worker.poll() is None, log.read_text()
             time.sleep(0.1)  # waiting for the process to come up
-        assert redisserver.owner_of(place.socket) == (worker.pid, "email-connector worker")
+        assert redisserver.owner_of(place.socket) == (worker.pid, f"email-connector {args[0]}")
         with redisserver.use(place.socket, place.instance / "redis", "test", lambda _m: None) as lease:
             assert lease.process is None and redisserver.answers(place.socket)
             worker.send_signal(signal.SIGTERM)
@@ -414,7 +420,7 @@ def test_a_command_that_started_redis_waits_for_the_others_then_stops_it(place: 
                 assert time.monotonic() < deadline and worker.poll() is None, log.read_text()
                 time.sleep(0.1)
             assert redisserver.answers(place.socket)  # still serving this user
-        assert worker.wait(timeout=60) == 0, log.read_text()
+        assert worker.wait(timeout=60) == code, log.read_text()
     finally:
         if worker.poll() is None:
             worker.kill()

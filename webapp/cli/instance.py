@@ -19,6 +19,7 @@ not handle, end the command with one line on stderr, never a traceback.
 from __future__ import annotations
 
 import signal
+import threading
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -142,9 +143,12 @@ def prepare(ctx: click.Context, given: Flask | None = None) -> Flask:
                 ctx.find_root().with_resource(redisserver.use(socket_path, data_dir, name, note))
             except RuntimeError as exc:
                 fail(str(exc))
+            except OSError as exc:  # the instance folder is not ours to write, say
+                fail(f"cannot use the embedded Redis on {socket_path}: {exc.strerror}: {exc.filename}")
             # Killed by SIGTERM, a command that started the Redis would take it away from the others using
             # it: end like Ctrl-C instead, through the code that waits for them (the worker has its own handler).
-            signal.signal(signal.SIGTERM, _exit_on_sigterm)
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, _exit_on_sigterm)
     elif path[:1] and path[0] in SERVICES:
         with app.app_context():
             try:
