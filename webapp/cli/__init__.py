@@ -1,4 +1,5 @@
-"""The ``email-connector`` command: run, up, worker, db, users, accounts, keys, send, fetch, messages."""
+"""The ``email-connector`` command: run, up, worker, scheduler, db, users, accounts, keys, send, fetch, folders,
+messages, webhooks, blobs."""
 
 from __future__ import annotations
 

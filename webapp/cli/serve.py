@@ -73,6 +73,7 @@ def up(info: ScriptInfo, host: str, port: int) -> None:
     with contextlib.ExitStack() as stack:
         redis = _own_embedded_redis(app, stack)
         _supervise(app, children, redis, host, port)
+    click.echo("stopped", err=True)
 
 
 def _own_embedded_redis(app: Flask, stack: contextlib.ExitStack) -> redisserver.Lease | None:
@@ -138,7 +139,6 @@ def _supervise(
         # Ctrl-C while up waits for those stops it at once.
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        click.echo("stopped", err=True)
 
 
 @click.command("scheduler")
