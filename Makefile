@@ -9,11 +9,19 @@ HTMX := webapp/static/vendor/htmx.min.js
 
 .PHONY: install install-dev run test lint fmt bench clean
 
-# Shared, idempotent set-up: quick when nothing changed.
+# Shared, idempotent set-up: quick when nothing changed. `install` is what running needs; `install-dev`
+# adds the test and lint tools (the `dev` extras), for `make test`, `make lint`, `make fmt`, `make bench`.
+# requirements.lock pins both.
 install: $(VENV)/.installed $(HTMX)
+
+install-dev: install $(VENV)/.installed-dev
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -e .
+	@touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]'
 	@touch $@
 
@@ -26,21 +34,21 @@ run: install
 	$(BIN)/email-connector db upgrade
 	$(BIN)/email-connector up --host $(HOST) --port $(PORT)
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: install lint
+test: install-dev lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Minutes, not seconds: run by hand; figures go into docs/benchmarks.md.
-bench: install
+bench: install-dev
 	$(BIN)/python -m bench.fetch
 	$(BIN)/python -m bench.mailbox
 
-fmt: $(VENV)/.installed
+fmt: $(VENV)/.installed-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 

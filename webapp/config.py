@@ -1,8 +1,9 @@
 """Configuration: defaults → instance/config.py → EMAILCONNECTOR_* environment → test overrides.
 
-``DATABASE_URL`` and ``REDIS_URL`` are read as they are. On the embedded defaults (neither set) the
-secret key and the encryption keys are generated once into the instance folder; otherwise they must be
-given, and the app refuses to start without them.
+The instance folder is ``EMAILCONNECTOR_INSTANCE_PATH``, else the project's own ``instance/`` (never the
+current directory). ``DATABASE_URL`` and ``REDIS_URL`` are read as they are. On the embedded defaults
+(neither set) the secret key and the encryption keys are generated once into the instance folder;
+otherwise they must be given, and the app refuses to start without them.
 """
 
 from __future__ import annotations
@@ -63,11 +64,17 @@ DEFAULTS: dict[str, Any] = {
 
 
 def default_instance_path() -> str:
+    """The instance folder: ``EMAILCONNECTOR_INSTANCE_PATH``, else the project's ``instance/``."""
     return os.environ.get("EMAILCONNECTOR_INSTANCE_PATH") or str(PROJECT_ROOT / "instance")
 
 
-def load(app: Flask, test_config: dict[str, Any] | None) -> None:
-    """Fill ``app.config`` in precedence order and derive the database and Redis settings."""
+def load(app: Flask, test_config: dict[str, Any] | None, *, create_instance: bool = True) -> None:
+    """Fill ``app.config`` in precedence order and derive the database and Redis settings.
+
+    Without ``create_instance`` nothing is created in the instance folder: key files missing there are
+    listed in ``MISSING_KEY_FILES`` and the app has no keys, and ``CREATE_INSTANCE`` tells the database
+    set-up not to create the SQLite file (the command line says what to run).
+    """
     app.config.from_mapping(DEFAULTS)
     app.config.from_pyfile("config.py", silent=True)
     for name in ("DATABASE_URL", "REDIS_URL"):
@@ -81,9 +88,13 @@ def load(app: Flask, test_config: dict[str, Any] | None) -> None:
     embedded = not app.config["DATABASE_URL"] and not app.config["REDIS_URL"]
     app.config["EMBEDDED"] = embedded
     app.config["SQLALCHEMY_DATABASE_URI"] = database_uri(app.config["DATABASE_URL"], instance)
+    # The embedded Redis serves the instance whenever REDIS_URL is not set (DATABASE_URL may be).
+    app.config["EMBEDDED_REDIS_SOCKET"] = None
     if not app.config["REDIS_URL"]:
         app.config["REDIS_URL"] = f"unix://{instance / REDIS_SOCKET}"
-    _load_keys(app, instance, embedded)
+        app.config["EMBEDDED_REDIS_SOCKET"] = str(instance / REDIS_SOCKET)
+    app.config["CREATE_INSTANCE"] = create_instance
+    _load_keys(app, instance, embedded, create_instance)
 
 
 def database_uri(url: str | None, instance: Path) -> str:
@@ -96,10 +107,11 @@ def database_uri(url: str | None, instance: Path) -> str:
     return url
 
 
-def _load_keys(app: Flask, instance: Path, embedded: bool) -> None:
+def _load_keys(app: Flask, instance: Path, embedded: bool, create: bool) -> None:
     keys = parse_keys(app.config.get("ENCRYPTION_KEYS") or "")
     secret = app.config.get("SECRET_KEY")
     app.config["ENCRYPTION_KEYS_FILE"] = None
+    app.config["MISSING_KEY_FILES"] = []
     if keys and secret:
         app.config["ENCRYPTION_KEYS"] = keys
         return
@@ -108,6 +120,13 @@ def _load_keys(app: Flask, instance: Path, embedded: bool) -> None:
             "EMAILCONNECTOR_SECRET_KEY and EMAILCONNECTOR_ENCRYPTION_KEYS must be set when "
             "DATABASE_URL or REDIS_URL is set (every web process and worker needs the same keys)."
         )
+    if not create:
+        needed = [name for name, given in ((SECRET_KEY_FILE, secret), (ENCRYPTION_KEYS_FILE, keys)) if not given]
+        missing = [str(instance / name) for name in needed if not (instance / name).exists()]
+        if missing:
+            app.config["MISSING_KEY_FILES"] = missing
+            app.config["ENCRYPTION_KEYS"] = keys
+            return
     if not secret:
         secret, _ = keyfile.read_or_create(instance / SECRET_KEY_FILE, lambda: secrets.token_hex(32))
         app.config["SECRET_KEY"] = secret

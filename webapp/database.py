@@ -49,7 +49,7 @@ def init_app(app: Flask) -> None:
     with app.app_context():
         engine = db.engine
     if engine.url.database and engine.url.database != ":memory:":
-        _private_files(Path(engine.url.database), Path(app.instance_path))
+        _private_files(Path(engine.url.database), Path(app.instance_path), app.config.get("CREATE_INSTANCE", True))
     strict = bool(app.config.get("SQLITE_STRICT_WRITES"))
     event.listen(engine, "connect", _sqlite_pragmas)
     # pysqlite opens transactions lazily by itself, which breaks SAVEPOINT; let SQLAlchemy emit BEGIN.
@@ -121,9 +121,12 @@ def _is_sqlite() -> bool:
     return db.session.get_bind().dialect.name == "sqlite"
 
 
-def _private_files(database: Path, instance: Path) -> None:
+def _private_files(database: Path, instance: Path, create: bool) -> None:
     """The database holds everything the app knows: only its owner may read it (0600; the instance folder
-    0700). SQLite creates the -wal and -shm files with the database's own permissions."""
+    0700). SQLite creates the -wal and -shm files with the database's own permissions. Without ``create``
+    (the command line, but for ``db upgrade``) a missing database is left missing."""
+    if not create and not database.exists():
+        return
     folder = database.parent
     if not folder.exists():
         folder.mkdir(mode=0o700, parents=True)

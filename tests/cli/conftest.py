@@ -7,9 +7,9 @@ from collections.abc import Callable
 import pytest
 from click.testing import CliRunner, Result
 from flask import Flask
-from flask.cli import ScriptInfo
 
 from webapp.cli import cli
+from webapp.cli.instance import Instance
 
 
 @pytest.fixture
@@ -17,6 +17,6 @@ def run(app: Flask) -> Callable[..., Result]:
     runner = CliRunner()
 
     def invoke(*args: str, stdin: str | None = None) -> Result:
-        return runner.invoke(cli, list(args), input=stdin, obj=ScriptInfo(create_app=lambda: app))
+        return runner.invoke(cli, list(args), input=stdin, obj=Instance(app))
 
     return invoke

@@ -17,6 +17,7 @@ from flask import Flask
 from tests.servers.dovecot import Dovecot
 from tests.servers.pki import Pki
 from tests.servers.smtp import SmtpServer
+from webapp.adapters import redisserver
 from webapp.services import accounts, users
 
 
@@ -218,9 +219,17 @@ def test_up_starts_redis_worker_and_web_and_stops_them(tmp_path: Path) -> None:
                 time.sleep(0.2)
             assert "Listening on fetch, send, default" in log.read_text()
             assert "one-time setup token:" in log.read_text()
+            # A command meanwhile uses up's Redis and leaves it running (issue 9: the CLI on its own).
+            socket_path = tmp_path / "instance" / "redis.sock"
+            assert redisserver.owner_of(socket_path) == (process.pid, "email-connector up")
+            due = _cli(env, "fetch-due")
+            assert due.returncode == 0 and "Traceback" not in due.stderr, due.stderr
+            assert redisserver.answers(socket_path)
+            assert redisserver.owner_of(socket_path) == (process.pid, "email-connector up")
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
     assert "stopped" in log.read_text()
+    assert not redisserver.answers(socket_path)
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)

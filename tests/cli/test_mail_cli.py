@@ -14,7 +14,7 @@ from click.testing import Result
 from tests.servers import messages as generated
 from tests.servers.dovecot import Dovecot
 from tests.servers.smtp import SmtpServer
-from webapp.services import errorlog
+from webapp.services import errorlog, fetchjobs
 
 
 def test_send_exits_0_only_when_the_server_accepted_it(
@@ -36,6 +36,11 @@ def test_send_exits_0_only_when_the_server_accepted_it(
     assert sent.stdout.startswith("sent: message ")
     (received,) = smtp.received
     assert len(received.rcpt_tos) == 4 and b'filename="data.bin"' in received.data
+    as_json = run("send", "--account", "Work", "--to", "a@b.test", "--subject", "J", "--body", "y", "--json")
+    assert as_json.exit_code == 0, as_json.output
+    row = json.loads(as_json.stdout)  # JSON only on stdout, like the other commands
+    assert set(row) == {"id", "message_id", "status"} and row["status"] == "SENT" and isinstance(row["id"], int)
+    assert "@" in row["message_id"] and not row["message_id"].startswith("<")
 
     bad = run("send", "--account", "Work", "--to", "nobody", "--subject", "x", "--body", "y")
     assert bad.exit_code == 1 and "'nobody' is not a valid email address" in bad.stderr
@@ -91,7 +96,17 @@ def test_fetch_wait_fails_at_once_without_a_live_worker(run: Callable[..., Resul
     result = run("fetch", "Work", "--wait")
     assert result.exit_code == 1 and "no worker is listening on the fetch queue" in result.stderr
     queued = run("fetch", "Work", "--json")
-    assert queued.exit_code == 0 and len(json.loads(queued.stdout)["job_id"]) > 10
+    assert queued.exit_code == 0
+    row = json.loads(queued.stdout)
+    assert len(row["job_id"]) > 10 and row["account"] == "Work" and row["state"] == "queued"
+    assert row["worker"] is False
+    # Not a bare job id: what was queued, and that it waits for a worker (issue 10, item 19).
+    again = run("fetch", "Work")
+    assert again.exit_code == 0
+    assert again.stdout.strip() == (
+        f"queued a fetch of Work (job {row['job_id']}); no worker is running: it runs once one starts "
+        "(`make run`, or `email-connector worker`)"
+    )
 
 
 def test_fetch_wait_with_a_real_worker(make_account, dovecot: Dovecot, worker, worker_env: dict[str, str]) -> None:
@@ -102,7 +117,16 @@ def test_fetch_wait_with_a_real_worker(make_account, dovecot: Dovecot, worker, w
     done = subprocess.run([str(exe), "fetch", "Work", "--wait", "--json"], env=worker_env, capture_output=True,
                           text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr + worker.log.read_text()
-    assert json.loads(done.stdout) == {"stored": 6, "skipped": 0, "quarantined": 1, "failed": 0}
+    assert json.loads(done.stdout) == {"stored": 6, "skipped": 0, "quarantined": 1, "failed": 0}  # JSON only
+
+    queued = subprocess.run([str(exe), "fetch", "Work"], env=worker_env, capture_output=True, text=True,
+                            timeout=120)  # fmt: skip
+    assert queued.returncode == 0, queued.stderr
+    assert queued.stdout.startswith("queued a fetch of Work (job ")
+    assert queued.stdout.rstrip().endswith(
+        "follow it with: email-connector fetch Work --wait, or on the account's mailbox page"
+    )
+    assert fetchjobs.wait(queued.stdout.split("(job ")[1].split(")")[0], 60).state == "finished"
 
     from dataclasses import replace
 

@@ -1,37 +1,31 @@
-"""The ``email-connector`` command: run, up, worker, db, users, accounts, keys, send, fetch, messages."""
+"""The ``email-connector`` command: run, up, worker, scheduler, db, users, accounts, keys, send, fetch, folders,
+messages, webhooks, blobs."""
 
 from __future__ import annotations
 
 import click
-from flask.cli import FlaskGroup
 
-from webapp import create_app
-
-
-def _create_app() -> object:
-    return create_app()
+from webapp.cli.instance import Cli, Migrations
 
 
-@click.group(
-    cls=FlaskGroup,
-    create_app=_create_app,
-    add_default_commands=False,
-    load_dotenv=False,
-    set_debug_flag=False,
-)
+@click.group(cls=Cli)
+@click.version_option(package_name="email-connector", prog_name="email-connector", message="%(prog)s %(version)s")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
-    """Email Connector: connect mail accounts; send, receive, template and queue email."""
+    """Email Connector: connect mail accounts; send mail, fetch what arrives, read and search it."""
     from webapp.database import checked_writes
 
     ctx.with_resource(checked_writes())
 
 
 def _register() -> None:
+    from flask_migrate.cli import db
+
     from webapp.cli import accounts, blobs, keys, mail, serve, users, webhooks
 
     for module in (serve, users, accounts, keys, mail, webhooks, blobs):
         module.register(cli)
+    cli.add_command(Migrations.of(db))
 
 
 _register()

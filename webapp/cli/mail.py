@@ -33,6 +33,7 @@ def _read_text(path: Path, what: str) -> str:
 @click.option("--body-file", type=click.Path(dir_okay=False, path_type=Path), help="Read the text body from F.")
 @click.option("--html-file", type=click.Path(dir_okay=False, path_type=Path), help="Read an HTML body from F.")
 @click.option("--attach", multiple=True, type=click.Path(dir_okay=False, path_type=Path), help="Attach FILE (repeat).")
+@click.option("--json", "as_json", is_flag=True, help="Print only JSON on stdout.")
 @with_appcontext
 def send(
     account_name: str,
@@ -44,6 +45,7 @@ def send(
     body_file: Path | None,
     html_file: Path | None,
     attach: tuple[Path, ...],
+    as_json: bool,
 ) -> None:
     """Send a message now; exit 0 only when the server accepted it."""
     if body is not None and body_file is not None:
@@ -63,7 +65,10 @@ def send(
         sent = sending.send(accounts.get(account_name), draft)
     except ConnectorError as exc:
         fail(str(exc))
-    click.echo(f"sent: message {sent.id} <{sent.message_id}>")
+    if as_json:
+        print_json({"id": sent.id, "message_id": sent.message_id, "status": sent.status})
+    else:
+        click.echo(f"sent: message {sent.id} <{sent.message_id}>")
 
 
 @click.command("fetch")
@@ -73,7 +78,7 @@ def send(
 @click.option("--json", "as_json", is_flag=True, help="Print only JSON on stdout.")
 @with_appcontext
 def fetch(name: str, wait: bool, inline: bool, as_json: bool) -> None:
-    """Fetch the account's latest N messages (queued for a worker unless --inline)."""
+    """Fetch the account's mail as its settings say (queued for a worker unless --inline)."""
     if wait and inline:
         fail("give --wait or --inline, not both")
     try:
@@ -83,17 +88,15 @@ def fetch(name: str, wait: bool, inline: bool, as_json: bool) -> None:
             summary = fetchruns.run(account, trigger=RunTrigger.COMMAND, progress=_print_progress).as_dict()
             _print_summary(summary, as_json)
             return
-        if wait and not fetchjobs.live_worker():
-            fail("no worker is listening on the fetch queue (start one: email-connector worker)")
+        worker_listens = fetchjobs.live_worker()
+        if wait and not worker_listens:
+            fail("no worker is listening on the fetch queue (start one: `make run`, or `email-connector worker`)")
         job_id = fetchjobs.enqueue(account, trigger=RunTrigger.COMMAND)
+        if not wait:
+            _print_queued(account.name, fetchjobs.status(job_id), worker_listens, as_json)
+            return
     except ConnectorError as exc:
         fail(str(exc))
-    if not wait:
-        if as_json:
-            print_json({"job_id": job_id})
-        else:
-            click.echo(job_id)
-        return
     result = fetchjobs.wait(
         job_id,
         current_app.config["FETCH_WAIT_SECONDS"],
@@ -107,6 +110,18 @@ def fetch(name: str, wait: bool, inline: bool, as_json: bool) -> None:
         fail(f"the fetch job {job_id} is still {result.state} after waiting; it goes on in the worker")
     else:
         fail(result.error or f"the fetch job ended as {result.state}")
+
+
+def _print_queued(name: str, status: fetchjobs.FetchStatus, worker_listens: bool, as_json: bool) -> None:
+    if as_json:
+        print_json({"job_id": status.job_id, "account": name, "state": status.state, "worker": worker_listens})
+        return
+    what = "a fetch of {} is already running" if status.state == "started" else "queued a fetch of {}"
+    line = f"{what.format(name)} (job {status.job_id})"
+    if worker_listens:
+        click.echo(f"{line}; follow it with: email-connector fetch {name} --wait, or on the account's mailbox page")
+    else:
+        click.echo(f"{line}; no worker is running: it runs once one starts (`make run`, or `email-connector worker`)")
 
 
 def _print_progress(progress: fetching.FetchProgress) -> None:

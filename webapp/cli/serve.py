@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import click
 from flask import Flask
@@ -16,6 +16,7 @@ from flask.cli import ScriptInfo, pass_script_info
 from webapp.adapters import redisserver
 from webapp.adapters.process import die_with_parent
 from webapp.cli.common import fail
+from webapp.cli.instance import embedded_redis, note
 from webapp.services import queues, schedule, setup
 
 
@@ -61,7 +62,7 @@ def worker(info: ScriptInfo, queue_names: tuple[str, ...], burst: bool) -> None:
 @click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", "5000")), show_default="5000 or $PORT")
 @pass_script_info
 def up(info: ScriptInfo, host: str, port: int) -> None:
-    """Start the embedded Redis, a worker and the web server; supervise them until Ctrl-C."""
+    """Start the embedded Redis (unless REDIS_URL is set), a worker, the scheduler and the web server."""
     app = info.load_app()
     exe = [sys.executable, "-m", "webapp.cli"]
     children: dict[str, list[str]] = {
@@ -69,7 +70,26 @@ def up(info: ScriptInfo, host: str, port: int) -> None:
         "scheduler": [*exe, "scheduler"],
         "web": [*exe, "run", "--host", host, "--port", str(port)],
     }
-    redis_process = _start_embedded_redis(app)
+    with contextlib.ExitStack() as stack:
+        redis = _own_embedded_redis(app, stack)
+        _supervise(app, children, redis, host, port)
+    click.echo("stopped", err=True)
+
+
+def _own_embedded_redis(app: Flask, stack: contextlib.ExitStack) -> redisserver.Lease | None:
+    """Start the embedded Redis, owned by ``up`` until it ends (None when REDIS_URL names a Redis)."""
+    embedded = embedded_redis(app)
+    if embedded is None:
+        return None
+    try:
+        return stack.enter_context(redisserver.own(*embedded, "email-connector up", note))
+    except RuntimeError as exc:
+        fail(str(exc))
+
+
+def _supervise(
+    app: Flask, children: dict[str, list[str]], redis: redisserver.Lease | None, host: str, port: int
+) -> None:
     with app.app_context():
         token = setup.issue_token()
     running = {name: _spawn(cmd) for name, cmd in children.items()}
@@ -88,9 +108,13 @@ def up(info: ScriptInfo, host: str, port: int) -> None:
     try:
         while not stopping:
             time.sleep(0.5)
-            if redis_process is not None and redis_process.poll() is not None:
+            if redis is not None and redis.process is not None and redis.process.poll() is not None:
                 click.echo("embedded Redis stopped; restarting it", err=True)
-                redis_process = _start_embedded_redis(app)
+                try:
+                    redis.restart()
+                except RuntimeError as exc:
+                    click.echo(f"error: {exc}", err=True)
+                    break
             for name, process in list(running.items()):
                 if process.poll() is None:
                     continue
@@ -111,10 +135,10 @@ def up(info: ScriptInfo, host: str, port: int) -> None:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
-        if redis_process is not None:
-            redis_process.terminate()
-            redis_process.wait(timeout=15)
-        click.echo("stopped", err=True)
+        # The embedded Redis stops when the ExitStack closes, once no other command uses it; a second
+        # Ctrl-C while up waits for those stops it at once.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @click.command("scheduler")
@@ -149,17 +173,6 @@ def _report(tick: schedule.Tick) -> None:
 
 def _spawn(command: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, preexec_fn=die_with_parent)
-
-
-def _start_embedded_redis(app: Flask) -> subprocess.Popen[bytes] | None:
-    url: str = app.config["REDIS_URL"]
-    if not app.config["EMBEDDED"] or not url.startswith("unix://"):
-        return None  # REDIS_URL names a Redis of its own
-    socket_path = Path(url[len("unix://") :])
-    try:
-        return redisserver.start(socket_path, socket_path.parent / "redis")
-    except RuntimeError as exc:
-        fail(str(exc))
 
 
 def register(cli: click.Group) -> None:
