@@ -30,6 +30,7 @@ def run(info: ScriptInfo, host: str, port: int, threads: int) -> None:
     import waitress
 
     app = info.load_app()
+    _warn_about_python()
     click.echo(f"Serving on http://{host}:{port}/", err=True)
     waitress.serve(app, host=host, port=port, threads=threads, ident="email-connector")
 
@@ -64,6 +65,7 @@ def worker(info: ScriptInfo, queue_names: tuple[str, ...], burst: bool) -> None:
 def up(info: ScriptInfo, host: str, port: int) -> None:
     """Start the embedded Redis (unless REDIS_URL is set), a worker, the scheduler and the web server."""
     app = info.load_app()
+    _warn_about_python()
     exe = [sys.executable, "-m", "webapp.cli"]
     children: dict[str, list[str]] = {
         "worker": [*exe, "worker"],
@@ -178,3 +180,15 @@ def _spawn(command: list[str]) -> subprocess.Popen[bytes]:
 def register(cli: click.Group) -> None:
     for command in (run, worker, up, scheduler, fetch_due):
         cli.add_command(command)
+
+
+def _warn_about_python() -> None:
+    """Say once, when the servers start, that this Python has CVE-2024-6923 (sending does not rely on it)."""
+    from webapp.adapters import mime
+
+    if mime.python_refolds_encoded_line_breaks():
+        click.echo(
+            "warning: this Python's email package has CVE-2024-6923 (encoded line breaks become header lines). "
+            "Email Connector refuses such headers itself, but use Python 3.11.10+ or 3.12.5+.",
+            err=True,
+        )
