@@ -10,14 +10,14 @@ from tests.servers.pki import Pki
 from tests.servers.smtp import SmtpServer
 from webapp.adapters import imap, pop3
 from webapp.adapters import smtp as smtp_adapter
-from webapp.adapters.credentials import Credentials
+from webapp.adapters.auth import PasswordAuth
 from webapp.adapters.endpoint import Endpoint, TlsPolicy
 from webapp.adapters.errors import AuthError, PermanentError, TransientError
 
 
 @pytest.fixture
-def creds(mail_user: tuple[str, str]) -> Credentials:
-    return Credentials(*mail_user)
+def creds(mail_user: tuple[str, str]) -> PasswordAuth:
+    return PasswordAuth(*mail_user)
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def _ports(dovecot: Dovecot, smtp_server: SmtpServer) -> dict[tuple[str, str], i
 @pytest.mark.parametrize("protocol", ["imap", "pop3", "smtp"])
 @pytest.mark.parametrize("security", ["none", "starttls", "tls"])
 def test_login_works_over_every_security(
-    dovecot: Dovecot, smtp: SmtpServer, creds: Credentials, trust: TlsPolicy, protocol: str, security: str
+    dovecot: Dovecot, smtp: SmtpServer, creds: PasswordAuth, trust: TlsPolicy, protocol: str, security: str
 ) -> None:
     dovecot.deliver(creds.username, b"Subject: one\r\n\r\nbody\r\n")
     port = _ports(dovecot, smtp)[(protocol, security)]
@@ -56,17 +56,17 @@ def test_login_works_over_every_security(
 
 @pytest.mark.parametrize("protocol", ["imap", "pop3", "smtp"])
 def test_wrong_password_is_an_auth_error(
-    dovecot: Dovecot, smtp: SmtpServer, creds: Credentials, trust: TlsPolicy, protocol: str
+    dovecot: Dovecot, smtp: SmtpServer, creds: PasswordAuth, trust: TlsPolicy, protocol: str
 ) -> None:
     port = _ports(dovecot, smtp)[(protocol, "tls")]
     endpoint = Endpoint(protocol, "tls", "127.0.0.1", port, timeout=5, tls=trust)
     check = {"imap": imap.check_login, "pop3": pop3.check_login, "smtp": smtp_adapter.check_login}[protocol]
     with pytest.raises(AuthError, match="authentication failed") as info:
-        check(endpoint, Credentials(creds.username, "wrong-password-123"))
+        check(endpoint, PasswordAuth(creds.username, "wrong-password-123"))
     assert "wrong-password-123" not in str(info.value)
 
 
-def test_refused_port(creds: Credentials, trust: TlsPolicy) -> None:
+def test_refused_port(creds: PasswordAuth, trust: TlsPolicy) -> None:
     from tests.servers.ports import free_port
 
     endpoint = Endpoint("imap", "tls", "127.0.0.1", free_port(), timeout=5, tls=trust)
@@ -75,7 +75,7 @@ def test_refused_port(creds: Credentials, trust: TlsPolicy) -> None:
     assert info.value.kind == "refused"
 
 
-def test_untrusted_certificate_names_the_problem(dovecot: Dovecot, creds: Credentials, pki: Pki) -> None:
+def test_untrusted_certificate_names_the_problem(dovecot: Dovecot, creds: PasswordAuth, pki: Pki) -> None:
     other = TlsPolicy(verify=True, ca_pem=pki.other_ca_pem.read_text())
     endpoint = Endpoint("imap", "tls", "127.0.0.1", dovecot.imaps_port, timeout=5, tls=other)
     with pytest.raises(PermanentError, match="certificate .* not trusted: .*unable to get local issuer") as info:
@@ -83,19 +83,19 @@ def test_untrusted_certificate_names_the_problem(dovecot: Dovecot, creds: Creden
     assert info.value.kind == "tls"
 
 
-def test_system_cas_do_not_trust_the_test_ca(smtp: SmtpServer, creds: Credentials) -> None:
+def test_system_cas_do_not_trust_the_test_ca(smtp: SmtpServer, creds: PasswordAuth) -> None:
     endpoint = Endpoint("smtp", "starttls", "127.0.0.1", smtp.port, timeout=5, tls=TlsPolicy())
     with pytest.raises(PermanentError, match="TLS") as info:
         smtp_adapter.check_login(endpoint, creds)
     assert info.value.kind == "tls"
 
 
-def test_verification_off_accepts_any_certificate(dovecot: Dovecot, creds: Credentials) -> None:
+def test_verification_off_accepts_any_certificate(dovecot: Dovecot, creds: PasswordAuth) -> None:
     endpoint = Endpoint("pop3", "tls", "127.0.0.1", dovecot.pop3s_port, timeout=5, tls=TlsPolicy(verify=False))
     assert "OK" in pop3.check_login(endpoint, creds)
 
 
-def test_timeout_when_the_server_never_answers(dovecot: Dovecot, creds: Credentials, trust: TlsPolicy) -> None:
+def test_timeout_when_the_server_never_answers(dovecot: Dovecot, creds: PasswordAuth, trust: TlsPolicy) -> None:
     proxy = FaultProxy(dovecot.imaps_port, mode="blackhole").start()
     try:
         endpoint = Endpoint("imap", "tls", "127.0.0.1", proxy.port, timeout=0.5, tls=trust)
@@ -108,7 +108,7 @@ def test_timeout_when_the_server_never_answers(dovecot: Dovecot, creds: Credenti
 
 @pytest.mark.parametrize("protocol", ["imap", "pop3", "smtp"])
 def test_connection_reset_is_transient(
-    dovecot: Dovecot, smtp: SmtpServer, creds: Credentials, trust: TlsPolicy, protocol: str
+    dovecot: Dovecot, smtp: SmtpServer, creds: PasswordAuth, trust: TlsPolicy, protocol: str
 ) -> None:
     proxy = FaultProxy(_ports(dovecot, smtp)[(protocol, "tls")], mode="reset").start()
     try:
@@ -121,20 +121,20 @@ def test_connection_reset_is_transient(
         proxy.stop()
 
 
-def test_unknown_host_is_a_dns_error(creds: Credentials) -> None:
+def test_unknown_host_is_a_dns_error(creds: PasswordAuth) -> None:
     endpoint = Endpoint("imap", "tls", "no-such-host.invalid", 993, timeout=5)
     with pytest.raises(TransientError, match="DNS: the name 'no-such-host.invalid' could not be resolved") as info:
         imap.check_login(endpoint, creds)
     assert info.value.kind == "dns"
 
 
-def test_missing_folder_is_named(dovecot: Dovecot, creds: Credentials, trust: TlsPolicy) -> None:
+def test_missing_folder_is_named(dovecot: Dovecot, creds: PasswordAuth, trust: TlsPolicy) -> None:
     endpoint = Endpoint("imap", "tls", "127.0.0.1", dovecot.imaps_port, folder="Nope", timeout=5, tls=trust)
     with pytest.raises(PermanentError, match="folder 'Nope' cannot be opened"):
         imap.check_login(endpoint, creds)
 
 
-def test_line_breaks_never_reach_the_imap_server(dovecot: Dovecot, creds: Credentials, trust: TlsPolicy) -> None:
+def test_line_breaks_never_reach_the_imap_server(dovecot: Dovecot, creds: PasswordAuth, trust: TlsPolicy) -> None:
     endpoint = Endpoint(
         "imap", "tls", "127.0.0.1", dovecot.imaps_port, folder="INBOX\r\nA1 LOGOUT", timeout=5, tls=trust
     )
@@ -158,7 +158,7 @@ def _sent_message() -> bytes:
 
 
 def test_send_delivers_the_exact_bytes(
-    dovecot: Dovecot, smtp: SmtpServer, creds: Credentials, trust: TlsPolicy, pki: Pki
+    dovecot: Dovecot, smtp: SmtpServer, creds: PasswordAuth, trust: TlsPolicy, pki: Pki
 ) -> None:
     import ssl as ssl_module
 
@@ -186,7 +186,7 @@ def test_send_delivers_the_exact_bytes(
     ],
 )
 def test_send_failures_are_transient_or_permanent(
-    smtp: SmtpServer, creds: Credentials, trust: TlsPolicy, data_reply, rcpt_reply, error
+    smtp: SmtpServer, creds: PasswordAuth, trust: TlsPolicy, data_reply, rcpt_reply, error
 ) -> None:
     smtp.fail_with, smtp.fail_rcpt_with = data_reply, rcpt_reply
     endpoint = Endpoint("smtp", "starttls", "127.0.0.1", smtp.port, timeout=5, tls=trust)
@@ -194,3 +194,24 @@ def test_send_failures_are_transient_or_permanent(
         smtp_adapter.send(endpoint, creds, "alice@example.test", ["alice@example.test"], _sent_message())
     assert (data_reply or rcpt_reply).split()[0] in str(info.value)
     assert smtp.received == []
+
+
+def test_a_send_report_names_each_recipient_accepted_or_refused(
+    smtp: SmtpServer, creds: PasswordAuth, trust: TlsPolicy
+) -> None:
+    smtp.refuse = {"gone@example.test": "550 5.1.1 No such user", "busy@example.test": "452 4.2.2 Over quota"}
+    endpoint = Endpoint("smtp", "starttls", "127.0.0.1", smtp.port, timeout=5, tls=trust)
+    recipients = ["alice@example.test", "gone@example.test", "busy@example.test"]
+    report = smtp_adapter.send(endpoint, creds, "alice@example.test", recipients, _sent_message())
+    assert report.accepted == ("alice@example.test",)
+    assert [(r.address, r.code, r.transient) for r in report.refused] == [
+        ("gone@example.test", 550, False),
+        ("busy@example.test", 452, True),
+    ]
+    assert "No such user" in report.refused[0].text
+    assert [r.rcpt_tos for r in smtp.received] == [["alice@example.test"]]
+
+    smtp.refuse = {"alice@example.test": "451 4.3.0 Later"}
+    with pytest.raises(smtp_adapter.RecipientsRefusedForNow) as refused:
+        smtp_adapter.send(endpoint, creds, "alice@example.test", ["alice@example.test"], _sent_message())
+    assert refused.value.report.refused[0].code == 451 and refused.value.report.accepted == ()

@@ -139,7 +139,7 @@ def test_keys_rotate_re_encrypts_every_secret(
     assert all(SecretBox([new_keys[0]]).decrypt(token) == "alice-mail-pw" for token in tokens)
     # Rerunning (say, after an interruption) is safe: every secret still decrypts.
     assert run("keys", "rotate").exit_code == 0
-    assert accounts.credentials(accounts.get("One")).password == "alice-mail-pw"
+    assert accounts.auth(accounts.get("One")).password == "alice-mail-pw"
     assert len(generate_key()) == 44
 
 

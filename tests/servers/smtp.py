@@ -39,6 +39,8 @@ class DeliveringHandler:
     ) -> str:
         if self.server.fail_rcpt_with:
             return self.server.fail_rcpt_with
+        if address in self.server.refuse:
+            return self.server.refuse[address]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -77,6 +79,7 @@ class SmtpServer:
     tls_port: int = field(default_factory=free_port)
     fail_with: str | None = None
     fail_rcpt_with: str | None = None
+    refuse: dict[str, str] = field(default_factory=dict)  # recipient → the reply refusing it
     smtputf8: bool = True
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -116,6 +119,7 @@ class SmtpServer:
     def reset(self) -> None:
         self.fail_with = None
         self.fail_rcpt_with = None
+        self.refuse = {}
         self.smtputf8 = True
         with self.lock:
             self.received.clear()

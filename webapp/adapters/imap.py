@@ -12,7 +12,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from webapp.adapters import imapfetch
-from webapp.adapters.credentials import Credentials
+from webapp.adapters.auth import PasswordAuth
 from webapp.adapters.endpoint import Endpoint
 from webapp.adapters.errors import AdapterError, AuthError, PermanentError
 from webapp.adapters.linebreaks import has_line_break
@@ -27,7 +27,7 @@ def check_arg(value: str) -> str:
 
 
 @contextmanager
-def session(endpoint: Endpoint, credentials: Credentials) -> Iterator[IMAPClient]:
+def session(endpoint: Endpoint, credentials: PasswordAuth) -> Iterator[IMAPClient]:
     """Yield a logged-in IMAPClient; failures are raised as adapter errors."""
     client: IMAPClient | None = None
     try:
@@ -66,7 +66,7 @@ def session(endpoint: Endpoint, credentials: Credentials) -> Iterator[IMAPClient
         _logout(client)
 
 
-def check_login(endpoint: Endpoint, credentials: Credentials) -> str:
+def check_login(endpoint: Endpoint, credentials: PasswordAuth) -> str:
     """Log in and open the folder read-only (EXAMINE); return a one-line description."""
     folder = check_arg(endpoint.folder or "INBOX")
     with session(endpoint, credentials) as client:

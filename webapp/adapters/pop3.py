@@ -6,7 +6,7 @@ import poplib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from webapp.adapters.credentials import Credentials
+from webapp.adapters.auth import PasswordAuth
 from webapp.adapters.endpoint import Endpoint
 from webapp.adapters.errors import AdapterError, AuthError, PermanentError
 from webapp.adapters.linebreaks import has_line_break
@@ -17,7 +17,7 @@ poplib._MAXLINE = 1024 * 1024  # type: ignore[attr-defined]
 
 
 @contextmanager
-def session(endpoint: Endpoint, credentials: Credentials) -> Iterator[poplib.POP3]:
+def session(endpoint: Endpoint, credentials: PasswordAuth) -> Iterator[poplib.POP3]:
     """Yield a logged-in POP3 connection; failures are raised as adapter errors."""
     client: poplib.POP3 | None = None
     try:
@@ -60,7 +60,7 @@ def session(endpoint: Endpoint, credentials: Credentials) -> Iterator[poplib.POP
             _close(client)
 
 
-def check_login(endpoint: Endpoint, credentials: Credentials) -> str:
+def check_login(endpoint: Endpoint, credentials: PasswordAuth) -> str:
     """Log in and read the mailbox size; return a one-line description."""
     with session(endpoint, credentials) as client:
         count, _size = client.stat()

@@ -7,20 +7,122 @@ headers) is sent with SMTPUTF8 when the server offers it, and refused with the a
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from webapp.adapters import addresses
-from webapp.adapters.credentials import Credentials
+from webapp.adapters.auth import Auth
 from webapp.adapters.endpoint import Endpoint
-from webapp.adapters.errors import AdapterError, AuthError, PermanentError, TransientError
+from webapp.adapters.errors import AdapterError, AuthError, ErrorKind, PermanentError, TransientError
 from webapp.adapters.linebreaks import has_line_break
 from webapp.adapters.network import tls_context, translate
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A recipient the server refused, with its reply."""
+
+    address: str
+    code: int
+    text: str
+
+    @property
+    def transient(self) -> bool:
+        return 400 <= self.code < 500
+
+
+@dataclass(frozen=True)
+class SendReport:
+    """What the server did with a message it took (after DATA): who will get it and who was refused."""
+
+    accepted: tuple[str, ...]
+    refused: tuple[Refusal, ...] = ()
+
+    def describe_refusals(self) -> str:
+        return "; ".join(f"{r.address}: {r.code} {r.text}" for r in self.refused)
+
+
+class RecipientsRefused(AdapterError):
+    """The server refused every recipient: nothing was sent. ``report`` has each reply; the class says
+    whether all were temporary refusals (4xx: retry) or not."""
+
+    kind = ErrorKind.RECIPIENTS
+
+    def __init__(self, message: str, report: SendReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class RecipientsRefusedForNow(RecipientsRefused, TransientError):
+    pass
+
+
+class RecipientsRefusedForGood(RecipientsRefused, PermanentError):
+    pass
+
+
+class SmtpSession:
+    """A connected (and, given an auth, logged-in) SMTP session: what the services need of it."""
+
+    def __init__(self, client: smtplib.SMTP, endpoint: Endpoint) -> None:
+        self._client = client
+        self.endpoint = endpoint
+
+    def noop(self) -> None:
+        self._client.noop()
+
+    def send(self, sender: str, recipients: Sequence[str], raw: bytes) -> SendReport:
+        """Send ``raw`` to exactly ``recipients`` (never read back from headers); report each recipient.
+
+        Every recipient refused raises RecipientsRefused; other failures: 4xx transient, 5xx permanent.
+        """
+        endpoint, client = self.endpoint, self._client
+        if has_line_break(sender, *recipients):
+            raise PermanentError("refused to send an address with a line break or NUL to the SMTP server")
+        try:
+            envelope_sender = addresses.envelope(sender)
+            envelope = {addresses.envelope(r): r for r in recipients}
+        except addresses.AddressError as exc:
+            raise PermanentError(f"refused to send to an unusable address: {exc}", kind="recipients") from None
+        non_ascii = [a for a in (sender, *recipients) if addresses.needs_smtputf8(a)]
+        utf8 = bool(non_ascii) or not raw.partition(b"\r\n\r\n")[0].isascii()
+        options: list[str] = []
+        if utf8:
+            if not client.has_extn("smtputf8"):
+                named = ", ".join(dict.fromkeys(non_ascii)) or "UTF-8 in the headers"
+                raise PermanentError(
+                    f"{endpoint.describe()} does not accept non-ASCII addresses (no SMTPUTF8): {named}",
+                    kind="smtputf8",
+                )
+            options.append("SMTPUTF8")
+            if client.has_extn("8bitmime"):
+                options.append("BODY=8BITMIME")
+        try:
+            refused = client.sendmail(envelope_sender, list(envelope), raw, mail_options=options)
+        except smtplib.SMTPRecipientsRefused as exc:
+            report = SendReport((), _refusals(exc.recipients, envelope))
+            refusal = RecipientsRefusedForNow if all(r.transient for r in report.refused) else RecipientsRefusedForGood
+            message = f"{endpoint.describe()} refused every recipient: {report.describe_refusals()}"
+            raise refusal(message, report) from None
+        except smtplib.SMTPResponseException as exc:
+            raise _response_error(exc, endpoint) from None
+        except smtplib.SMTPServerDisconnected as exc:
+            raise _disconnected(exc, endpoint) from None
+        except smtplib.SMTPNotSupportedError as exc:
+            raise PermanentError(f"{endpoint.describe()}: {exc}", kind="protocol") from None
+        except (UnicodeError, ValueError) as exc:
+            raise PermanentError(f"refused to send: {type(exc).__name__} in the envelope", kind="recipients") from None
+        except OSError as exc:
+            raise translate(exc, endpoint) from None
+        refusals = _refusals(refused, envelope)
+        refused_addresses = {r.address for r in refusals}
+        return SendReport(tuple(r for r in recipients if r not in refused_addresses), refusals)
+
+
 @contextmanager
-def session(endpoint: Endpoint, credentials: Credentials | None) -> Iterator[smtplib.SMTP]:
-    """Yield a connected (and, given credentials, authenticated) SMTP session."""
+def session(endpoint: Endpoint, auth: Auth | None) -> Iterator[SmtpSession]:
+    """Yield a connected (and, given ``auth``, logged-in) SMTP session; failures are adapter errors."""
     client: smtplib.SMTP | None = None
     try:
         if endpoint.security == "tls":
@@ -35,19 +137,8 @@ def session(endpoint: Endpoint, credentials: Credentials | None) -> Iterator[smt
                 raise PermanentError(f"{endpoint.describe()} does not offer STARTTLS", kind="tls")
             client.starttls(context=tls_context(endpoint.tls))
             client.ehlo()
-        if credentials is not None:
-            if has_line_break(credentials.username, credentials.password):
-                raise PermanentError("refused to send a value with a line break or NUL to the SMTP server")
-            try:
-                client.login(credentials.username, credentials.password)
-            except smtplib.SMTPAuthenticationError as exc:
-                raise AuthError(f"authentication failed at {endpoint.describe()}: {_reply(exc)}") from None
-            except smtplib.SMTPNotSupportedError:
-                raise PermanentError(
-                    f"{endpoint.describe()} does not offer AUTH on this connection "
-                    "(try STARTTLS, or authentication 'none' for a relay)",
-                    kind="auth",
-                ) from None
+        if auth is not None:
+            _login(client, endpoint, auth)
     except AdapterError:
         _close(client)
         raise
@@ -61,7 +152,7 @@ def session(endpoint: Endpoint, credentials: Credentials | None) -> Iterator[smt
         _close(client)
         raise translate(exc, endpoint) from None
     try:
-        yield client
+        yield SmtpSession(client, endpoint)
     finally:
         try:
             client.quit()
@@ -69,59 +160,37 @@ def session(endpoint: Endpoint, credentials: Credentials | None) -> Iterator[smt
             _close(client)
 
 
-def check_login(endpoint: Endpoint, credentials: Credentials | None) -> str:
-    """Connect, log in if asked, and say NOOP; return a one-line description."""
-    with session(endpoint, credentials) as client:
-        client.noop()
-    return "SMTP login OK" if credentials else "SMTP connection OK (no authentication)"
-
-
-def send(endpoint: Endpoint, credentials: Credentials | None, sender: str, recipients: list[str], raw: bytes) -> None:
-    """Send ``raw`` to exactly ``recipients`` (never read back from headers); 4xx is transient, 5xx permanent."""
-    if has_line_break(sender, *recipients):
-        raise PermanentError("refused to send an address with a line break or NUL to the SMTP server")
+def _login(client: smtplib.SMTP, endpoint: Endpoint, auth: Auth) -> None:
+    if has_line_break(auth.username, auth.password):
+        raise PermanentError("refused to send a value with a line break or NUL to the SMTP server")
     try:
-        envelope_sender = addresses.envelope(sender)
-        envelope_recipients = [addresses.envelope(r) for r in recipients]
-    except addresses.AddressError as exc:
-        raise PermanentError(f"refused to send to an unusable address: {exc}", kind="recipients") from None
-    non_ascii = [a for a in (sender, *recipients) if addresses.needs_smtputf8(a)]
-    utf8 = bool(non_ascii) or not raw.partition(b"\r\n\r\n")[0].isascii()
-    with session(endpoint, credentials) as client:
-        options: list[str] = []
-        if utf8:
-            if not client.has_extn("smtputf8"):
-                named = ", ".join(dict.fromkeys(non_ascii)) or "UTF-8 in the headers"
-                raise PermanentError(
-                    f"{endpoint.describe()} does not accept non-ASCII addresses (no SMTPUTF8): {named}",
-                    kind="smtputf8",
-                )
-            options.append("SMTPUTF8")
-            if client.has_extn("8bitmime"):
-                options.append("BODY=8BITMIME")
-        try:
-            refused = client.sendmail(envelope_sender, envelope_recipients, raw, mail_options=options)
-        except smtplib.SMTPRecipientsRefused as exc:
-            codes = {code for code, _ in exc.recipients.values()}
-            reasons = _refusals(exc.recipients)
-            error_class = TransientError if all(400 <= c < 500 for c in codes) else PermanentError
-            raise error_class(f"{endpoint.describe()} refused every recipient: {reasons}", kind="recipients") from None
-        except smtplib.SMTPResponseException as exc:
-            raise _response_error(exc, endpoint) from None
-        except smtplib.SMTPServerDisconnected as exc:
-            raise _disconnected(exc, endpoint) from None
-        except smtplib.SMTPNotSupportedError as exc:
-            raise PermanentError(f"{endpoint.describe()}: {exc}", kind="protocol") from None
-        except (UnicodeError, ValueError) as exc:
-            raise PermanentError(f"refused to send: {type(exc).__name__} in the envelope", kind="recipients") from None
-        except OSError as exc:
-            raise translate(exc, endpoint) from None
-    if refused:
-        raise PermanentError(f"{endpoint.describe()} refused some recipients: {_refusals(refused)}", kind="recipients")
+        client.login(auth.username, auth.password)
+    except smtplib.SMTPAuthenticationError as exc:
+        raise AuthError(f"authentication failed at {endpoint.describe()}: {_reply(exc)}") from None
+    except smtplib.SMTPNotSupportedError:
+        raise PermanentError(
+            f"{endpoint.describe()} does not offer AUTH on this connection "
+            "(try STARTTLS, or authentication 'none' for a relay)",
+            kind="auth",
+        ) from None
 
 
-def _refusals(refused: dict[str, tuple[int, bytes]]) -> str:
-    return "; ".join(f"{rcpt}: {code} {_text(msg)}" for rcpt, (code, msg) in refused.items())
+def check_login(endpoint: Endpoint, auth: Auth | None) -> str:
+    """Connect, log in if asked, and say NOOP; return a one-line description."""
+    with session(endpoint, auth) as smtp:
+        smtp.noop()
+    return "SMTP login OK" if auth else "SMTP connection OK (no authentication)"
+
+
+def send(endpoint: Endpoint, auth: Auth | None, sender: str, recipients: Sequence[str], raw: bytes) -> SendReport:
+    """Connect, send one message (:meth:`SmtpSession.send`) and quit."""
+    with session(endpoint, auth) as smtp:
+        return smtp.send(sender, recipients, raw)
+
+
+def _refusals(refused: dict[str, tuple[int, bytes]], envelope: dict[str, str]) -> tuple[Refusal, ...]:
+    """smtplib's refusals by envelope address, as Refusals of the recipients given (before IDNA)."""
+    return tuple(Refusal(envelope.get(rcpt, rcpt), int(code), _text(msg)) for rcpt, (code, msg) in refused.items())
 
 
 def _text(value: bytes | str) -> str:

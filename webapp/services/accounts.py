@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from webapp.adapters import addresses
-from webapp.adapters.credentials import Credentials
+from webapp.adapters.auth import PasswordAuth
 from webapp.adapters.endpoint import DEFAULT_PORTS, Endpoint, TlsPolicy
 from webapp.adapters.errors import AuthError
 from webapp.adapters.linebreaks import has_line_break
@@ -239,12 +239,12 @@ def _delete(account: EmailAccount) -> None:
     db.session.commit()
 
 
-def credentials(account: EmailAccount) -> Credentials:
+def auth(account: EmailAccount) -> PasswordAuth:
     """The login for the account's servers; AuthError when no usable password is stored."""
     if not account.password_encrypted:
         raise AuthError("the account has no password stored; an admin must set it")
     try:
-        return Credentials(account.username, secrets.decrypt(account.password_encrypted))
+        return PasswordAuth(account.username, secrets.decrypt(account.password_encrypted))
     except SecretBoxError:
         raise AuthError(
             "the account's password cannot be decrypted with the configured encryption keys; "

@@ -69,7 +69,7 @@ def _checker(account: EmailAccount, server: str) -> Callable[[], str]:
     if server not in SERVERS:
         raise ValueError(f"no server {server!r}")
     try:
-        credentials = accounts.credentials(account)
+        credentials = accounts.auth(account)
     except AdapterError as exc:
         failure = exc
 

@@ -175,7 +175,7 @@ class _Run:
 
     def imap(self) -> None:
         writable = self.account.after_fetch != "none"
-        with imap.session(accounts.incoming_endpoint(self.account), accounts.credentials(self.account)) as client:
+        with imap.session(accounts.incoming_endpoint(self.account), accounts.auth(self.account)) as client:
             for folder in self.account.fetch_folders:
                 self.progress.folder = folder
                 info = imap.open_folder(client, folder, writable=writable)
@@ -374,7 +374,7 @@ class _Run:
 
     def pop3(self) -> None:
         account = self.account
-        with pop3.session(accounts.incoming_endpoint(account), accounts.credentials(account)) as client:
+        with pop3.session(accounts.incoming_endpoint(account), accounts.auth(account)) as client:
             listing = pop3.uidls(client)
             if account.fetch_strategy == "replicate":
                 wanted = listing

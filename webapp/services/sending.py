@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, field
 
 from webapp.adapters import addresses, mime, smtp
-from webapp.adapters.errors import AdapterError
+from webapp.adapters.errors import AdapterError, ErrorKind
 from webapp.adapters.mime import HeaderError, OutgoingMessage, VerificationError
 from webapp.adapters.mime import OutgoingAttachment as OutgoingAttachment
 from webapp.database import writes
@@ -92,15 +92,12 @@ def send(account: EmailAccount, draft: Draft) -> EmailMessage:
         errorlog.record(account, "send", reason, detail=f"kind=unexpected; {detail}")
         raise Invalid(reason) from None
     try:
-        credentials = accounts.credentials(account) if account.smtp_auth == "login" else None
+        credentials = accounts.auth(account) if account.smtp_auth == "login" else None
         failpoints.hit("send_smtp")
-        smtp.send(accounts.outgoing_endpoint(account), credentials, message.sender, message.recipients, raw)
+        endpoint = accounts.outgoing_endpoint(account)
+        report = smtp.send(endpoint, credentials, message.sender, message.recipients, raw)
     except AdapterError as exc:
         reason = f"Outgoing server: {exc}"
-        partly = exc.kind == "recipients" and "refused some recipients" in str(exc)
-        if partly:
-            # The server took it for the other recipients: keep it in Sent, so nobody sends it twice.
-            _store(account, raw, message, last_error=reason)
         errorlog.record(account, "send", reason, detail=f"{errorlog.detail_of(exc)}; {detail}")
         raise ConnectionFailed(reason, exc.kind) from None
     except Exception as exc:  # never a 500: the reason goes to the Error logs
@@ -108,6 +105,12 @@ def send(account: EmailAccount, draft: Draft) -> EmailMessage:
         reason = f"Outgoing server: unexpected error ({type(exc).__name__})"
         errorlog.record(account, "send", reason, detail=f"kind=unexpected; {detail}")
         raise ConnectionFailed(reason, "unexpected") from None
+    if report.refused:
+        # The server took it for the other recipients: keep it in Sent, so nobody sends it twice.
+        reason = f"Outgoing server: {endpoint.describe()} refused some recipients: {report.describe_refusals()}"
+        _store(account, raw, message, last_error=reason)
+        errorlog.record(account, "send", reason, detail=f"kind={ErrorKind.RECIPIENTS}; {detail}")
+        raise ConnectionFailed(reason, ErrorKind.RECIPIENTS)
     return _store(account, raw, message)
 
 

@@ -15,7 +15,7 @@ __all__ = ["ServerFolder", "server_folders"]
 def server_folders(account: EmailAccount) -> list[ServerFolder]:
     """LIST the server's folders with their message counts (POP3 has only INBOX)."""
     try:
-        endpoint, creds = accounts.incoming_endpoint(account), accounts.credentials(account)
+        endpoint, creds = accounts.incoming_endpoint(account), accounts.auth(account)
         if account.incoming_protocol == "pop3":
             with pop3.session(endpoint, creds) as client:
                 count, _size = client.stat()
