@@ -121,3 +121,17 @@ def test_the_bytes_are_the_servers_exactly(client: IMAPClient, dovecot: Dovecot)
     got = imapfetch.uid_fetch(client, uids, BODY)
     on_disk = sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in dovecot.maildir("alice").glob("*/*"))
     assert sorted(hashlib.sha256(d[b"BODY[]"]).hexdigest() for d in got.values()) == on_disk
+
+
+def test_the_fast_reader_is_used_only_where_it_was_written_for() -> None:
+    """The reader reaches into imapclient's and imaplib's internals: with the pinned imapclient and this
+    Python it is used; when either changes, this test fails until the reader is checked again (and until
+    then ImapSession falls back to imapclient's own FETCH)."""
+    import sys
+
+    import imapclient
+
+    assert imapclient.__version__ in imapfetch.WRITTEN_FOR_IMAPCLIENT
+    assert sys.version_info[:2] in imapfetch.WRITTEN_FOR_PYTHON
+    assert imapfetch._internals_present()
+    assert imapfetch.USABLE

@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import imaplib
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, BinaryIO, cast
 
+import imapclient
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 from imapclient.response_parser import parse_fetch_response
 
+# The versions this reader was written and tested for (tests/adapters/test_imapfetch.py checks the
+# internals it uses): elsewhere ImapSession falls back to imapclient's own FETCH.
+WRITTEN_FOR_IMAPCLIENT = ("4.1.0",)
+WRITTEN_FOR_PYTHON = ((3, 11), (3, 12), (3, 13))
 _MAX_LINE = 1_000_000  # imaplib's own limit for one response line
 _LITERAL = re.compile(rb"\{(\d+)\}\r\n\Z")
 _FETCH = re.compile(rb"\* (\d+) FETCH (.*)\r\n\Z", re.IGNORECASE | re.DOTALL)
@@ -104,3 +110,20 @@ def _reader(imap: imaplib.IMAP4) -> BinaryIO:
 
 def _text(value: bytes) -> str:
     return value.strip().decode("utf-8", "replace")
+
+
+def _internals_present() -> bool:
+    """imaplib's and imapclient's internals this reader relies on are where it expects them."""
+    return (
+        callable(getattr(imaplib.IMAP4, "_command", None))
+        and "tagged_commands" in imaplib.IMAP4.__init__.__code__.co_names
+        and "file" in imaplib.IMAP4.open.__code__.co_names
+        and "_imap" in IMAPClient.__init__.__code__.co_names
+    )
+
+
+USABLE = (
+    imapclient.__version__ in WRITTEN_FOR_IMAPCLIENT
+    and sys.version_info[:2] in WRITTEN_FOR_PYTHON
+    and _internals_present()
+)

@@ -16,14 +16,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, TypeVar
 
-from imapclient import IMAPClient
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from webapp.adapters import blobstore, imap, memory, pop3
 from webapp.adapters.blobstore import FolderBlobStore
 from webapp.adapters.errors import AdapterError
-from webapp.adapters.imap import FetchedMessage
+from webapp.adapters.imap import FetchedMessage, ImapSession
 from webapp.database import write_transaction, writes
 from webapp.extensions import db
 from webapp.models import EmailAccount, EmailMessage, FolderState
@@ -178,7 +177,7 @@ class _Run:
         with imap.session(accounts.incoming_endpoint(self.account), accounts.auth(self.account)) as client:
             for folder in self.account.fetch_folders:
                 self.progress.folder = folder
-                info = imap.open_folder(client, folder, writable=writable)
+                info = client.open_folder(folder, writable=writable)
                 state = self._state(folder, info.uidvalidity)
                 self._apply_pending_actions(client, folder, info.uidvalidity)
                 todo = self._imap_todo(client, folder, state)
@@ -218,9 +217,9 @@ class _Run:
                     if ahead is not None:
                         ahead.cancel()
 
-    def _imap_todo(self, client: IMAPClient, folder: str, state: FolderState) -> list[int]:
+    def _imap_todo(self, client: ImapSession, folder: str, state: FolderState) -> list[int]:
         account = self.account
-        every = imap.all_uids(client)
+        every = client.all_uids()
         if account.fetch_strategy == "replicate":
             # Every message of the folder that is not stored, whatever fetched before (a latest-N fetch
             # leaves older UIDs behind the checkpoint): the stored UIDs are one indexed query.
@@ -261,15 +260,15 @@ class _Run:
         db.session.commit()
         return state
 
-    def _sizes(self, client: IMAPClient, uids: Sequence[int]) -> dict[int, int]:
+    def _sizes(self, client: ImapSession, uids: Sequence[int]) -> dict[int, int]:
         sizes: dict[int, int] = {}
         for chunk in _chunks(uids, 5000):
-            sizes.update(imap.sizes(client, chunk))
+            sizes.update(client.sizes(chunk))
         return sizes
 
     def _download(
         self,
-        client: IMAPClient,
+        client: ImapSession,
         folder: str,
         uidvalidity: int,
         uids: Sequence[int],
@@ -291,10 +290,10 @@ class _Run:
             else:
                 prepared.append(writer.submit(self._prepare, folder, uidvalidity, fetched, too_big))
 
-        prepare(imap.fetch_headers(client, list(too_big)))
+        prepare(client.fetch_headers(list(too_big)))
         # FETCH in pieces of at most FETCH_BYTES, so memory stays flat whatever the messages weigh.
         for piece in _by_size([uid for uid in uids if uid not in too_big], sizes, FETCH_BYTES):
-            prepare(imap.fetch_messages(client, piece))
+            prepare(client.fetch_messages(piece))
         for future in prepared:
             items.extend(future.result())
         self.summary.failed += len(uids) - len(items)
@@ -330,7 +329,7 @@ class _Run:
         self._database_blobs[digest] = data
         return digest
 
-    def _apply_pending_actions(self, client: IMAPClient, folder: str, uidvalidity: int) -> None:
+    def _apply_pending_actions(self, client: ImapSession, folder: str, uidvalidity: int) -> None:
         """Finish server actions that a crash interrupted (their messages are committed)."""
         if self.account.after_fetch == "none":
             return
@@ -348,7 +347,7 @@ class _Run:
             self._apply_actions(client, list(batch))
 
     @writes
-    def _apply_actions(self, client: IMAPClient, ids: Sequence[int]) -> None:
+    def _apply_actions(self, client: ImapSession, ids: Sequence[int]) -> None:
         action = self.account.after_fetch
         if action == "none" or not ids:
             return
@@ -359,11 +358,11 @@ class _Run:
         ).all()
         uids = [int(uid) for _id, uid in rows if uid is not None]
         if action == "seen":
-            imap.mark_seen(client, uids)
+            client.mark_seen(uids)
         elif action == "move":
-            imap.move(client, uids, self.account.after_fetch_folder)
+            client.move(uids, self.account.after_fetch_folder)
         elif action == "delete":
-            imap.delete(client, uids)
+            client.delete(uids)
         failpoints.hit("server_action")
         db.session.execute(
             update(EmailMessage).where(EmailMessage.id.in_([i for i, _uid in rows])).values(pending_action=None)
@@ -375,7 +374,7 @@ class _Run:
     def pop3(self) -> None:
         account = self.account
         with pop3.session(accounts.incoming_endpoint(account), accounts.auth(account)) as client:
-            listing = pop3.uidls(client)
+            listing = client.uidls()
             if account.fetch_strategy == "replicate":
                 wanted = listing
             elif account.fetch_order == "newest":
@@ -394,26 +393,26 @@ class _Run:
                 pending = _pending_uidls(account)
                 for number, uidl in listing:
                     if uidl in pending:
-                        client.dele(number)
+                        client.delete(number)
             limit = account.max_message_size
             for batch in _chunks(todo, account.batch_size):
                 self._check_cancel()
                 items = []
                 for number, uidl in batch:
-                    size = pop3.size(client, number) if limit else 0
+                    size = client.size(number) if limit else 0
                     origin = messages.Origin("INBOX", uidl=uidl)
                     if limit and size > limit:
-                        received = messages.Received(origin, pop3.headers(client, number), oversize=size,
+                        received = messages.Received(origin, client.headers(number), oversize=size,
                                                      pending_action=self.pending_action)  # fmt: skip
                     else:
-                        received = messages.Received(origin, pop3.retrieve(client, number),
+                        received = messages.Received(origin, client.retrieve(number),
                                                      pending_action=self.pending_action)  # fmt: skip
                     items.append(self._prepared(received))
                 failpoints.hit("downloaded")
                 self._store(items, None, 0, f"INBOX:{batch[0][1]}-{batch[-1][1]}")
                 if account.after_fetch == "delete":
                     for number, _uidl in batch:
-                        client.dele(number)  # takes effect at QUIT, after the commit above
+                        client.delete(number)  # takes effect at QUIT, after the commit above
                 self._advance(len(batch))
         # QUIT went through: the server has applied every DELE of this session.
         if account.after_fetch == "delete":

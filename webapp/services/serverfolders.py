@@ -15,13 +15,12 @@ __all__ = ["ServerFolder", "server_folders"]
 def server_folders(account: EmailAccount) -> list[ServerFolder]:
     """LIST the server's folders with their message counts (POP3 has only INBOX)."""
     try:
-        endpoint, creds = accounts.incoming_endpoint(account), accounts.auth(account)
+        endpoint, auth = accounts.incoming_endpoint(account), accounts.auth(account)
         if account.incoming_protocol == "pop3":
-            with pop3.session(endpoint, creds) as client:
-                count, _size = client.stat()
-            return [ServerFolder("INBOX", "", (), int(count))]
-        with imap.session(endpoint, creds) as client:
-            return imap.list_folders(client)
+            with pop3.session(endpoint, auth) as maildrop:
+                return [ServerFolder("INBOX", "", (), maildrop.stat().messages)]
+        with imap.session(endpoint, auth) as mailbox:
+            return mailbox.list_folders()
     except AdapterError as exc:
         reason = f"Incoming server: {exc}"
         errorlog.record(account, "folders", reason, detail=errorlog.detail_of(exc))
