@@ -74,9 +74,9 @@ def retrieve_email_messages(
     """Queue a fetch of the account (as its settings say) and return the RQ job id at once.
 
     Each callback is a dotted path to a Python callable, run in the worker, or the URL of one of the
-    account's webhooks. ``on_fetch`` gets each stored batch (a list of EmailMessage) inside the batch's
-    transaction, ``on_complete`` the summary (a dict), ``on_error`` the error (a str). See
-    docs/webhooks.md.
+    account's webhooks. ``on_fetch`` gets each stored batch (a list of complete EmailMessage, bodies and
+    attachments stored) in batch order, ``on_complete`` the summary (a dict), ``on_error`` the error (a
+    str). See docs/webhooks.md.
     """
     return _fetchjobs.enqueue(_account(account), on_fetch, on_complete, on_error, trigger=_RunTrigger.API)
 

@@ -62,10 +62,12 @@ def test_fetch_inline_and_messages_list_json(run: Callable[..., Result], make_ac
     make_account()
     fetched = run("fetch", "Work", "--inline", "--json")
     assert fetched.exit_code == 0, fetched.output
-    assert json.loads(fetched.stdout) == {"stored": 3, "skipped": 0, "quarantined": 0, "failed": 0}
+    summary = {"stored": 3, "skipped": 0, "quarantined": 0, "failed": 0, "total_on_server": 3}
+    assert json.loads(fetched.stdout) == summary
     assert "fetched 3/3" in fetched.stderr
     again = run("fetch", "Work", "--inline")
-    assert again.stdout.strip() == "stored 0, skipped 3, quarantined 0, failed 0"
+    assert again.stdout.strip() == "stored 0, skipped 3, quarantined 0, failed 0, total on server 3"
+    assert "of 3 on the server" not in again.stderr  # all of them: nothing to say
 
     listed = run("messages", "list", "--account", "Work", "--json")
     assert listed.exit_code == 0
@@ -117,7 +119,7 @@ def test_fetch_wait_with_a_real_worker(make_account, dovecot: Dovecot, worker, w
     done = subprocess.run([str(exe), "fetch", "Work", "--wait", "--json"], env=worker_env, capture_output=True,
                           text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr + worker.log.read_text()
-    assert json.loads(done.stdout) == {"stored": 6, "skipped": 0, "quarantined": 1, "failed": 0}  # JSON only
+    assert json.loads(done.stdout) == {"stored": 6, "skipped": 0, "quarantined": 1, "failed": 0, "total_on_server": 6}
 
     queued = subprocess.run([str(exe), "fetch", "Work"], env=worker_env, capture_output=True, text=True,
                             timeout=120)  # fmt: skip
@@ -173,4 +175,20 @@ def test_accounts_update_and_folders(run: Callable[..., Result], make_account, d
 
     assert run("accounts", "update", "Work", "--after-fetch", "none").exit_code == 0
     fetched = run("fetch", "Work", "--inline", "--json")
-    assert json.loads(fetched.stdout) == {"stored": 5, "skipped": 0, "quarantined": 0, "failed": 0}
+    assert json.loads(fetched.stdout) == {
+        "stored": 5,
+        "skipped": 0,
+        "quarantined": 0,
+        "failed": 0,
+        "total_on_server": 5,
+    }
+
+
+def test_the_summary_says_when_only_the_newest_n_were_fetched(run, make_account, dovecot: Dovecot) -> None:
+    dovecot.deliver_many("alice", generated.mix(8))
+    make_account(fetch_count=3)
+    fetched = run("fetch", "Work", "--inline")
+    assert fetched.exit_code == 0 and fetched.stdout.startswith("stored 3, ")
+    assert "fetched the newest 3 of 8 on the server" in fetched.stderr and "--count N" in fetched.stderr
+    as_json = run("fetch", "Work", "--inline", "--json")
+    assert json.loads(as_json.stdout)["total_on_server"] == 8

@@ -293,7 +293,13 @@ def test_every_command_after_db_upgrade_works_on_the_embedded_defaults(place: Pl
         if step.says:
             assert step.says in ran.stdout + ran.stderr, ran
         if step.args[:2] == ("fetch", "Work") and "--inline" in step.args:
-            assert json.loads(ran.stdout) == {"stored": 3, "skipped": 0, "quarantined": 0, "failed": 0}
+            assert json.loads(ran.stdout) == {
+                "stored": 3,
+                "skipped": 0,
+                "quarantined": 0,
+                "failed": 0,
+                "total_on_server": 3,
+            }
         if step.args[0] == "send":
             sent = json.loads(ran.stdout)
             assert isinstance(sent["id"], int) and "@" in sent["message_id"]

@@ -9,6 +9,7 @@ from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
 from webapp.cli.common import fail, print_json
+from webapp.models import EmailAccount
 from webapp.models.fetchrun import RunTrigger
 from webapp.services import accounts, failpoints, fetching, fetchjobs, fetchruns, messages, sending, serverfolders
 from webapp.services.errors import ConnectorError
@@ -86,7 +87,7 @@ def fetch(name: str, wait: bool, inline: bool, as_json: bool) -> None:
         if inline:
             failpoints.reset()
             summary = fetchruns.run(account, trigger=RunTrigger.COMMAND, progress=_print_progress).as_dict()
-            _print_summary(summary, as_json)
+            _print_summary(summary, as_json, account)
             return
         worker_listens = fetchjobs.live_worker()
         if wait and not worker_listens:
@@ -105,7 +106,7 @@ def fetch(name: str, wait: bool, inline: bool, as_json: bool) -> None:
     if result.state == "finished" and result.cancelled:
         fail(f"the fetch was cancelled; {result.summary.get('stored', 0)} message(s) were stored")
     if result.state == "finished":
-        _print_summary(result.summary, as_json)
+        _print_summary(result.summary, as_json, account)
     elif not result.finished:
         fail(f"the fetch job {job_id} is still {result.state} after waiting; it goes on in the worker")
     else:
@@ -128,12 +129,19 @@ def _print_progress(progress: fetching.FetchProgress) -> None:
     click.echo(f"fetched {progress.done}/{progress.total} ({progress.rate:.0f} msg/s)", err=True)
 
 
-def _print_summary(summary: dict[str, int], as_json: bool) -> None:
-    keys = ("stored", "skipped", "quarantined", "failed")
+def _print_summary(summary: dict[str, int], as_json: bool, account: EmailAccount) -> None:
+    keys = ("stored", "skipped", "quarantined", "failed", "total_on_server")
     if as_json:
         print_json({key: summary.get(key, 0) for key in keys})
-    else:
-        click.echo(", ".join(f"{key} {summary.get(key, 0)}" for key in keys))
+        return
+    click.echo(", ".join(f"{key.replace('_', ' ')} {summary.get(key, 0)}" for key in keys))
+    on_server, looked_at = summary.get("total_on_server", 0), summary.get("total", 0)
+    if account.fetch_strategy == "latest" and on_server > looked_at:
+        click.echo(
+            f"fetched the {account.fetch_order} {looked_at} of {on_server} on the server — change this with "
+            f"`email-connector accounts update {account.name} --count N` or `--strategy replicate`",
+            err=True,
+        )
 
 
 @click.command("folders")

@@ -5,11 +5,13 @@ signed with the webhook's secret). Every delivery has a stable id — the accoun
 event — and is recorded once in the ``delivery`` table (a unique key), so it is delivered at least
 once and recorded exactly once:
 
-- a dotted-path ``on_fetch`` runs *inside* the batch's transaction, under a savepoint: what it writes
-  with the session commits together with the messages it saw, or not at all; if it raises, its
-  changes are undone, the messages are kept, and the delivery is retried later outside the batch;
-- webhooks are written as pending deliveries in the batch's transaction (an outbox) and POSTed after
-  the commit; failures are retried with backoff and logged.
+- a batch's ``fetch`` event is recorded *held* in the batch's transaction (an outbox), and released once
+  the batch's bodies and attachments are stored (:func:`release_held`), in batch order, with complete
+  messages;
+- a dotted-path ``on_fetch`` then runs inside the transaction that records it as delivered, under a
+  savepoint: what it writes commits together with "delivered", or not at all; if it raises, its changes
+  are undone and it is retried later;
+- webhooks become pending and are POSTed after that commit; failures are retried with backoff and logged.
 
 An admin may also send a webhook a ``test`` event, or redeliver a delivery: one attempt at once, recorded
 as a delivery of its own, never retried. Every error text written here shows a webhook URL as scheme and
