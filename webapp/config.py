@@ -47,7 +47,6 @@ DEFAULTS: dict[str, Any] = {
     "PROXY_FIX_X_PREFIX": 0,
     "LOGIN_MAX_FAILURES": 5,
     "LOGIN_LOCKOUT_SECONDS": 900,
-    "DEFAULT_TIMEOUT": 30,
     # Where message and attachment bytes live: "folder" (instance/blobs) or "database".
     "BLOB_STORE": "folder",
     # Blobs no message names any more are removed once unused this long (a fetch stores bytes shortly

@@ -12,6 +12,15 @@ from flask.cli import AppGroup
 from webapp.adapters.endpoint import EndpointError, format_url, parse_url
 from webapp.cli.common import fail, print_json, read_secret_line
 from webapp.models import EmailAccount
+from webapp.models.account import (
+    DEFAULT_FETCH_COUNT,
+    DEFAULT_TIMEOUT,
+    MAX_BATCH_SIZE,
+    MAX_FETCH_COUNT,
+    MAX_FETCH_EVERY_MINUTES,
+    MAX_MESSAGE_SIZE,
+    MAX_TIMEOUT,
+)
 from webapp.services import accounts, connection
 from webapp.services.accounts import AccountSettings
 from webapp.services.errors import ConnectorError
@@ -30,7 +39,7 @@ def describe(account: EmailAccount) -> dict[str, object]:
             account.incoming_security,
             account.incoming_host,
             account.incoming_port,
-            account.folder if account.incoming_protocol == "imap" else "",
+            account.main_folder if account.incoming_protocol == "imap" else "",
         ),
         "outgoing": format_url("smtp", account.outgoing_security, account.outgoing_host, account.outgoing_port),
         "smtp_auth": account.smtp_auth,
@@ -68,8 +77,16 @@ def describe(account: EmailAccount) -> dict[str, object]:
     help="CA certificate (PEM) to trust.",
 )
 @click.option("--tls-verify", type=click.Choice(["on", "off"]), default="on", show_default=True)
-@click.option("--timeout", type=click.IntRange(1, 600), default=30, show_default=True, help="Seconds.")
-@click.option("--count", type=click.IntRange(1, 100_000), default=50, show_default=True, help="Emails to retrieve.")
+@click.option(
+    "--timeout", type=click.IntRange(1, MAX_TIMEOUT), default=DEFAULT_TIMEOUT, show_default=True, help="Seconds."
+)
+@click.option(
+    "--count",
+    type=click.IntRange(1, MAX_FETCH_COUNT),
+    default=DEFAULT_FETCH_COUNT,
+    show_default=True,
+    help="Emails to retrieve.",
+)
 def add(
     name: str,
     address: str,
@@ -126,10 +143,14 @@ def add(
 @click.option("--strategy", type=click.Choice(["latest", "replicate"]), help="Latest N, or every message.")
 @click.option("--order", type=click.Choice(["newest", "oldest"]), help="Latest N: the newest or the oldest.")
 @click.option("--count", type=click.IntRange(1, 100_000), help="N for --strategy latest.")
-@click.option("--batch-size", type=click.IntRange(1, accounts.MAX_BATCH_SIZE), help="Messages per batch.")
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), help="Messages per batch.")
 @click.option("--folder", "folders", multiple=True, help="IMAP folder to fetch (repeat; replaces the list).")
-@click.option("--max-size", type=click.IntRange(min=0), metavar="BYTES", help="Bigger: headers only. 0: no limit.")
-@click.option("--every", type=click.IntRange(0, 7 * 24 * 60), metavar="MINUTES", help="Fetch periodically; 0: off.")
+@click.option(
+    "--max-size", type=click.IntRange(0, MAX_MESSAGE_SIZE), metavar="BYTES", help="Bigger: headers only. 0: no limit."
+)
+@click.option(
+    "--every", type=click.IntRange(0, MAX_FETCH_EVERY_MINUTES), metavar="MINUTES", help="Fetch periodically; 0: off."
+)
 @click.option("--after-fetch", metavar="none|seen|move:FOLDER|delete", help="What to do on the server afterwards.")
 def update(
     name: str,

@@ -21,6 +21,14 @@ FETCH_STRATEGIES = ("latest", "replicate")
 FETCH_ORDERS = ("newest", "oldest")
 AFTER_FETCH = ("none", "seen", "move", "delete")
 
+# An account's defaults and limits, written once: the model, the services, the form and the CLI use these.
+DEFAULT_TIMEOUT, MAX_TIMEOUT = 30, 600  # seconds
+DEFAULT_FETCH_COUNT, MAX_FETCH_COUNT = 50, 100_000
+DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE = 100, 5000
+DEFAULT_MAX_MESSAGE_SIZE = 50 * 1024 * 1024  # bytes; bigger messages keep their headers only
+MAX_MESSAGE_SIZE = 2**31 - 1  # the column's range; 0 means no limit
+MAX_FETCH_EVERY_MINUTES = 7 * 24 * 60
+
 
 class EmailAccount(Base):
     __tablename__ = "email_account"
@@ -46,18 +54,18 @@ class EmailAccount(Base):
     outgoing_security: Mapped[str] = mapped_column(String(10), default="starttls")
     smtp_auth: Mapped[str] = mapped_column(String(8), default="login")
 
-    timeout: Mapped[int] = mapped_column(default=30)
+    timeout: Mapped[int] = mapped_column(default=DEFAULT_TIMEOUT)
     tls_verify: Mapped[str] = mapped_column(String(8), default="system")
     ca_cert_pem: Mapped[str | None] = mapped_column(Text)
-    fetch_count: Mapped[int] = mapped_column(default=50)
+    fetch_count: Mapped[int] = mapped_column(default=DEFAULT_FETCH_COUNT)
     # "latest": the N newest (or oldest) messages; "replicate": every message of each folder, in batches.
     fetch_strategy: Mapped[str] = mapped_column(String(10), default="latest")
     fetch_order: Mapped[str] = mapped_column(String(6), default="newest")
-    batch_size: Mapped[int] = mapped_column(default=100)
+    batch_size: Mapped[int] = mapped_column(default=DEFAULT_BATCH_SIZE)
     # The IMAP folders to fetch; ``folder`` is the first of them (POP3 has only INBOX).
     folders: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["INBOX"])
     # Bigger messages are kept with their headers only, marked, never dropped. 0: no limit.
-    max_message_size: Mapped[int] = mapped_column(default=50 * 1024 * 1024)
+    max_message_size: Mapped[int] = mapped_column(default=DEFAULT_MAX_MESSAGE_SIZE)
     fetch_every_minutes: Mapped[int] = mapped_column(default=0)
     # What to do on the server after a message is stored: none | seen | move | delete (opt-in).
     after_fetch: Mapped[str] = mapped_column(String(6), default="none")
@@ -76,6 +84,11 @@ class EmailAccount(Base):
     @staticmethod
     def key_for(name: str) -> str:
         return name.strip().casefold()
+
+    @property
+    def main_folder(self) -> str:
+        """The folder shown first and checked by Test connection: the first IMAP folder, INBOX for POP3."""
+        return self.folder if self.incoming_protocol == "imap" else "INBOX"
 
     @property
     def fetch_folders(self) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
@@ -12,9 +13,16 @@ from webapp.models.base import Base, UTCDateTime, utcnow
 
 EVENTS = ("fetch", "complete", "error")  # what a webhook subscribes to
 TEST = "test"  # sent on demand from the account page or `webhooks test`
-PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
-# A batch's fetch event waits until the batch's bodies and attachments are stored (then it is pending).
-HELD = "held"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  # to be (re)tried at next_attempt_at
+    DELIVERED = "delivered"
+    FAILED = "failed"  # given up: the Error logs say why
+    HELD = "held"  # a batch's fetch event, until the batch's bodies and attachments are stored
+
+
+PENDING, DELIVERED, FAILED, HELD = DeliveryStatus  # the names the callbacks and pages use
 
 
 class Webhook(Base):

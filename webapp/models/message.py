@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
@@ -10,11 +11,25 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.models.base import Base, UTCDateTime, utcnow
 
-# Status of a message: RECEIVED for fetched mail; the rest is the life of outgoing mail.
-RECEIVED, DRAFT, QUEUED, SENDING, SENT, FAILED = "RECEIVED", "DRAFT", "QUEUED", "SENDING", "SENT", "FAILED"
-STATUSES = (RECEIVED, DRAFT, QUEUED, SENDING, SENT, FAILED)
+
+class MessageStatus(StrEnum):
+    """RECEIVED for fetched mail; the rest is the life of outgoing mail (Mendix names)."""
+
+    RECEIVED = "RECEIVED"
+    DRAFT = "DRAFT"
+    QUEUED = "QUEUED"
+    SENDING = "SENDING"
+    SENT = "SENT"
+    FAILED = "FAILED"
+
+
+class BodyState(StrEnum):
+    PARSED = "parsed"
+    PENDING = "pending"  # headers stored, bodies not parsed yet
+    OVERSIZE = "oversize"  # over the size limit: only the headers were kept
+
+
 SENT_FOLDER = "Sent"
-PARSED, PENDING, OVERSIZE = "parsed", "pending", "oversize"
 
 
 class EmailMessage(Base):
@@ -33,7 +48,7 @@ class EmailMessage(Base):
     uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
     uid: Mapped[int | None] = mapped_column(BigInteger)
     uidl: Mapped[str | None] = mapped_column(String(255))
-    status: Mapped[str] = mapped_column(String(10), default=RECEIVED)
+    status: Mapped[str] = mapped_column(String(10), default=MessageStatus.RECEIVED)
 
     message_id: Mapped[str | None] = mapped_column(Text)
     subject: Mapped[str] = mapped_column(Text, default="")
@@ -60,7 +75,7 @@ class EmailMessage(Base):
     parse_error: Mapped[str | None] = mapped_column(Text)
     defects: Mapped[str] = mapped_column(Text, default="")
     # "parsed"; "pending" (headers stored, bodies not parsed yet); "oversize" (only the headers were kept).
-    body_state: Mapped[str] = mapped_column(String(8), default=PARSED, index=True)
+    body_state: Mapped[str] = mapped_column(String(8), default=BodyState.PARSED, index=True)
     # An after-fetch action (seen, move, delete) still to be applied on the server after the commit.
     pending_action: Mapped[str | None] = mapped_column(String(6))
 

@@ -18,9 +18,18 @@ from webapp.extensions import db
 from webapp.models import EmailAccount
 from webapp.models.account import (
     AFTER_FETCH,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_FETCH_COUNT,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_TIMEOUT,
     FETCH_ORDERS,
     FETCH_STRATEGIES,
     INCOMING_PROTOCOLS,
+    MAX_BATCH_SIZE,
+    MAX_FETCH_COUNT,
+    MAX_FETCH_EVERY_MINUTES,
+    MAX_MESSAGE_SIZE,
+    MAX_TIMEOUT,
     SECURITIES,
     SMTP_AUTH_MODES,
     TLS_VERIFY_MODES,
@@ -28,8 +37,6 @@ from webapp.models.account import (
 from webapp.models.base import MAX_ID
 from webapp.services import blobs, secrets
 from webapp.services.errors import Conflict, Invalid, NotFound
-
-MAX_TIMEOUT = 600
 
 
 @dataclass
@@ -50,16 +57,16 @@ class AccountSettings:
     display_name: str = ""
     folder: str = "INBOX"
     smtp_auth: str = "login"
-    timeout: int = 30
+    timeout: int = DEFAULT_TIMEOUT
     tls_verify: str = "system"
     ca_cert_pem: str | None = None
-    fetch_count: int = 50
+    fetch_count: int = DEFAULT_FETCH_COUNT
     sanitize_html: bool = True
     fetch_strategy: str = "latest"
     fetch_order: str = "newest"
-    batch_size: int = 100
+    batch_size: int = DEFAULT_BATCH_SIZE
     folders: list[str] = field(default_factory=list)  # empty: [folder]
-    max_message_size: int = 50 * 1024 * 1024
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     fetch_every_minutes: int = 0
     after_fetch: str = "none"
     after_fetch_folder: str = ""
@@ -112,15 +119,11 @@ def validate(settings: AccountSettings) -> None:
         raise Invalid("CA certificate: paste a PEM certificate (-----BEGIN CERTIFICATE-----)")
     if not 1 <= settings.timeout <= MAX_TIMEOUT:
         raise Invalid(f"timeout: 1 to {MAX_TIMEOUT} seconds")
-    if not 1 <= settings.fetch_count <= 100_000:
-        raise Invalid("number of emails to retrieve: 1 to 100000")
+    if not 1 <= settings.fetch_count <= MAX_FETCH_COUNT:
+        raise Invalid(f"number of emails to retrieve: 1 to {MAX_FETCH_COUNT}")
     if settings.incoming_protocol == "imap" and not settings.folder.strip():
         raise Invalid("folder: required for IMAP")
     _validate_fetching(settings)
-
-
-MAX_BATCH_SIZE = 5000
-MAX_MESSAGE_SIZE = 2**31 - 1  # the column's range; 0 means no limit
 
 
 def _validate_fetching(settings: AccountSettings) -> None:
@@ -135,8 +138,8 @@ def _validate_fetching(settings: AccountSettings) -> None:
             raise Invalid(f"folders: {name!r} is not a folder name (1 to 255 characters, no line breaks)")
     if not 0 <= settings.max_message_size <= MAX_MESSAGE_SIZE:
         raise Invalid(f"maximum message size: 0 (no limit) to {MAX_MESSAGE_SIZE} bytes")
-    if not 0 <= settings.fetch_every_minutes <= 7 * 24 * 60:
-        raise Invalid("fetch every: 0 (never) to 10080 minutes")
+    if not 0 <= settings.fetch_every_minutes <= MAX_FETCH_EVERY_MINUTES:
+        raise Invalid(f"fetch every: 0 (never) to {MAX_FETCH_EVERY_MINUTES} minutes")
     if settings.after_fetch not in AFTER_FETCH:
         raise Invalid("after fetch: none, seen, move:FOLDER or delete")
     if settings.after_fetch == "move":
@@ -265,7 +268,7 @@ def incoming_endpoint(account: EmailAccount) -> Endpoint:
         security=account.incoming_security,
         host=account.incoming_host,
         port=account.incoming_port,
-        folder=account.folder if account.incoming_protocol == "imap" else "",
+        folder=account.main_folder if account.incoming_protocol == "imap" else "",
         timeout=float(account.timeout),
         tls=tls_policy(account),
     )

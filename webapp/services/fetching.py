@@ -26,7 +26,7 @@ from webapp.adapters.imap import FetchedMessage, ImapSession
 from webapp.database import write_transaction, writes
 from webapp.extensions import db
 from webapp.models import EmailAccount, EmailMessage, FolderState
-from webapp.models.message import OVERSIZE
+from webapp.models.message import BodyState
 from webapp.services import accounts, blobs, errorlog, failpoints, fetchlock, messages
 from webapp.services.errors import ConnectionFailed, ConnectorError
 
@@ -100,7 +100,7 @@ class _Item:
 
     @property
     def oversize(self) -> bool:
-        return self.row["body_state"] == OVERSIZE
+        return self.row["body_state"] == BodyState.OVERSIZE
 
 
 class _NoListener:

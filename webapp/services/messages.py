@@ -16,7 +16,7 @@ from webapp.database import writes
 from webapp.extensions import db
 from webapp.models import Attachment, EmailAccount, EmailMessage
 from webapp.models.base import MAX_ID, utcnow
-from webapp.models.message import OVERSIZE, PARSED, PENDING, RECEIVED
+from webapp.models.message import BodyState, MessageStatus
 from webapp.services import blobs, parsing, search
 from webapp.services.errors import NotFound
 
@@ -38,7 +38,7 @@ def add(
     origin: Origin,
     raw: bytes,
     *,
-    status: str = RECEIVED,
+    status: str = MessageStatus.RECEIVED,
     seen: bool = False,
     bcc: tuple[str, ...] = (),
 ) -> EmailMessage:
@@ -59,7 +59,7 @@ def add(
         size=len(raw),
         received_at=now,
         seen=seen,
-        body_state=PARSED,
+        body_state=BodyState.PARSED,
     )
     _fill(message, parsed)
     _attach(message, parsed)
@@ -95,19 +95,19 @@ def prepare_received(item: Received, max_size: int, put: Callable[[bytes], str])
         "uidvalidity": item.origin.uidvalidity,
         "uid": item.origin.uid,
         "uidl": item.origin.uidl,
-        "status": RECEIVED,
+        "status": MessageStatus.RECEIVED,
         "raw_sha256": put(item.raw),
         "size": item.oversize or len(item.raw),
         "sort_at": headers.date or item.arrived_at,
         "seen": item.seen,
         "flags": " ".join(item.flags),
-        "body_state": PENDING,
+        "body_state": BodyState.PENDING,
         "pending_action": item.pending_action,
         "parse_error": None,
         **_header_values(headers),
     }
     if item.oversize is not None:
-        row["body_state"] = OVERSIZE
+        row["body_state"] = BodyState.OVERSIZE
         row["parse_error"] = f"over the size limit: {item.oversize} bytes > {max_size}; only the headers were kept"
     return row
 
@@ -137,8 +137,8 @@ def insert_received(account: EmailAccount, rows: Sequence[dict[str, Any]]) -> li
         db.session.execute(statement, [{**row, "id": i} for row, i in zip(values, ids, strict=True)])
     else:
         ids = sorted(int(i) for i in db.session.scalars(statement.returning(EmailMessage.id), values))
-    if any(row["body_state"] == OVERSIZE for row in values):
-        oversized = select(EmailMessage).where(EmailMessage.id.in_(ids), EmailMessage.body_state == OVERSIZE)
+    if any(row["body_state"] == BodyState.OVERSIZE for row in values):
+        oversized = select(EmailMessage).where(EmailMessage.id.in_(ids), EmailMessage.body_state == BodyState.OVERSIZE)
         search.index(list(db.session.scalars(oversized)))
     return ids
 
@@ -166,19 +166,19 @@ def _attach(message: EmailMessage, parsed: ParsedMessage) -> None:
 @writes
 def complete(message: EmailMessage) -> None:
     """Parse one pending message's bodies and parts now (the caller commits)."""
-    if message.body_state != PENDING:
+    if message.body_state != BodyState.PENDING:
         return
     parsed = parser.parse(raw_bytes(message))
     _fill(message, parsed)
     _attach(message, parsed)
-    message.body_state = PARSED
+    message.body_state = BodyState.PARSED
     search.index([message])
 
 
 @writes
 def ensure_parsed(message: EmailMessage) -> EmailMessage:
     """Parse now if the fetch has not got to it yet (the message page asks for it)."""
-    if message.body_state == PENDING:
+    if message.body_state == BodyState.PENDING:
         complete(message)
         db.session.commit()
     return message
@@ -199,7 +199,7 @@ def complete_pending(account: EmailAccount, chunk: int = 200) -> tuple[int, int]
                 select(EmailMessage.id, EmailMessage.raw_sha256)
                 .where(
                     EmailMessage.account_id == account.id,
-                    EmailMessage.body_state == PENDING,
+                    EmailMessage.body_state == BodyState.PENDING,
                     EmailMessage.id > last_id,
                 )
                 .order_by(EmailMessage.id)
@@ -234,7 +234,7 @@ def write_parsed(pairs: Sequence[tuple[int, ParsedMessage]]) -> int:
     if not pairs:
         return 0
     query = select(EmailMessage.id, EmailMessage.subject, EmailMessage.from_name, EmailMessage.from_address).where(
-        EmailMessage.id.in_([i for i, _parsed in pairs]), EmailMessage.body_state == PENDING
+        EmailMessage.id.in_([i for i, _parsed in pairs]), EmailMessage.body_state == BodyState.PENDING
     )
     if db.session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update()  # a page view may be parsing one of them right now (ensure_parsed)
@@ -262,7 +262,7 @@ def write_parsed(pairs: Sequence[tuple[int, ParsedMessage]]) -> int:
                 "parse_error": parsed.error,
                 "defects": "; ".join(parsed.defects)[:2000],
                 "has_attachments": any(not row["inline"] for row in rows),
-                "body_state": PARSED,
+                "body_state": BodyState.PARSED,
             }
         )
         documents.append(search.document(message_id, subject, sender, parsed.text, parsed.html))
@@ -392,7 +392,7 @@ _FOLDERS = text(
 def folders(account: EmailAccount) -> list[str]:
     """The folders that hold stored messages (the account's own folder first, even when empty)."""
     names = {str(name) for name in db.session.scalars(_FOLDERS, {"account": account.id})}
-    first = account.folder if account.incoming_protocol == "imap" else "INBOX"
+    first = account.main_folder
     names.add(first)
     return sorted(names, key=lambda name: (name != first, name.casefold()))
 
@@ -437,7 +437,9 @@ def complete_batch(ids: Sequence[int]) -> list[EmailMessage] | None:
     (a ``fetch`` event waits for complete messages). Messages removed meanwhile are left out."""
     if not ids:
         return []
-    waiting = select(EmailMessage.id).where(EmailMessage.id.in_(list(ids)), EmailMessage.body_state == PENDING)
+    waiting = select(EmailMessage.id).where(
+        EmailMessage.id.in_(list(ids)), EmailMessage.body_state == BodyState.PENDING
+    )
     if db.session.scalar(waiting.limit(1)) is not None:
         return None
     query = select(EmailMessage).where(EmailMessage.id.in_(list(ids))).order_by(EmailMessage.id)

@@ -13,7 +13,7 @@ from webapp.database import writes
 from webapp.extensions import db
 from webapp.models import EmailAccount, EmailMessage
 from webapp.models.base import utcnow
-from webapp.models.message import SENT, SENT_FOLDER
+from webapp.models.message import SENT_FOLDER, MessageStatus
 from webapp.services import accounts, errorlog, failpoints, messages
 from webapp.services.errors import ConnectionFailed, Invalid
 
@@ -117,7 +117,7 @@ def send(account: EmailAccount, draft: Draft) -> EmailMessage:
 @writes
 def _store(account: EmailAccount, raw: bytes, message: OutgoingMessage, last_error: str | None = None) -> EmailMessage:
     bcc = tuple(m.address if isinstance(m, addresses.Mailbox) else m for m in message.bcc)
-    stored = messages.add(account, messages.Origin(SENT_FOLDER), raw, status=SENT, seen=True, bcc=bcc)
+    stored = messages.add(account, messages.Origin(SENT_FOLDER), raw, status=MessageStatus.SENT, seen=True, bcc=bcc)
     stored.sent_at = utcnow()
     stored.attempts = 1
     stored.last_error = last_error

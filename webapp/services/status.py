@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from webapp.extensions import db
 from webapp.models import EmailAccount, EmailMessage, FetchRun
 from webapp.models.fetchrun import RunStatus
-from webapp.models.message import RECEIVED
+from webapp.models.message import MessageStatus
 from webapp.services import fetchjobs, schedule
 
 
@@ -42,7 +42,11 @@ def of_accounts(accounts: Sequence[EmailAccount]) -> dict[int, AccountStatus]:
     unread = dict(
         db.session.execute(
             select(EmailMessage.account_id, func.count(EmailMessage.id))
-            .where(EmailMessage.account_id.in_(ids), EmailMessage.seen.is_(False), EmailMessage.status == RECEIVED)
+            .where(
+                EmailMessage.account_id.in_(ids),
+                EmailMessage.seen.is_(False),
+                EmailMessage.status == MessageStatus.RECEIVED,
+            )
             .group_by(EmailMessage.account_id)
         ).all()
     )

@@ -10,7 +10,17 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from webapp.services.accounts import MAX_MESSAGE_SIZE
+from webapp.models.account import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_FETCH_COUNT,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_TIMEOUT,
+    MAX_BATCH_SIZE,
+    MAX_FETCH_COUNT,
+    MAX_FETCH_EVERY_MINUTES,
+    MAX_MESSAGE_SIZE,
+    MAX_TIMEOUT,
+)
 
 SECURITY_CHOICES = [
     SelectChoice("tls", "TLS (implicit)"),
@@ -39,7 +49,7 @@ class AccountForm(FlaskForm):
         "SMTP authentication",
         choices=[SelectChoice("login", "Same login as incoming"), SelectChoice("none", "None (local relay)")],
     )
-    timeout = IntegerField("Timeout (seconds)", default=30, validators=[NumberRange(1, 600)])
+    timeout = IntegerField("Timeout (seconds)", default=DEFAULT_TIMEOUT, validators=[NumberRange(1, MAX_TIMEOUT)])
     tls_verify = SelectField(
         "TLS certificate verification",
         choices=[
@@ -49,7 +59,9 @@ class AccountForm(FlaskForm):
         ],
     )
     ca_cert_pem = TextAreaField("Custom CA certificate (PEM)", validators=[Optional()])
-    fetch_count = IntegerField("Number of emails to retrieve", default=50, validators=[NumberRange(1, 100000)])
+    fetch_count = IntegerField(
+        "Number of emails to retrieve", default=DEFAULT_FETCH_COUNT, validators=[NumberRange(1, MAX_FETCH_COUNT)]
+    )
     sanitize_html = BooleanField("Sanitize email to prevent XSS attacks", default=True)
     fetch_strategy = SelectField(
         "Fetch strategy",
@@ -64,15 +76,17 @@ class AccountForm(FlaskForm):
         choices=[SelectChoice("newest", "The newest"), SelectChoice("oldest", "The oldest")],
         default="newest",
     )
-    batch_size = IntegerField("Email batch size", default=100, validators=[NumberRange(1, 5000)])
+    batch_size = IntegerField(
+        "Email batch size", default=DEFAULT_BATCH_SIZE, validators=[NumberRange(1, MAX_BATCH_SIZE)]
+    )
     folders = TextAreaField("Folders (IMAP, one per line)", validators=[Optional()])
     max_message_size = IntegerField(
         "Maximum message size (bytes, 0: no limit)",
-        default=50 * 1024 * 1024,
+        default=DEFAULT_MAX_MESSAGE_SIZE,
         validators=[NumberRange(0, MAX_MESSAGE_SIZE)],
     )
     fetch_every_minutes = IntegerField(
-        "Fetch every N minutes (0: never)", default=0, validators=[NumberRange(0, 10080)]
+        "Fetch every N minutes (0: never)", default=0, validators=[NumberRange(0, MAX_FETCH_EVERY_MINUTES)]
     )
     after_fetch = SelectField(
         "After fetching",

@@ -9,6 +9,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
 from webapp.models import Delivery, EmailAccount, Webhook
+from webapp.models.account import DEFAULT_BATCH_SIZE, DEFAULT_FETCH_COUNT, DEFAULT_TIMEOUT
 from webapp.models.delivery import DELIVERED
 from webapp.services import accounts, callbacks, connection, errorlog, fetchruns, serverfolders, status
 from webapp.services.accounts import AccountSettings
@@ -39,14 +40,14 @@ def _settings(form: AccountForm) -> AccountSettings:
         outgoing_port=port(form.outgoing_port.data, "smtp", form.outgoing_security.data),
         outgoing_security=form.outgoing_security.data,
         smtp_auth=form.smtp_auth.data,
-        timeout=form.timeout.data or 30,
+        timeout=form.timeout.data or DEFAULT_TIMEOUT,
         tls_verify=form.tls_verify.data,
         ca_cert_pem=form.ca_cert_pem.data or None,
-        fetch_count=form.fetch_count.data or 50,
+        fetch_count=form.fetch_count.data or DEFAULT_FETCH_COUNT,
         sanitize_html=bool(form.sanitize_html.data),
         fetch_strategy=form.fetch_strategy.data,
         fetch_order=form.fetch_order.data,
-        batch_size=form.batch_size.data or 100,
+        batch_size=form.batch_size.data or DEFAULT_BATCH_SIZE,
         folders=_folders(form),
         max_message_size=form.max_message_size.data or 0,
         fetch_every_minutes=form.fetch_every_minutes.data or 0,

@@ -57,7 +57,7 @@ def _page(account: EmailAccount, state: ListState, **extra: Any) -> dict[str, An
 
 
 def _default_folder(account: EmailAccount) -> str:
-    return account.folder if account.incoming_protocol == "imap" else "INBOX"
+    return account.main_folder
 
 
 @bp.route("/<int:account_id>/mailbox")
