@@ -16,7 +16,9 @@ from flask import Flask
 
 from tests.servers import messages as generated
 from tests.servers.dovecot import Dovecot
-from webapp.models import EmailAccount, EmailMessage, User
+from webapp.database import write_transaction
+from webapp.extensions import db
+from webapp.models import EmailAccount, EmailMessage, FetchRun, User
 from webapp.services import callbacks, errorlog, fetching, fetchjobs, messages, users
 
 LONG = 5000  # characters of the long subject and sender, without a space
@@ -98,7 +100,15 @@ def make_objects(make_user: Any, make_account: Any, dovecot: Dovecot, password: 
     attachment = next(a for a in rich.attachments if a.filename == "report-2026.pdf")
     inline = next(a for a in rich.attachments if a.content_id == "logo@x")
     hook, _secret = callbacks.add_webhook(account, "https://hooks.example.test/mail")
-    errorlog.record(account, "fetch", "Incoming server: " + "x" * 300, detail="kind=test")
+    errorlog.record(account, "fetch", "Incoming server: " + "x" * 300, detail="kind=test; " + "y" * 300)
+    # Tables that grow with use: a webhook's delivery log (a failed test event), the fetch history with a
+    # long error — the pages must hold their shape with them too.
+    dead, _secret = callbacks.add_webhook(account, "http://127.0.0.1:9/" + "long-path/" * 20)
+    callbacks.send_test(dead)
+    with write_transaction():
+        db.session.add(
+            FetchRun(account_id=account.id, trigger="schedule", status="failed", error="Incoming server: " + "z" * 400)
+        )
     job_id = fetchjobs.enqueue(account)  # no worker: it stays queued, its page polls
     return Objects(admin, user, account, rich, long, undated, attachment.id, inline.id, job_id, hook.id)
 

@@ -33,6 +33,7 @@ def test_the_fast_answer_shows_while_the_slow_server_is_still_being_tested(
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Log in").click()
         page.goto(f"/accounts/{account.id}")
+        expect(page.locator("#connection-test")).to_contain_text("never tested")
         page.get_by_role("button", name="Test connection").click()
 
         incoming = page.locator('#test-result [data-server="incoming"]')
@@ -42,6 +43,9 @@ def test_the_fast_answer_shows_while_the_slow_server_is_still_being_tested(
         held.release()
         expect(outgoing).to_contain_text("SMTP login OK", timeout=30_000)
         expect(incoming).to_contain_text("does not speak TLS directly")  # the first result stays
+        # The status block says so too, without a reload: IMAP failed, SMTP OK.
+        expect(page.locator("#connection-test")).to_contain_text("IMAP failed")
+        expect(page.locator("#connection-test")).to_contain_text("SMTP OK")
         assert page.problems == []
     finally:
         held.release()

@@ -192,3 +192,29 @@ def test_the_summary_says_when_only_the_newest_n_were_fetched(run, make_account,
     assert "fetched the newest 3 of 8 on the server" in fetched.stderr and "--count N" in fetched.stderr
     as_json = run("fetch", "Work", "--inline", "--json")
     assert json.loads(as_json.stdout)["total_on_server"] == 8
+
+
+def test_fetch_runs_lists_the_history(run, make_account, dovecot: Dovecot) -> None:
+    dovecot.deliver_many("alice", generated.mix(4))
+    make_account()
+    assert run("fetch", "Work", "--inline").exit_code == 0
+    assert run("fetch", "Work", "--inline").exit_code == 0
+    listed = run("fetch", "runs", "Work", "--limit", "1", "--json")
+    assert listed.exit_code == 0, listed.output
+    (newest,) = json.loads(listed.stdout)
+    assert (newest["status"], newest["trigger"], newest["stored"], newest["skipped"]) == ("finished", "command", 0, 4)
+    assert newest["total_on_server"] == 4 and newest["started_at"].endswith("Z")
+    text = run("fetch", "runs", "Work")
+    assert text.exit_code == 0 and text.stdout.count("finished") == 2
+    assert run("fetch", "runs", "Nope").exit_code == 1
+    assert "runs NAME" in run("fetch", "--help").output
+
+
+def test_hints_quote_names_and_a_failure_is_said_once(run, make_account, dovecot: Dovecot, worker) -> None:
+    make_account(name="Alice Work", incoming_port=1)
+    queued = run("fetch", "Alice Work")
+    assert "email-connector fetch 'Alice Work' --wait" in queued.stdout, queued.stdout
+    tested = run("accounts", "test", "Alice Work")
+    assert tested.exit_code == 1 and tested.stderr.count("refused the connection") == 1, tested.stderr
+    missing = run("messages", "list", "--account", "Alice Work", "--folder", "Nope", "--json")
+    assert missing.exit_code == 1 and "no folder 'Nope'" in missing.stderr and missing.stdout == ""

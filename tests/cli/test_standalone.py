@@ -134,6 +134,8 @@ def scenario(dovecot: Dovecot, smtp: SmtpServer, ca: Path, hooks: Receiver) -> l
         Step(("users", "grant", "bob", "Work", "--read", "--send")),
         Step(("folders", "Work", "--json"), says='"name": "INBOX"'),
         Step(("fetch", "Work", "--inline", "--json"), says='"stored": 3'),
+        Step(("fetch", "runs", "Work", "--json"), says='"status": "finished"'),
+        Step(("fetch", "now", "Work", "--inline"), says="stored 0, skipped 3"),
         Step(("messages", "list", "--account", "Work", "--json"), says="Text message 2"),
         Step(
             ("send", "--account", "Work", "--to", "alice@example.test", "--subject", "Hi", "--body", "Hello", "--json"),

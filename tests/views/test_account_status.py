@@ -95,3 +95,10 @@ def test_a_tls_mismatch_is_explained_and_the_detail_logged(make_account, dovecot
     assert entry.message == result.message and "kind=" in entry.detail
     if security == "tls":
         assert "WRONG_VERSION_NUMBER" in entry.detail  # the technical text stays in the Error logs
+
+
+def test_starttls_to_an_implicit_tls_smtp_port_gets_the_same_advice(make_account, smtp) -> None:
+    account = make_account(outgoing_security="starttls", outgoing_port=smtp.tls_port, timeout=2)
+    result = connection.check(account, "outgoing")
+    assert not result.ok and result.kind == "timeout"
+    assert "if this port expects TLS right away, choose TLS" in result.message, result.message

@@ -28,9 +28,18 @@ def test_fetch_settings_folder_picker_and_webhooks(
     assert re.search(r'value="INBOX"\s*checked', picker)
 
     form = {k: v for k, v in vars(accounts.settings_of(account)).items() if v is not None and k != "folders"}
+    listed = re.findall(r'name="listed_folders" value="([^"]+)"', picker)
+    assert {"INBOX", "Archive"} <= set(listed)
+    # The picker decides for what it listed: unticking INBOX (ticked because it was chosen) removes it.
     form.update(sanitize_html="y", fetch_strategy="replicate", batch_size=25, folders="INBOX",
-                picked_folders="Archive", after_fetch="move", after_fetch_folder="Fetched",
+                listed_folders=listed, picked_folders=["Archive"], after_fetch="move", after_fetch_folder="Fetched",
                 fetch_every_minutes=15, max_message_size=1000000)  # fmt: skip
+    assert post_form(edit, form).status_code == 302
+    assert accounts.get("Work").fetch_folders == ["Archive"]
+    form.update(folders="Archive\nNot/Listed", picked_folders=["INBOX", "Archive"])  # a typed folder stays
+    assert post_form(edit, form).status_code == 302
+    assert accounts.get("Work").fetch_folders == ["Not/Listed", "INBOX", "Archive"]
+    form.update(folders="INBOX", picked_folders=["INBOX", "Archive"])
     saved = post_form(edit, form)
     assert saved.status_code == 302, saved.get_data(as_text=True)
     account = accounts.get("Work")

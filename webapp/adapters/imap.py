@@ -188,7 +188,7 @@ def check_login(endpoint: Endpoint, auth: Auth) -> str:
     folder = check_arg(endpoint.folder or "INBOX")
     with session(endpoint, auth) as imap:
         info = imap.examine(folder)
-        return f"IMAP login OK; folder {folder!r} has {info.exists} message(s)"
+        return f"IMAP login OK; folder {folder!r} has {_counted(info.exists, 'message')}"
 
 
 @dataclass(frozen=True)
@@ -216,6 +216,10 @@ class ServerFolder:
     delimiter: str
     flags: tuple[str, ...]
     messages: int | None  # None for a folder that cannot be selected
+
+
+def _counted(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
 def _server_text(exc: Exception) -> str:

@@ -34,7 +34,7 @@ def translate(exc: BaseException, endpoint: Endpoint) -> AdapterError:
     if isinstance(exc, ConnectionRefusedError):
         return TransientError(f"{where} refused the connection (nothing listens there)", kind="refused")
     if isinstance(exc, TimeoutError | socket.timeout):
-        hint = _security_hint(endpoint)
+        hint = security_hint(endpoint)
         message = f"{where} did not answer within {endpoint.timeout:g} seconds (timeout)"
         return TransientError(f"{message}{hint}", kind="timeout", detail=str(exc))
     if isinstance(exc, ssl.SSLCertVerificationError):
@@ -63,8 +63,9 @@ _TLS_PORTS = {"imap": 993, "pop3": 995, "smtp": 465}
 _PLAIN_PORTS = {"imap": (143,), "pop3": (110,), "smtp": (25, 587, 2525)}
 
 
-def _security_hint(endpoint: Endpoint) -> str:
-    """Why a server that took the connection may stay silent: the two sides disagree about TLS."""
+def security_hint(endpoint: Endpoint) -> str:
+    """Why a server that took the connection may stay silent (the two sides disagree about TLS), as a
+    clause to add to a timeout message; empty when nothing suggests it."""
     if endpoint.security != "tls" and endpoint.port == _TLS_PORTS.get(endpoint.protocol):
         return f"; port {endpoint.port} usually expects TLS right away — choose TLS instead of {endpoint.security}"
     if endpoint.security == "tls" and endpoint.port in _PLAIN_PORTS.get(endpoint.protocol, ()):

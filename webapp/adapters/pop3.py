@@ -151,7 +151,8 @@ def session(endpoint: Endpoint, auth: Auth) -> Iterator[Pop3Session]:
 def check_login(endpoint: Endpoint, auth: Auth) -> str:
     """Log in and read the maildrop's size; return a one-line description."""
     with session(endpoint, auth) as pop3:
-        return f"POP3 login OK; {pop3.stat().messages} message(s) on the server"
+        count = pop3.stat().messages
+        return f"POP3 login OK; {count:,} message{'' if count == 1 else 's'} on the server"
 
 
 def _server_text(exc: Exception) -> str:

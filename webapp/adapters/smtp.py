@@ -16,7 +16,7 @@ from webapp.adapters.auth import Auth
 from webapp.adapters.endpoint import Endpoint
 from webapp.adapters.errors import AdapterError, AuthError, ErrorKind, PermanentError, TransientError
 from webapp.adapters.linebreaks import has_line_break
-from webapp.adapters.network import tls_context, translate
+from webapp.adapters.network import security_hint, tls_context, translate
 
 
 @dataclass(frozen=True)
@@ -213,7 +213,10 @@ def _disconnected(exc: smtplib.SMTPServerDisconnected, endpoint: Endpoint) -> Tr
     # smtplib turns a read timeout into SMTPServerDisconnected("… timed out"): say it was a timeout.
     if "timed out" in str(exc):
         return TransientError(
-            f"{endpoint.describe()} did not answer within {endpoint.timeout:g} seconds (timeout)", kind="timeout"
+            f"{endpoint.describe()} did not answer within {endpoint.timeout:g} seconds (timeout)"
+            + security_hint(endpoint),
+            kind="timeout",
+            detail=str(exc),
         )
     return TransientError(f"{endpoint.describe()} closed the connection unexpectedly", kind="reset")
 

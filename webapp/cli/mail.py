@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import click
@@ -72,7 +73,27 @@ def send(
         click.echo(f"sent: message {sent.id} <{sent.message_id}>")
 
 
-@click.command("fetch")
+class _FetchGroup(AppGroup):
+    """``fetch NAME …`` fetches (the hidden ``now`` subcommand); ``fetch runs NAME`` shows the history."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            args = ["now", *args]
+        return super().parse_args(ctx, args)
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "NAME [--wait | --inline] [--json]  |  runs NAME [--limit N] [--json]")
+
+
+@click.group("fetch", cls=_FetchGroup)
+def fetch_group() -> None:
+    """Fetch an account's mail as its settings say (queued for a worker unless --inline): `fetch NAME`.
+
+    `fetch runs NAME` lists its last fetches. (An account named "runs" is fetched with `fetch now runs`.)
+    """
+
+
+@fetch_group.command("now", hidden=True)
 @click.argument("name")
 @click.option("--wait", is_flag=True, help="Wait for the worker to finish and print the summary.")
 @click.option("--inline", is_flag=True, help="Run the fetch in this process instead of a worker.")
@@ -101,10 +122,11 @@ def fetch(name: str, wait: bool, inline: bool, as_json: bool) -> None:
     result = fetchjobs.wait(
         job_id,
         current_app.config["FETCH_WAIT_SECONDS"],
-        lambda status: click.echo(f"fetched {status.done}/{status.total}", err=True),
+        lambda status: click.echo(f"fetched {status.done}/{status.total}", err=True) if status.total else None,
     )
     if result.state == "finished" and result.cancelled:
-        fail(f"the fetch was cancelled; {result.summary.get('stored', 0)} message(s) were stored")
+        stored = result.summary.get("stored", 0)
+        fail(f"the fetch was cancelled; {stored} message{'' if stored == 1 else 's'} stored before it stopped")
     if result.state == "finished":
         _print_summary(result.summary, as_json, account)
     elif not result.finished:
@@ -120,7 +142,10 @@ def _print_queued(name: str, status: fetchjobs.FetchStatus, worker_listens: bool
     what = "a fetch of {} is already running" if status.state == "started" else "queued a fetch of {}"
     line = f"{what.format(name)} (job {status.job_id})"
     if worker_listens:
-        click.echo(f"{line}; follow it with: email-connector fetch {name} --wait, or on the account's mailbox page")
+        click.echo(
+            f"{line}; follow it with: email-connector fetch {shlex.quote(name)} --wait, "
+            "or on the account's mailbox page"
+        )
     else:
         click.echo(f"{line}; no worker is running: it runs once one starts (`make run`, or `email-connector worker`)")
 
@@ -139,7 +164,7 @@ def _print_summary(summary: dict[str, int], as_json: bool, account: EmailAccount
     if account.fetch_strategy == "latest" and on_server > looked_at:
         click.echo(
             f"fetched the {account.fetch_order} {looked_at} of {on_server} on the server — change this with "
-            f"`email-connector accounts update {account.name} --count N` or `--strategy replicate`",
+            f"`email-connector accounts update {shlex.quote(account.name)} --count N` or `--strategy replicate`",
             err=True,
         )
 
@@ -170,7 +195,11 @@ def folders(name: str, as_json: bool) -> None:
 def list_messages(account_name: str, folder: str | None, limit: int, as_json: bool) -> None:
     """List stored messages, newest first."""
     try:
-        rows = [messages.describe(m) for m in messages.listing(accounts.get(account_name), folder, limit)]
+        account = accounts.get(account_name)
+        known = messages.folders(account)
+        if folder is not None and folder not in known:
+            fail(f"no folder {folder!r} in {account.name} (its folders: {', '.join(known)})")
+        rows = [messages.describe(m) for m in messages.listing(account, folder, limit)]
     except ConnectorError as exc:
         fail(str(exc))
     if as_json:
@@ -181,6 +210,27 @@ def list_messages(account_name: str, folder: str | None, limit: int, as_json: bo
         click.echo(f"{row['id']}\t{row['folder']}\t{row['date'] or ''}\t{sender}\t{row['subject']}")
 
 
+@fetch_group.command("runs")
+@click.argument("name")
+@click.option("--limit", type=click.IntRange(1, 1000), default=10, show_default=True, help="How many, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="Print only JSON on stdout.")
+@with_appcontext
+def runs(name: str, limit: int, as_json: bool) -> None:
+    """The account's last fetches: when, started by what, how they ended, what they stored."""
+    try:
+        found = fetchruns.last_runs(accounts.get(name), limit)
+    except ConnectorError as exc:
+        fail(str(exc))
+    rows = [fetchruns.describe(run) for run in found]
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        counts = ", ".join(f"{key} {row[key]}" for key in ("stored", "skipped", "quarantined", "failed"))
+        tail = f": {row['error']}" if row["error"] else ""
+        click.echo(f"{row['started_at']}\t{row['trigger']}\t{row['status']}\t{counts}{tail}")
+
+
 def register(cli: click.Group) -> None:
-    for command in (send, fetch, folders, messages_group):
+    for command in (send, fetch_group, folders, messages_group):
         cli.add_command(command)

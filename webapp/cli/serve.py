@@ -110,6 +110,8 @@ def _supervise(
     try:
         while not stopping:
             time.sleep(0.5)
+            if stopping:
+                break  # Ctrl-C reaches the children too: they are ending, not crashing
             if redis is not None and redis.process is not None and redis.process.poll() is not None:
                 click.echo("embedded Redis stopped; restarting it", err=True)
                 try:

@@ -19,7 +19,8 @@ def record(account: EmailAccount, operation: str, message: str, detail: str = ""
     """Add an entry to the account's error log and commit it (messages never carry secrets)."""
     db.session.add(ErrorLog(account_id=account.id, operation=operation, message=message, detail=detail))
     db.session.commit()
-    log.warning("account %s: %s failed: %s", account.name, operation, message)
+    # Info, not warning: the entry is the record (a command prints the error itself, once).
+    log.info("account %s: %s failed: %s", account.name, operation, message)
 
 
 def entries(account: EmailAccount, limit: int = 200) -> list[ErrorLog]:

@@ -7,6 +7,8 @@ result), fetches, releases each batch's ``fetch`` event once the batch's bodies 
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select, update
 
 from webapp.database import writes
@@ -19,7 +21,7 @@ from webapp.services.errors import ConnectorError
 from webapp.services.fetching import Cancelled, FetchSummary, Progress
 from webapp.services.fetchlock import AlreadyRunning
 
-__all__ = ["Cancelled", "FetchSummary", "Progress", "by_job", "last_runs", "run"]
+__all__ = ["Cancelled", "FetchSummary", "Progress", "by_job", "describe", "last_runs", "run"]
 
 
 def run(
@@ -102,3 +104,26 @@ def last_runs(account: EmailAccount, limit: int = 10) -> list[FetchRun]:
 def by_job(job_id: str) -> FetchRun | None:
     """The run an RQ job made (its result expires from Redis; the row stays)."""
     return db.session.scalars(select(FetchRun).where(FetchRun.job_id == job_id).order_by(FetchRun.id.desc())).first()
+
+
+def describe(run: FetchRun) -> dict[str, object]:
+    """The JSON form of a run (``fetch runs --json``)."""
+    return {
+        "id": run.id,
+        "trigger": run.trigger,
+        "job_id": run.job_id,
+        "status": run.status,
+        "started_at": _iso(run.started_at),
+        "ended_at": _iso(run.ended_at),
+        "stored": run.stored,
+        "skipped": run.skipped,
+        "quarantined": run.quarantined,
+        "failed": run.failed,
+        "total": run.total,
+        "total_on_server": run.total_on_server,
+        "error": run.error,
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None

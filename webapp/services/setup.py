@@ -16,7 +16,7 @@ from webapp.models.user import ROLE_ADMIN
 from webapp.services import users
 from webapp.services.errors import Conflict, Invalid
 
-TOKEN_NOT_VALID = "setup token: not valid (use the one printed by `make run`)"
+TOKEN_NOT_VALID = "setup token: not valid (use the one make run printed, or run email-connector setup-token)"
 
 
 def _digest(token: str) -> str:

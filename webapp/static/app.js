@@ -40,9 +40,24 @@
     });
   }
 
+  // A form marked data-busy says so while it is being sent (sending mail may take the server's time):
+  // its submit button is disabled and shows the form's data-busy text, so nobody clicks twice.
+  function busyForms(root) {
+    root.querySelectorAll("form[data-busy]").forEach(function (form) {
+      form.addEventListener("submit", function () {
+        var button = form.querySelector("button[type=submit]");
+        if (button) {
+          button.disabled = true;
+          button.textContent = form.getAttribute("data-busy");
+        }
+      });
+    });
+  }
+
   function enhance(root) {
     localTimes(root);
     autoSubmit(root);
+    busyForms(root);
   }
 
   document.addEventListener("DOMContentLoaded", function () {

@@ -57,10 +57,13 @@ def _settings(form: AccountForm) -> AccountSettings:
 
 
 def _folders(form: AccountForm) -> list[str]:
-    picked = request.form.getlist("picked_folders")  # the folder picker's checkboxes, when it was loaded
+    # The folder picker, when it was loaded, decides for the folders it listed (ticked or not); folders
+    # typed in the list that the server did not list are kept as typed.
+    listed = set(request.form.getlist("listed_folders"))
+    picked = [name for name in request.form.getlist("picked_folders") if name in listed]
     value = form.folders.data or ""
     lines = value if isinstance(value, list) else value.splitlines()  # a list when taken from the account
-    typed = [line.strip() for line in lines if line.strip()]
+    typed = [line.strip() for line in lines if line.strip() and line.strip() not in listed]
     return list(dict.fromkeys([*typed, *picked])) or [form.folder.data or "INBOX"]
 
 
@@ -161,7 +164,10 @@ def test_server(account_id: int, server: str) -> ResponseReturnValue:
     account = readable_account(account_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    return render_template("accounts/_test_check.html", check=connection.check(account, server))
+    check = connection.check(account, server)
+    labels = {name: connection.protocol_label(account, name) for name in connection.SERVERS}
+    # The status block on the page says when the account was last tested: it comes along (out of band).
+    return render_template("accounts/_test_check.html", check=check, account=account, labels=labels, oob_status=True)
 
 
 @bp.route("/<int:account_id>/server-folders")
