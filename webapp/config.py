@@ -64,7 +64,9 @@ DEFAULTS: dict[str, Any] = {
 
 def default_instance_path() -> str:
     """The instance folder: ``EMAILCONNECTOR_INSTANCE_PATH``, else the project's ``instance/``."""
-    return os.environ.get("EMAILCONNECTOR_INSTANCE_PATH") or str(PROJECT_ROOT / "instance")
+    given = os.environ.get("EMAILCONNECTOR_INSTANCE_PATH")
+    # A relative path given by the operator means from where they are; Flask needs it absolute.
+    return os.path.abspath(given) if given else str(PROJECT_ROOT / "instance")
 
 
 def load(app: Flask, test_config: dict[str, Any] | None, *, create_instance: bool = True) -> None:

@@ -73,6 +73,16 @@ def log_in(user: User) -> None:
     login_manager._update_request_context_with_user(user)
 
 
+def renew_login() -> None:
+    """After a change that ends a user's other sessions (a new password, "end all sessions"), this one goes
+    on under a new token: a copy of the old cookie (a thief's) opens nothing any more."""
+    user = current_user._get_current_object()
+    token = session.get(SESSION_TOKEN)
+    if isinstance(token, str):
+        sessions.end(token)
+    log_in(user)
+
+
 def log_out() -> None:
     """End this session on the server, and forget the cookie's contents."""
     token = session.get(SESSION_TOKEN)

@@ -8,7 +8,7 @@ from flask import Flask
 
 from tests.servers import messages as generated
 from tests.servers.dovecot import Dovecot
-from tests.services.test_blob_gc import _digests, _stored
+from tests.services.test_blob_gc import _digests, _stored, age_blobs
 from webapp.extensions import db
 from webapp.services import fetching
 
@@ -22,6 +22,7 @@ def test_blobs_gc_on_the_command_line(app: Flask, make_account, dovecot: Dovecot
 
     _delete(account)  # rows gone, bytes left (as before this version)
     db.session.rollback()
+    age_blobs(app)
     result = run("blobs", "gc", "--grace", "0", "--dry-run", "--json")
     assert result.exit_code == 0, result.output
     found = json.loads(result.output)  # the test kit's blob folder is shared: earlier tests left some too

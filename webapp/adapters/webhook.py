@@ -47,7 +47,10 @@ NEVER = tuple(
     )
 )
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: the IPv4 address in the last 32 bits
+_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # RFC 2765 (SIIT)
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+_SITE_LOCAL = ipaddress.ip_network("fec0::/10")  # deprecated (RFC 3879), still private wherever it is used
 _URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]*[^\s'\"<>.,;:!?)\]]")
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~?"
 
@@ -165,7 +168,7 @@ def address_refusal(address: IPAddress, allow_private: bool) -> str | None:
     """Why a POST must not go to ``address``, or None when it may."""
     inner = _embedded_ipv4(address)
     checked = inner if inner is not None else address
-    if checked.is_loopback:
+    if checked.is_loopback or checked in _SITE_LOCAL:
         kind = "private"
     elif (
         any(checked in net for net in NEVER)
@@ -195,7 +198,12 @@ def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
         return address.sixtofour
     if address.teredo is not None:
         return address.teredo[1]
-    if address in _NAT64 or (address in _IPV4_COMPATIBLE and int(address) > 1):
+    if (
+        address in _NAT64
+        or address in _LOCAL_NAT64
+        or address in _IPV4_TRANSLATED
+        or (address in _IPV4_COMPATIBLE and int(address) > 1)
+    ):
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 

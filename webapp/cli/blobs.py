@@ -18,7 +18,7 @@ group = AppGroup("blobs", help="The blob store (message and attachment bytes).")
     type=click.FloatRange(min=0),
     default=None,
     metavar="SECONDS",
-    help="Spare blobs used this recently (default: BLOB_GC_GRACE_SECONDS, 3600).",
+    help="Spare blobs used this recently (default: BLOB_GC_GRACE_SECONDS, 3600; never less than 60).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print only JSON on stdout.")
 def gc(dry_run: bool, grace: float | None, as_json: bool) -> None:

@@ -31,7 +31,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from webapp import create_app
+from webapp import config, create_app
 from webapp.adapters import redisserver
 from webapp.cli.common import fail
 from webapp.config import ConfigError
@@ -113,6 +113,9 @@ def prepare(ctx: click.Context, given: Flask | None = None) -> Flask:
     """Build (or take) the app and make sure the instance has what the command needs; exit with one line if not."""
     path = command_path(ctx)
     helping = bool(ctx.meta.get(HELP_ONLY))
+    folder = Path(config.default_instance_path()) if given is None else Path(given.instance_path)
+    if folder.exists() and not folder.is_dir():
+        fail(f"the instance folder {folder} is a file, not a folder: set EMAILCONNECTOR_INSTANCE_PATH to a folder")
     try:
         app = given if given is not None else create_app(create_instance=path == CREATES and not helping)
     except ConfigError as exc:

@@ -88,15 +88,17 @@ def validate(settings: AccountSettings) -> None:
         addresses.check_address(settings.address.strip())
     except addresses.AddressError as exc:
         raise Invalid(f"address: {settings.address!r} is not an email address ({exc})") from None
-    for label, value in (
-        ("display name", settings.display_name),
-        ("username", settings.username),
-        ("incoming host", settings.incoming_host),
-        ("outgoing host", settings.outgoing_host),
-        ("folder", settings.folder),
+    for label, value, longest in (
+        ("display name", settings.display_name, 200),
+        ("username", settings.username, 320),
+        ("incoming host", settings.incoming_host, 255),
+        ("outgoing host", settings.outgoing_host, 255),
+        ("folder", settings.folder, 255),
     ):
         if has_line_break(value):
             raise Invalid(f"{label}: line breaks and NUL are not allowed")
+        if len(value.strip()) > longest:  # the column's length: a database would refuse it less kindly
+            raise Invalid(f"{label}: at most {longest} characters")
     if not settings.username.strip():
         raise Invalid("username: required")
     for label, host in (("incoming host", settings.incoming_host), ("outgoing host", settings.outgoing_host)):

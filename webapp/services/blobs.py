@@ -18,8 +18,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from webapp.adapters.blobstore import BlobMissing, FolderBlobStore, sha256
 from webapp.database import writes
 from webapp.extensions import db
-from webapp.models import Attachment, Blob, EmailMessage
+from webapp.models import Attachment, Blob, EmailMessage, FetchRun
 from webapp.models.base import utcnow
+from webapp.models.fetchrun import RunStatus
 
 __all__ = ["BlobMissing", "Garbage", "collect_garbage", "get", "put", "sha256"]
 
@@ -71,6 +72,11 @@ def get(digest: str) -> bytes:
     return blob.data
 
 
+# Whatever the setting or the command line says: bytes stored this recently may belong to rows not
+# committed yet (a message being sent, a batch of a fetch).
+MIN_GRACE_SECONDS = 60
+
+
 @dataclass(frozen=True)
 class Garbage:
     count: int
@@ -83,7 +89,16 @@ def collect_garbage(*, dry_run: bool = False, grace_seconds: float | None = None
     """Remove the blobs no message or attachment names any more and none used within the grace period
     (``BLOB_GC_GRACE_SECONDS``: a fetch stores bytes shortly before the rows naming them)."""
     grace = current_app.config["BLOB_GC_GRACE_SECONDS"] if grace_seconds is None else grace_seconds
-    cutoff = utcnow() - timedelta(seconds=float(grace))
+    cutoff = utcnow() - timedelta(seconds=max(float(grace), MIN_GRACE_SECONDS))
+    # A fetch stores its batches' bytes before the rows naming them: nothing used since the oldest fetch
+    # still running began is touched, however short the grace (a run dead for a day no longer counts).
+    running = db.session.scalar(
+        select(func.min(FetchRun.started_at)).where(
+            FetchRun.status == RunStatus.RUNNING, FetchRun.started_at > utcnow() - timedelta(days=1)
+        )
+    )
+    if running is not None:
+        cutoff = min(cutoff, running)
     named = union(select(EmailMessage.raw_sha256), select(Attachment.sha256)).subquery()
     if _in_database():
         unused = select(Blob.sha256).where(Blob.created_at < cutoff).where(~exists().where(named.c[0] == Blob.sha256))

@@ -28,7 +28,7 @@ from webapp.extensions import db
 from webapp.models import EmailAccount, EmailMessage, FolderState
 from webapp.models.message import BodyState
 from webapp.services import accounts, blobs, errorlog, failpoints, fetchlock, messages
-from webapp.services.errors import ConnectionFailed, ConnectorError
+from webapp.services.errors import ConnectionFailed, ConnectorError, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,14 @@ class BatchListener(Protocol):
 
 class Cancelled(ConnectorError):
     """The fetch was cancelled between two batches; everything stored so far stays."""
+
+
+class AccountRemoved(NotFound):
+    """The account was removed while it was being fetched (and everything stored for it with it)."""
+
+
+def account_exists(account_id: int) -> bool:
+    return db.session.scalar(select(EmailAccount.id).where(EmailAccount.id == account_id)) is not None
 
 
 @dataclass
@@ -120,15 +128,21 @@ def fetch(
     Only one fetch per account runs at a time, across workers and machines (AlreadyRunning otherwise).
     """
     memory.fix_mmap_threshold()
-    with fetchlock.hold(account.id) as lock:
+    account_id = account.id
+    with fetchlock.hold(account_id) as lock:
         run = _Run(account, progress, cancelled, listener or _NoListener(), lock)
         try:
             if account.incoming_protocol == "imap":
                 run.imap()
             else:
                 run.pop3()
+        except AccountRemoved:
+            db.session.rollback()
+            raise
         except AdapterError as exc:
             db.session.rollback()
+            if not account_exists(account_id):
+                raise AccountRemoved("the account was removed while it was being fetched") from None
             reason = f"Incoming server: {exc}"
             errorlog.record(account, "fetch", reason, detail=errorlog.detail_of(exc))
             messages.complete_pending(account)  # the batches stored before the failure
@@ -138,6 +152,8 @@ def fetch(
             run.summary.cancelled = True
         except BaseException:
             db.session.rollback()  # a crash mid-batch: nothing of that batch is half-stored
+            if not account_exists(account_id):  # the rows it wrote to went with the account
+                raise AccountRemoved("the account was removed while it was being fetched") from None
             raise
         _parsed, quarantined = messages.complete_pending(account)
         run.summary.quarantined += quarantined
@@ -156,6 +172,7 @@ class _Run:
         lock: fetchlock.Lock,
     ) -> None:
         self.account = account
+        self.account_id = account.id
         self.report = progress or (lambda p: None)
         self.cancelled = cancelled or (lambda: False)
         self.listener = listener
@@ -445,6 +462,8 @@ class _Run:
                 db.session.commit()
             except IntegrityError:
                 db.session.rollback()
+                if not account_exists(self.account_id):
+                    raise AccountRemoved("the account was removed while it was being fetched") from None
                 unstored = _unstored(self.account, items)
                 self.summary.skipped += len(items) - len(unstored)
                 items = unstored
@@ -500,6 +519,8 @@ class _Run:
     def _check_cancel(self) -> None:
         if self.cancelled():
             raise Cancelled("the fetch was cancelled")
+        if not account_exists(self.account_id):
+            raise AccountRemoved("the account was removed while it was being fetched")
 
 
 def _stored_uids(account: EmailAccount, folder: str, uidvalidity: int) -> set[int]:

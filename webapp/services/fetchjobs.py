@@ -33,6 +33,14 @@ _JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _ACTIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
+class AlreadyQueued(Conflict):
+    """The account's fetch job is queued or running already, and the caller gave callbacks of its own."""
+
+    def __init__(self, message: str, job_id: str) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+
+
 class NoWorker(ConnectorError):
     """No worker with a recent heartbeat listens on the fetch queue."""
 
@@ -108,6 +116,13 @@ def enqueue(
         holder = _text(redis.get(key) or b"")
         current, _, since = holder.partition(":")
         if current and _is_active(current, since):
+            if on_fetch or on_complete or on_error:
+                # Its callbacks were fixed when it was queued: dropping these silently would lose events.
+                raise AlreadyQueued(
+                    f"a fetch of {account.name} is already queued or running (job {current}); callbacks go with "
+                    "a fetch they start: wait for that one to end, then ask again",
+                    current,
+                )
             return current
         redis.eval(_DELETE_IF, 1, key, holder)  # the job ended without saying so: replace it
     raise Conflict("the account's fetch job could not be queued; try again")

@@ -41,6 +41,9 @@ def run(
     run_id = _start(account_id, trigger, job_id)
     try:
         summary = fetching.fetch(account, progress, cancelled=cancelled, listener=callbacks.Listener(on_fetch=on_fetch))
+    except fetching.AccountRemoved:
+        db.session.rollback()  # its history and callbacks went with it: nobody is left to tell
+        raise
     except ConnectorError as exc:
         db.session.rollback()
         callbacks.release_held(account)

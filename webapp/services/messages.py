@@ -168,7 +168,12 @@ def complete(message: EmailMessage) -> None:
     """Parse one pending message's bodies and parts now (the caller commits)."""
     if message.body_state != BodyState.PENDING:
         return
-    parsed = parser.parse(raw_bytes(message))
+    try:
+        parsed = parser.parse(raw_bytes(message))
+    except blobs.BlobMissing:
+        message.parse_error = parsing.MISSING
+        message.body_state = BodyState.PARSED
+        return
     _fill(message, parsed)
     _attach(message, parsed)
     message.body_state = BodyState.PARSED
@@ -179,7 +184,15 @@ def complete(message: EmailMessage) -> None:
 def ensure_parsed(message: EmailMessage) -> EmailMessage:
     """Parse now if the fetch has not got to it yet (the message page asks for it)."""
     if message.body_state == BodyState.PENDING:
-        complete(message)
+        # Locked and read again: the fetch's parser may be writing this very message (PostgreSQL; on SQLite
+        # the write transaction already excludes it), and its parts must be written once.
+        locked = db.session.scalars(
+            select(EmailMessage)
+            .where(EmailMessage.id == message.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one()
+        complete(locked)
         db.session.commit()
     return message
 

@@ -17,10 +17,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from webapp.adapters import memory, parser
-from webapp.adapters.blobstore import FolderBlobStore
+from webapp.adapters.blobstore import BlobMissing, FolderBlobStore
 from webapp.adapters.parser import ParsedMessage
 from webapp.adapters.process import die_with_parent
 
+# What a message whose stored bytes are gone says (kept listed, shown as malformed, never a crash).
+MISSING = "its raw bytes are missing from the blob store"
 # Below this many messages a pool costs more than it saves.
 POOL_THRESHOLD = 64
 
@@ -29,7 +31,11 @@ def parse_stored(root: str, digest: str) -> ParsedMessage:
     """Parse the raw message ``digest`` of the blob folder and store its parts there (no flush)."""
     memory.fix_mmap_threshold()
     store = FolderBlobStore(Path(root))
-    parsed = parser.parse(store.get(digest), headers=False)  # stored with the row already
+    try:
+        raw = store.get(digest)
+    except BlobMissing:
+        return ParsedMessage(error=MISSING)
+    parsed = parser.parse(raw, headers=False)  # stored with the row already
     parts = tuple(
         replace(part, content=b"", sha256=store.put(part.content, durable=False), size=len(part.content))
         for part in parsed.parts
@@ -80,7 +86,7 @@ class Parser:
 
     def start(self, digests: Sequence[str], piece: int = 8) -> Result:
         if self.root is None or len(digests) < POOL_THRESHOLD or self.workers < 2:
-            parsed = [parser.parse(self.load(digest), headers=False) for digest in digests]
+            parsed = [self._parse_one(digest) for digest in digests]
             return lambda: parsed
         if self.executor is None:
             self.executor = _executor(self.workers)
@@ -90,6 +96,12 @@ class Parser:
             for start in range(0, len(digests), piece)
         ]
         return lambda: [message for future in futures for message in future.result()]
+
+    def _parse_one(self, digest: str) -> ParsedMessage:
+        try:
+            return parser.parse(self.load(digest), headers=False)
+        except BlobMissing:
+            return ParsedMessage(error=MISSING)
 
     def close(self) -> None:
         if self.executor is not None:

@@ -14,6 +14,7 @@ how many proxies to trust (webapp.security warns once when it sees X-Forwarded-F
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 
 from flask import current_app
 
@@ -54,8 +55,20 @@ return 0
 
 def _keys(username: str, remote_addr: str | None) -> list[str]:
     name = hashlib.sha256(User.key_for(username).encode()).hexdigest()[:32]
-    address = remote_addr or "unknown"
+    address = _network(remote_addr)
     return [f"{PREFIX}pair:{name}:{address}", f"{PREFIX}addr:{address}"]
+
+
+def _network(remote_addr: str | None) -> str:
+    """What one client controls: an IPv4 address, or the /64 network of an IPv6 one (a single host is
+    given a whole /64 and may use any address in it)."""
+    try:
+        address = ipaddress.ip_address(remote_addr or "")
+    except ValueError:
+        return remote_addr or "unknown"
+    if address.version == 6 and address.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address.ipv4_mapped or address) if address.version == 6 else str(address)
 
 
 def take(username: str, remote_addr: str | None) -> int:

@@ -160,27 +160,36 @@ def remove(user: User) -> None:
 
 
 def _admin_count() -> int:
-    return db.session.scalar(select(func.count(User.id)).where(User.role == ROLE_ADMIN)) or 0
+    """How many admins there are, with their rows locked until the caller commits (PostgreSQL): two admins
+    demoting or removing each other at once cannot both see the other as the remaining one."""
+    return len(db.session.scalars(select(User.id).where(User.role == ROLE_ADMIN).with_for_update()).all())
 
 
 @writes
 def grant(user: User, account: EmailAccount, *, read: bool, send: bool) -> AccountGrant | None:
     """Set what ``user`` may do with ``account``; neither right removes the grant."""
-    existing = db.session.scalar(
-        select(AccountGrant).where(AccountGrant.user_id == user.id, AccountGrant.account_id == account.id)
-    )
-    if not read and not send:
-        if existing is not None:
-            db.session.delete(existing)
-        db.session.commit()
-        return None
-    if existing is None:
-        existing = AccountGrant(user_id=user.id, account_id=account.id)
-        db.session.add(existing)
-    existing.can_read = read
-    existing.can_send = send
-    db.session.commit()
-    return existing
+    user_id, account_id = user.id, account.id
+    for _attempt in range(2):
+        existing = db.session.scalar(
+            select(AccountGrant).where(AccountGrant.user_id == user_id, AccountGrant.account_id == account_id)
+        )
+        if not read and not send:
+            if existing is not None:
+                db.session.delete(existing)
+            db.session.commit()
+            return None
+        if existing is None:
+            existing = AccountGrant(user_id=user_id, account_id=account_id)
+            db.session.add(existing)
+        existing.can_read = read
+        existing.can_send = send
+        try:
+            db.session.commit()
+        except IntegrityError:  # another admin granted the same account at the same moment: update theirs
+            db.session.rollback()
+            continue
+        return existing
+    raise Conflict("the access was changed by someone else at the same moment; try again")
 
 
 def grants_of(user: User) -> list[AccountGrant]:

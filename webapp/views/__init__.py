@@ -7,6 +7,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from webapp.extensions import db
+from webapp.services.blobs import BlobMissing
 from webapp.services.errors import Conflict, ConnectorError, NotFound
 from webapp.views import templating
 
@@ -39,6 +40,12 @@ def init_app(app: Flask) -> None:
         db.session.rollback()  # a failed transaction must not break the error page too
         code = error.code or 500
         return render_template("error.html", code=code, message=error.description), code
+
+    @app.errorhandler(BlobMissing)
+    def blob_missing(error: BlobMissing) -> tuple[str, int]:
+        db.session.rollback()
+        message = "The stored bytes of this message or attachment are missing (see the Error logs and backups)."
+        return render_template("error.html", code=404, message=message), 404
 
     @app.errorhandler(ConnectorError)
     def service_error(error: ConnectorError) -> tuple[str, int]:

@@ -46,7 +46,10 @@ def when(value: datetime | None, seconds: bool = False) -> Markup:
         return Markup('<time datetime="{}" title="{}" data-local="{}">{} UTC</time>').format(
             stamp, title, local, utc.strftime(pattern)
         )
-    text = value.astimezone(zone).strftime(pattern)
+    try:
+        text = value.astimezone(zone).strftime(pattern)
+    except (OverflowError, ValueError):  # a date at the end of the calendar (a hostile Date header): UTC
+        text = utc.strftime(pattern) + " UTC"
     return Markup('<time datetime="{}" title="{}">{}</time>').format(stamp, title, text)
 
 

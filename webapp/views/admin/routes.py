@@ -9,7 +9,7 @@ from wtforms import SelectChoice
 
 from webapp.models import User
 from webapp.models.user import ROLE_ADMIN, ROLE_USER
-from webapp.security import current_session_token
+from webapp.security import current_session_token, renew_login
 from webapp.services import accounts, sessions, users
 from webapp.services.errors import ConnectorError, NotFound
 from webapp.views.access import admin_required
@@ -72,6 +72,8 @@ def _post(user: User, action: str) -> ResponseReturnValue:
             assert isinstance(form, ResetPasswordForm)
             if form.validate_on_submit():
                 users.set_password(user, form.password.data or "", _own_session(user))
+                if user.id == current_user.id:
+                    renew_login()  # this session goes on under a new token
                 flash(f"Password of {user.username} was reset.", "success")
                 return redirect(url_for("admin.user_detail", user_id=user.id))
         elif action == "role":
@@ -79,6 +81,8 @@ def _post(user: User, action: str) -> ResponseReturnValue:
             assert isinstance(role_form, RoleForm)
             if role_form.validate_on_submit():
                 users.set_role(user, role_form.role.data, _own_session(user))
+                if user.id == current_user.id:
+                    renew_login()
                 flash(f"{user.username} is now {user.role}.", "success")
                 return redirect(url_for("admin.user_detail", user_id=user.id))
         elif action == "grant":
@@ -130,6 +134,7 @@ def end_sessions(user_id: int) -> ResponseReturnValue:
     ended = users.end_sessions(user, own)
     noun = "session" if ended == 1 else "sessions"
     if own:
+        renew_login()  # this session goes on under a new token
         flash(f"{ended} other {noun} of yours ended; this one stays.", "success")
     else:
         flash(f"{ended} {noun} of {user.username} ended.", "success")

@@ -8,7 +8,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
-from webapp.security import current_session_token, log_in, log_out
+from webapp.security import current_session_token, log_in, log_out, renew_login
 from webapp.services import setup, users
 from webapp.services.errors import ConnectorError
 from webapp.services.users import LoginThrottled
@@ -94,6 +94,7 @@ def change_password() -> ResponseReturnValue:
         except ConnectorError as exc:
             form.current.errors = [*form.current.errors, str(exc)]
         else:
+            renew_login()
             flash("Your password was changed. Other sessions were logged out.", "success")
             return redirect(url_for("main.index"))
     return render_template("auth/password.html", form=form), status
