@@ -60,7 +60,7 @@ def put(data: bytes, *, durable: bool = True) -> str:
 
 def sync() -> None:
     if not _in_database():
-        FolderBlobStore.sync()
+        _folder_store().sync()
 
 
 def get(digest: str) -> bytes:

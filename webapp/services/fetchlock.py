@@ -74,7 +74,3 @@ def hold(account_id: int) -> Iterator[Lock]:
         yield Lock(key, token)
     finally:
         redis.eval(_RELEASE, 1, key, token)
-
-
-def is_held(account_id: int) -> bool:
-    return bool(get_redis().exists(_key(account_id)))
