@@ -27,17 +27,16 @@ from typing import Any
 import click
 from flask import Flask, current_app
 from flask.cli import ScriptInfo
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from webapp import config, create_app
 from webapp.adapters import redisserver
+from webapp.adapters.coordination import UNAVAILABLE
 from webapp.cli.common import fail
 from webapp.config import ConfigError
 from webapp.services import readiness
 from webapp.services.errors import ConnectorError
-from webapp.services.redisconn import get_redis
+from webapp.services.redisconn import coordination
 
 CREATES = ("db", "upgrade")
 HELP_ONLY = "emailconnector.help_only"
@@ -57,7 +56,7 @@ class Cli(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (RedisConnectionError, RedisTimeoutError):
+        except UNAVAILABLE:
             fail(_explain(ctx, readiness.redis_problem) or "Redis does not answer")
         except (OperationalError, InterfaceError) as exc:
             fail(_explain(ctx, partial(readiness.database_problem, exc)) or f"the database failed: {exc.orig}")
@@ -155,8 +154,8 @@ def prepare(ctx: click.Context, given: Flask | None = None) -> Flask:
     elif path[:1] and path[0] in SERVICES:
         with app.app_context():
             try:
-                get_redis().ping()
-            except (RedisConnectionError, RedisTimeoutError):
+                coordination().ping()
+            except UNAVAILABLE:
                 fail(readiness.redis_problem())
     return app
 

@@ -12,6 +12,7 @@ from flask.cli import AppGroup, with_appcontext
 from webapp.cli.common import fail, print_json
 from webapp.models import EmailAccount
 from webapp.models.fetchrun import RunTrigger
+from webapp.models.message import SENT_FOLDER
 from webapp.services import accounts, failpoints, fetching, fetchjobs, fetchruns, messages, sending, serverfolders
 from webapp.services.errors import ConnectorError
 
@@ -196,7 +197,8 @@ def list_messages(account_name: str, folder: str | None, limit: int, as_json: bo
     """List stored messages, newest first."""
     try:
         account = accounts.get(account_name)
-        known = messages.folders(account)
+        # Folders with mail stored, the ones the account fetches, and Sent: all of them may be asked for.
+        known = list(dict.fromkeys([*messages.folders(account), *account.fetch_folders, SENT_FOLDER]))
         if folder is not None and folder not in known:
             fail(f"no folder {folder!r} in {account.name} (its folders: {', '.join(known)})")
         rows = [messages.describe(m) for m in messages.listing(account, folder, limit)]

@@ -18,6 +18,7 @@ from webapp.adapters.process import die_with_parent
 from webapp.cli.common import fail
 from webapp.cli.instance import embedded_redis, note
 from webapp.services import queues, schedule, setup
+from webapp.services.redisconn import coordination
 
 
 @click.command("run")
@@ -47,15 +48,11 @@ def run(info: ScriptInfo, host: str, port: int, threads: int) -> None:
 @pass_script_info
 def worker(info: ScriptInfo, queue_names: tuple[str, ...], burst: bool) -> None:
     """Run an RQ worker (all queues unless told otherwise)."""
-    from redis import Redis
-    from rq import Worker
-    from rq.serializers import JSONSerializer
-
     app = info.load_app()
-    # No app context is pushed here: each job opens its own (jobs/ does that).
-    connection = Redis.from_url(app.config["REDIS_URL"])
-    names = list(queue_names or queues.ALL)
-    Worker(names, connection=connection, serializer=JSONSerializer).work(burst=burst)
+    with app.app_context():
+        worker = coordination()
+    # The work itself runs outside this app context: each job opens its own (jobs/ does that).
+    worker.work(list(queue_names or queues.ALL), burst=burst)
 
 
 @click.command("up")

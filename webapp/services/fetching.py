@@ -169,7 +169,7 @@ class _Run:
         progress: Progress | None,
         cancelled: Callable[[], bool] | None,
         listener: BatchListener,
-        lock: fetchlock.Lock,
+        lock: fetchlock.Held,
     ) -> None:
         self.account = account
         self.account_id = account.id

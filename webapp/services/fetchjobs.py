@@ -11,24 +11,18 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rq import Worker
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
-from rq.serializers import JSONSerializer
-
+from webapp.adapters.coordination import JobStatus, Lock
 from webapp.models import EmailAccount
 from webapp.models.fetchrun import RunStatus, RunTrigger
 from webapp.services import callbacks, fetchruns, queues
 from webapp.services.errors import Conflict, ConnectorError, NotFound
-from webapp.services.redisconn import get_redis
+from webapp.services.redisconn import coordination
 
 JOB_FUNCTION = "jobs.fetch.fetch_account"
 JOB_TIMEOUT = 3 * 3600
 RESULT_TTL = 24 * 3600
-_DELETE_IF = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _ACTIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
@@ -73,8 +67,9 @@ class FetchStatus:
         return int(100 * self.done / self.total) if self.total else 0
 
 
-def _lock_key(account_id: int) -> str:
-    return f"emailconnector:fetch:account:{account_id}"
+def _job_marker(account_id: int) -> Lock:
+    """The account's fetch job, named: ``<job id>:<when queued>`` while one is queued or running."""
+    return coordination().lock(f"fetch:account:{account_id}", JOB_TIMEOUT)
 
 
 def enqueue(
@@ -92,12 +87,11 @@ def enqueue(
     for callback in (on_fetch, on_complete, on_error):
         if callback is not None:
             callbacks.check_callback(account, callback)
-    redis = get_redis()
-    key = _lock_key(account.id)
+    marker = _job_marker(account.id)
     for _attempt in range(5):
         job_id = uuid.uuid4().hex
-        # The key names the account's job; SET NX makes exactly one caller the one that enqueues.
-        if redis.set(key, f"{job_id}:{time.time():.0f}", nx=True, ex=JOB_TIMEOUT):
+        # The marker names the account's job; taking it makes exactly one caller the one that enqueues.
+        if marker.acquire(f"{job_id}:{time.time():.0f}"):
             queues.queue(queues.FETCH).enqueue(
                 JOB_FUNCTION,
                 account.id,
@@ -113,7 +107,7 @@ def enqueue(
                 description=f"fetch {account.name}",
             )
             return job_id
-        holder = _text(redis.get(key) or b"")
+        holder = marker.holder() or ""
         current, _, since = holder.partition(":")
         if current and _is_active(current, since):
             if on_fetch or on_complete or on_error:
@@ -124,21 +118,20 @@ def enqueue(
                     current,
                 )
             return current
-        redis.eval(_DELETE_IF, 1, key, holder)  # the job ended without saying so: replace it
+        marker.release(holder)  # the job ended without saying so: replace it
     raise Conflict("the account's fetch job could not be queued; try again")
 
 
 def current(account: EmailAccount) -> str | None:
     """The account's queued or running fetch job, if any."""
-    holder = _text(get_redis().get(_lock_key(account.id)) or b"")
+    holder = _job_marker(account.id).holder() or ""
     job_id, _, since = holder.partition(":")
     return job_id if job_id and _is_active(job_id, since) else None
 
 
 def _is_active(job_id: str, since: str) -> bool:
-    try:
-        job = Job.fetch(job_id, connection=get_redis(), serializer=JSONSerializer)
-    except NoSuchJobError:
+    job = coordination().job(job_id)
+    if job is None:
         # Set a moment ago by a caller that is enqueueing it right now: it is the account's job.
         return since.isdigit() and time.time() - int(since) < 60
     return job.get_status(refresh=True) in _ACTIVE
@@ -148,9 +141,8 @@ def status(job_id: str) -> FetchStatus:
     """The job's state and progress; NotFound when it is unknown or expired."""
     if not _JOB_ID.fullmatch(job_id):  # RQ refuses other characters (and ":" names an execution)
         raise NotFound(f"no fetch job {job_id[:64]!r}")
-    try:
-        job = Job.fetch(job_id, connection=get_redis(), serializer=JSONSerializer)
-    except NoSuchJobError:
+    job = coordination().job(job_id)
+    if job is None:
         return _from_history(job_id)
     if job.func_name != JOB_FUNCTION:
         raise NotFound(f"no fetch job {job_id!r}")
@@ -194,16 +186,7 @@ def _from_history(job_id: str) -> FetchStatus:
 
 def live_worker(queue_name: str = queues.FETCH) -> bool:
     """Is a worker with a recent heartbeat listening on ``queue_name``?"""
-    now = datetime.now(UTC)
-    for worker in Worker.all(connection=get_redis(), queue=queues.queue(queue_name)):
-        beat = worker.last_heartbeat
-        if beat is None:
-            continue
-        if beat.tzinfo is None:
-            beat = beat.replace(tzinfo=UTC)
-        if now - beat <= timedelta(seconds=worker.worker_ttl + 60):
-            return True
-    return False
+    return coordination().live_worker(queue_name)
 
 
 def wait(
@@ -223,25 +206,17 @@ def wait(
 def cancel(job_id: str) -> None:
     """Ask the running fetch to stop after its current batch (what is stored stays)."""
     status(job_id)  # NotFound for an unknown or malformed id
-    get_redis().set(_cancel_key(job_id), "1", ex=JOB_TIMEOUT)
+    coordination().put(f"fetch:cancel:{job_id}", "1", JOB_TIMEOUT)
 
 
 def cancel_requested(job_id: str) -> bool:
-    return bool(get_redis().exists(_cancel_key(job_id)))
-
-
-def _cancel_key(job_id: str) -> str:
-    return f"emailconnector:fetch:cancel:{job_id}"
+    """Has someone asked this job to stop (it checks between batches)?"""
+    return coordination().exists(f"fetch:cancel:{job_id}")
 
 
 def release(account_id: int, job_id: str) -> None:
     """Forget the account's running fetch, if it is still this job (called by the job when it ends)."""
-    redis = get_redis()
-    key = _lock_key(account_id)
-    holder = _text(redis.get(key) or b"")
+    marker = _job_marker(account_id)
+    holder = marker.holder() or ""
     if holder.partition(":")[0] == job_id:
-        redis.eval(_DELETE_IF, 1, key, holder)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+        marker.release(holder)

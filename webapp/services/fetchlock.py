@@ -13,33 +13,26 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from webapp.adapters.coordination import Lock
 from webapp.services.errors import Conflict
-from webapp.services.redisconn import get_redis
+from webapp.services.redisconn import coordination
 
 TTL_SECONDS = 300
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-_REFRESH = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('expire', KEYS[1], ARGV[2]) end return 0"
-_TAKE_OVER = (
-    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('set', KEYS[1], ARGV[2], 'EX', ARGV[3]) end "
-    "return nil"
-)
 
 
 class AlreadyRunning(Conflict):
     """A fetch of this account is already running."""
 
 
-class Lock:
-    def __init__(self, key: str, token: str) -> None:
-        self.key = key
+class Held:
+    """The account's fetch lock, held: refresh it after every batch."""
+
+    def __init__(self, lock: Lock, token: str) -> None:
+        self._lock = lock
         self.token = token
 
     def refresh(self) -> None:
-        get_redis().eval(_REFRESH, 1, self.key, self.token, TTL_SECONDS)
-
-
-def _key(account_id: int) -> str:
-    return f"emailconnector:fetch:lock:{account_id}"
+        self._lock.refresh(self.token)
 
 
 def _token() -> str:
@@ -61,16 +54,15 @@ def _holder_is_dead(token: str) -> bool:
 
 
 @contextmanager
-def hold(account_id: int) -> Iterator[Lock]:
+def hold(account_id: int) -> Iterator[Held]:
     """Hold the account's fetch lock, or raise AlreadyRunning."""
-    redis = get_redis()
-    key, token = _key(account_id), _token()
-    if not redis.set(key, token, nx=True, ex=TTL_SECONDS):
-        current = redis.get(key)
-        holder = current.decode() if isinstance(current, bytes) else str(current or "")
-        if not (holder and _holder_is_dead(holder) and redis.eval(_TAKE_OVER, 1, key, holder, token, TTL_SECONDS)):
+    lock = coordination().lock(f"fetch:lock:{account_id}", TTL_SECONDS)
+    token = _token()
+    if not lock.acquire(token):
+        holder = lock.holder()
+        if not (holder and _holder_is_dead(holder) and lock.replace(holder, token)):
             raise AlreadyRunning("a fetch of this account is already running")
     try:
-        yield Lock(key, token)
+        yield Held(lock, token)
     finally:
-        redis.eval(_RELEASE, 1, key, token)
+        lock.release(token)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from webapp.extensions import db
-from webapp.services.redisconn import get_redis
+from webapp.services.redisconn import coordination
 
 
 def check() -> dict[str, str]:
@@ -18,7 +18,7 @@ def check() -> dict[str, str]:
         db.session.rollback()
         status["database"] = f"unreachable ({exc.__class__.__name__})"
     try:
-        get_redis().ping()
+        coordination().ping()
         status["redis"] = "ok"
     except Exception as exc:  # noqa: BLE001
         status["redis"] = f"unreachable ({exc.__class__.__name__})"

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from rq import Queue
-from rq.serializers import JSONSerializer
-
-from webapp.services.redisconn import get_redis
+from webapp.adapters.coordination import Queue
+from webapp.services.redisconn import coordination
 
 FETCH = "fetch"
 SEND = "send"
@@ -14,4 +12,5 @@ ALL = (FETCH, SEND, DEFAULT)
 
 
 def queue(name: str) -> Queue:
-    return Queue(name, connection=get_redis(), serializer=JSONSerializer)
+    """The RQ queue ``name`` (JSON-serialized jobs) on the app's Redis."""
+    return coordination().queue(name)

@@ -16,7 +16,7 @@ from webapp.models import EmailAccount
 from webapp.models.fetchrun import RunTrigger
 from webapp.services import blobs, callbacks, fetchjobs
 from webapp.services.errors import ConnectorError
-from webapp.services.redisconn import get_redis
+from webapp.services.redisconn import coordination
 
 
 @dataclass
@@ -29,11 +29,10 @@ class Tick:
 
 
 GC_EVERY_SECONDS = 3600
-_GC_KEY = "emailconnector:schedule:blob-gc"
 
 
 def _last_key(account_id: int) -> str:
-    return f"emailconnector:schedule:last-fetch:{account_id}"
+    return f"schedule:last-fetch:{account_id}"
 
 
 def next_fetch_at(account: EmailAccount, now: float | None = None) -> datetime | None:
@@ -41,7 +40,7 @@ def next_fetch_at(account: EmailAccount, now: float | None = None) -> datetime |
     if account.fetch_every_minutes <= 0:
         return None
     now = time.time() if now is None else now
-    last = get_redis().get(_last_key(account.id))
+    last = coordination().get(_last_key(account.id))
     due = now if last is None else max(now, float(last) + account.fetch_every_minutes * 60)
     return datetime.fromtimestamp(due, UTC)
 
@@ -50,10 +49,10 @@ def run_due(now: float | None = None) -> Tick:
     """Queue a fetch of every account whose interval has passed; deliver due callbacks."""
     now = time.time() if now is None else now
     tick = Tick()
-    redis = get_redis()
+    store = coordination()
     query = select(EmailAccount).where(EmailAccount.fetch_every_minutes > 0).order_by(EmailAccount.id)
     for account in db.session.scalars(query):
-        last = redis.get(_last_key(account.id))
+        last = store.get(_last_key(account.id))
         if last is not None and now - float(last) < account.fetch_every_minutes * 60 - 5:
             continue
         try:
@@ -61,11 +60,11 @@ def run_due(now: float | None = None) -> Tick:
         except ConnectorError as exc:
             tick.errors.append(f"{account.name}: {exc}")
             continue
-        redis.set(_last_key(account.id), str(now), ex=account.fetch_every_minutes * 60 * 2)
+        store.put(_last_key(account.id), str(now), account.fetch_every_minutes * 60 * 2)
         tick.queued.append(account.name)
     tick.released = callbacks.release_all_held()
     tick.delivered = callbacks.deliver_due()
     # Once an hour across every scheduler: remove the bytes nothing names any more.
-    if redis.set(_GC_KEY, str(now), nx=True, ex=GC_EVERY_SECONDS):
+    if store.put("schedule:blob-gc", str(now), GC_EVERY_SECONDS, only_if_new=True):
         tick.collected = blobs.collect_garbage().count
     return tick

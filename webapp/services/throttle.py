@@ -19,9 +19,9 @@ import ipaddress
 from flask import current_app
 
 from webapp.models.user import User
-from webapp.services.redisconn import get_redis
+from webapp.services.redisconn import coordination
 
-PREFIX = "ec:login-failures:"
+PREFIX = "login-failures:"  # under the app's key prefix (webapp.adapters.coordination)
 # An address gets more tries than a pair: several people may share one address (an office NAT).
 ADDRESS_FACTOR = 4
 
@@ -77,9 +77,9 @@ def take(username: str, remote_addr: str | None) -> int:
     limit = int(current_app.config["LOGIN_MAX_FAILURES"])
     window = int(current_app.config["LOGIN_LOCKOUT_SECONDS"])
     keys = _keys(username, remote_addr)
-    return int(get_redis().register_script(_TAKE)(keys=keys, args=[limit, limit * ADDRESS_FACTOR, window]))
+    return int(coordination().script(_TAKE, keys, [limit, limit * ADDRESS_FACTOR, window]))
 
 
 def succeeded(username: str, remote_addr: str | None) -> None:
     """The checked password was right: forget this pair's failures and give the address its slot back."""
-    get_redis().register_script(_GIVE_BACK)(keys=_keys(username, remote_addr))
+    coordination().script(_GIVE_BACK, _keys(username, remote_addr), [])
