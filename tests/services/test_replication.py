@@ -162,14 +162,8 @@ def test_after_fetch_actions_are_opt_in_and_follow_the_commit(
 
     _update(account, after_fetch="move", after_fetch_folder="Done")
     dovecot.deliver_many("alice", generated.mix(3, seed=4))
-    failpoints.reset()
-    account_app_config = app.config
-    account_app_config["FAILPOINTS"] = {"server_action": [1, "raise"]}
-    try:
-        with pytest.raises(failpoints.FailPoint):
-            fetching.fetch(account)  # stored and committed; the MOVE ran but was not recorded
-    finally:
-        account_app_config["FAILPOINTS"] = None
+    with pytest.raises(failpoints.FailPoint):  # stored and committed; the MOVE ran but was not recorded
+        fetching.fetch(account, failpoints=failpoints.FailPoints({"server_action": (1, "raise")}))
     fetching.fetch(account)  # finishes the pending actions
     assert db.session.scalar(select(func.count()).where(EmailMessage.pending_action.is_not(None))) == 0
     _uv, inbox = _server(dovecot, pki)
@@ -202,15 +196,11 @@ def test_interrupted_after_every_step_then_resumed_is_identical(
     account = make_account(fetch_strategy="replicate", batch_size=2)
     for step in STEPS:
         for hit in (1, 3, 5):
-            failpoints.reset()
-            app.config["FAILPOINTS"] = {step: [hit, "raise"]}
             try:
-                fetching.fetch(account)
+                fetching.fetch(account, failpoints=failpoints.FailPoints({step: (hit, "raise")}))
             except failpoints.FailPoint:
                 pass
-            app.config["FAILPOINTS"] = None
             assert set(_stored(account).items()) <= set(server.items())
-    failpoints.reset()
     fetching.fetch(account)
     assert _stored(account) == server
     before = db.session.scalar(select(func.count()).select_from(EmailMessage))
@@ -229,13 +219,13 @@ def test_sigkill_at_seeded_points_loses_nothing_and_records_every_delivery_once(
     kills = 0
     for _run in range(10):
         point = rng.choice(["downloaded", "before_commit", "after_commit"])
-        env["EMAILCONNECTOR_FAILPOINTS"] = json.dumps({point: [rng.randint(1, 3), "kill"]})
+        env["TESTKIT_FAILPOINTS"] = json.dumps({point: [rng.randint(1, 3), "kill"]})
         done = subprocess.run([sys.executable, "-m", "tests.fetchrun", str(account.id), "tests.fetchrun.record_batch"],
                               env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
         kills += done.returncode == -9
         db.session.rollback()
     assert kills == 10
-    env.pop("EMAILCONNECTOR_FAILPOINTS")
+    env.pop("TESTKIT_FAILPOINTS")
     final = subprocess.run([sys.executable, "-m", "tests.fetchrun", str(account.id), "tests.fetchrun.record_batch"],
                            env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert final.returncode == 0, final.stderr
@@ -322,4 +312,4 @@ def test_server_errors_end_the_fetch_with_a_log_entry(make_account, dovecot: Dov
     assert db.session.scalar(select(func.count()).select_from(ErrorLog)) == 1
     with fetchlock.hold(account.id):  # released: it can be taken again (AlreadyRunning otherwise)
         pass
-    assert os.environ.get("EMAILCONNECTOR_FAILPOINTS") is None
+    assert os.environ.get("TESTKIT_FAILPOINTS") is None

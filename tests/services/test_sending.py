@@ -313,14 +313,8 @@ def test_an_unexpected_error_is_a_clear_error_with_an_error_log_entry(
     app, make_account, smtp: SmtpServer, point: str, error: type, text: str
 ) -> None:
     account = make_account()
-    failpoints.reset()
-    app.config["FAILPOINTS"] = {point: [1, "raise"]}
-    try:
-        with pytest.raises(error, match=re.escape(text)):
-            sending.send(account, _draft())
-    finally:
-        app.config["FAILPOINTS"] = None
-        failpoints.reset()
+    with pytest.raises(error, match=re.escape(text)):
+        sending.send(account, _draft(), failpoints=failpoints.FailPoints({point: (1, "raise")}))
     (entry,) = errorlog.entries(account)
     assert entry.operation == "send" and entry.message == text and "kind=unexpected" in entry.detail
     assert smtp.received == []

@@ -13,7 +13,7 @@ from webapp.cli.common import fail, print_json
 from webapp.models import EmailAccount
 from webapp.models.fetchrun import RunTrigger
 from webapp.models.message import SENT_FOLDER
-from webapp.services import accounts, failpoints, fetching, fetchjobs, fetchruns, messages, sending, serverfolders
+from webapp.services import accounts, fetching, fetchjobs, fetchruns, messages, sending, serverfolders
 from webapp.services.errors import ConnectorError
 
 messages_group = AppGroup("messages", help="Stored messages.")
@@ -107,7 +107,6 @@ def fetch(name: str, wait: bool, inline: bool, as_json: bool) -> None:
     try:
         account = accounts.get(name)
         if inline:
-            failpoints.reset()
             summary = fetchruns.run(account, trigger=RunTrigger.COMMAND, progress=_print_progress).as_dict()
             _print_summary(summary, as_json, account)
             return

@@ -1,8 +1,8 @@
-"""Fail points: named places in the fetch path where a test can make this process fail or die.
+"""Fail points: named places in the fetch and send paths where a test makes the process fail or die.
 
-Off unless configured: ``FAILPOINTS`` (``EMAILCONNECTOR_FAILPOINTS='{"before_commit": [3, "kill"]}'``)
-maps a point to the hit number at which to act, and the action: "raise" or "kill" (SIGKILL this process,
-as a crash would). They exist for the crash-safety proofs; production never sets them.
+A test passes a :class:`FailPoints` to the service it calls (``fetching.fetch``, ``fetchruns.run``,
+``sending.send``); everyone else gets :data:`NONE`, which does nothing. Nothing reads them from the
+configuration or the environment: production code cannot switch them on by accident.
 """
 
 from __future__ import annotations
@@ -10,28 +10,32 @@ from __future__ import annotations
 import os
 import signal
 from collections import Counter
-
-from flask import current_app
-
-_hits: Counter[str] = Counter()
+from collections.abc import Mapping
 
 
 class FailPoint(RuntimeError):
-    """Raised at a configured fail point."""
+    """Raised at a fail point set to "raise"."""
 
 
-def hit(name: str) -> None:
-    points = current_app.config.get("FAILPOINTS")
-    if not points or name not in points:
-        return
-    when, action = points[name]
-    _hits[name] += 1
-    if _hits[name] != int(when):
-        return
-    if action == "kill":
-        os.kill(os.getpid(), signal.SIGKILL)
-    raise FailPoint(f"fail point {name!r} (hit {when})")
+class FailPoints:
+    """Where to act: ``{"before_commit": (3, "kill")}`` acts at the third hit of that point — "raise"
+    (:class:`FailPoint`) or "kill" (SIGKILL this process, as a crash would)."""
+
+    def __init__(self, points: Mapping[str, tuple[int, str]] | None = None) -> None:
+        self.points = dict(points or {})
+        self.hits: Counter[str] = Counter()
+
+    def hit(self, name: str) -> None:
+        """Count a pass through ``name``; act when it is the configured one."""
+        if name not in self.points:
+            return
+        when, action = self.points[name]
+        self.hits[name] += 1
+        if self.hits[name] != int(when):
+            return
+        if action == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise FailPoint(f"fail point {name!r} (hit {when})")
 
 
-def reset() -> None:
-    _hits.clear()
+NONE = FailPoints()

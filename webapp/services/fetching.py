@@ -27,8 +27,10 @@ from webapp.database import write_transaction, writes
 from webapp.extensions import db
 from webapp.models import EmailAccount, EmailMessage, FolderState
 from webapp.models.message import BodyState
-from webapp.services import accounts, blobs, errorlog, failpoints, fetchlock, messages
+from webapp.services import accounts, blobs, errorlog, fetchlock, messages
 from webapp.services.errors import ConnectionFailed, ConnectorError, NotFound
+from webapp.services.failpoints import NONE as NO_FAILPOINTS
+from webapp.services.failpoints import FailPoints
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +124,7 @@ def fetch(
     *,
     cancelled: Callable[[], bool] | None = None,
     listener: BatchListener | None = None,
+    failpoints: FailPoints = NO_FAILPOINTS,
 ) -> FetchSummary:
     """Fetch the account as its settings say; failures go to the Error logs and raise ConnectionFailed.
 
@@ -130,7 +133,7 @@ def fetch(
     memory.fix_mmap_threshold()
     account_id = account.id
     with fetchlock.hold(account_id) as lock:
-        run = _Run(account, progress, cancelled, listener or _NoListener(), lock)
+        run = _Run(account, progress, cancelled, listener or _NoListener(), lock, failpoints)
         try:
             if account.incoming_protocol == "imap":
                 run.imap()
@@ -170,6 +173,7 @@ class _Run:
         cancelled: Callable[[], bool] | None,
         listener: BatchListener,
         lock: fetchlock.Held,
+        failpoints: FailPoints,
     ) -> None:
         self.account = account
         self.account_id = account.id
@@ -177,6 +181,7 @@ class _Run:
         self.cancelled = cancelled or (lambda: False)
         self.listener = listener
         self.lock = lock
+        self.failpoints = failpoints
         self.summary = FetchSummary()
         self.progress = FetchProgress()
         self._stale: dict[str, bool] = {}
@@ -225,7 +230,7 @@ class _Run:
                             ahead = downloader.submit(
                                 self._download, client, folder, info.uidvalidity, following, sizes, writer
                             )
-                        failpoints.hit("downloaded")
+                        self.failpoints.hit("downloaded")
                         stored = self._store(
                             items, state, max(batch), f"{folder}:{info.uidvalidity}:{batch[0]}-{batch[-1]}"
                         )
@@ -380,7 +385,7 @@ class _Run:
             client.move(uids, self.account.after_fetch_folder)
         elif action == "delete":
             client.delete(uids)
-        failpoints.hit("server_action")
+        self.failpoints.hit("server_action")
         db.session.execute(
             update(EmailMessage).where(EmailMessage.id.in_([i for i, _uid in rows])).values(pending_action=None)
         )
@@ -425,7 +430,7 @@ class _Run:
                         received = messages.Received(origin, client.retrieve(number),
                                                      pending_action=self.pending_action)  # fmt: skip
                     items.append(self._prepared(received))
-                failpoints.hit("downloaded")
+                self.failpoints.hit("downloaded")
                 self._store(items, None, 0, f"INBOX:{batch[0][1]}-{batch[-1][1]}")
                 if account.after_fetch == "delete":
                     for number, _uidl in batch:
@@ -457,7 +462,7 @@ class _Run:
                 state.last_uid = max(state.last_uid, last_uid)
             if ids:
                 self.listener.in_transaction(self.account, ids, key)
-            failpoints.hit("before_commit")
+            self.failpoints.hit("before_commit")
             try:
                 db.session.commit()
             except IntegrityError:
@@ -469,7 +474,7 @@ class _Run:
                 items = unstored
                 log.info("account %s: part of a batch was stored by someone else first", self.account.name)
                 continue
-            failpoints.hit("after_commit")
+            self.failpoints.hit("after_commit")
             self._database_blobs.clear()
             self.lock.refresh()
             self.summary.stored += len(ids)

@@ -18,6 +18,8 @@ from webapp.models.base import utcnow
 from webapp.models.fetchrun import RunStatus, RunTrigger
 from webapp.services import callbacks, fetching
 from webapp.services.errors import ConnectorError
+from webapp.services.failpoints import NONE as NO_FAILPOINTS
+from webapp.services.failpoints import FailPoints
 from webapp.services.fetching import Cancelled, FetchSummary, Progress
 from webapp.services.fetchlock import AlreadyRunning
 
@@ -34,13 +36,15 @@ def run(
     on_error: str | None = None,
     progress: Progress | None = None,
     cancelled: fetching.CancelCheck | None = None,
+    failpoints: FailPoints = NO_FAILPOINTS,
 ) -> FetchSummary:
     """Fetch ``account`` as its settings say, with callbacks and a history row; raise ConnectorError (after
     the ``error`` event) when it fails. Callbacks are dotted paths or webhook URLs (``services.callbacks``)."""
     account_id = account.id
     run_id = _start(account_id, trigger, job_id)
     try:
-        summary = fetching.fetch(account, progress, cancelled=cancelled, listener=callbacks.Listener(on_fetch=on_fetch))
+        listener = callbacks.Listener(on_fetch=on_fetch)
+        summary = fetching.fetch(account, progress, cancelled=cancelled, listener=listener, failpoints=failpoints)
     except fetching.AccountRemoved:
         db.session.rollback()  # its history and callbacks went with it: nobody is left to tell
         raise

@@ -14,8 +14,10 @@ from webapp.extensions import db
 from webapp.models import EmailAccount, EmailMessage
 from webapp.models.base import utcnow
 from webapp.models.message import SENT_FOLDER, MessageStatus
-from webapp.services import accounts, errorlog, failpoints, messages
+from webapp.services import accounts, errorlog, messages
 from webapp.services.errors import ConnectionFailed, Invalid
+from webapp.services.failpoints import NONE as NO_FAILPOINTS
+from webapp.services.failpoints import FailPoints
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,7 @@ def compose(account: EmailAccount, draft: Draft) -> OutgoingMessage:
     )
 
 
-def send(account: EmailAccount, draft: Draft) -> EmailMessage:
+def send(account: EmailAccount, draft: Draft, *, failpoints: FailPoints = NO_FAILPOINTS) -> EmailMessage:
     """Send ``draft`` now and store it in the Sent view; failures go to the Error logs and raise."""
     message = compose(account, draft)
     detail = f"subject={draft.subject[:200]}"
