@@ -187,3 +187,18 @@ def test_the_progress_brings_the_list_along_when_batches_were_stored_since_the_l
         assert "200 messages match the filters" in _text(done) and 'rel="next"' in done
     finally:
         proxy.stop()
+
+
+def test_answers_that_depend_on_htmx_say_so(client: FlaskClient, make_user, make_account, login, post_form) -> None:
+    """Fetch Emails and Cancel answer a fragment to HTMX and a redirect otherwise: both vary on HX-Request."""
+    account = make_account()
+    make_user("boss", role="admin")
+    login("boss")
+    page = f"/accounts/{account.id}/mailbox"
+    plain = post_form(page, {}, url=f"/accounts/{account.id}/fetch")
+    assert plain.status_code == 302 and plain.headers["Vary"] == "HX-Request"
+    job_id = fetchjobs.current(account)
+    htmx = post_form(page, {}, url=f"/accounts/{account.id}/fetch", headers={"HX-Request": "true"})
+    assert htmx.status_code == 200 and "HX-Request" in htmx.headers["Vary"]
+    cancel = post_form(page, {}, url=f"/accounts/{account.id}/fetch/{job_id}/cancel")
+    assert cancel.status_code == 302 and cancel.headers["Vary"] == "HX-Request"

@@ -16,7 +16,7 @@ from webapp.services.accounts import AccountSettings
 from webapp.services.errors import ConnectorError, NotFound
 from webapp.views.access import admin_required, readable_account
 from webapp.views.accounts.forms import AccountForm, ConfirmForm, WebhookForm
-from webapp.views.htmx import is_htmx, render
+from webapp.views.htmx import is_htmx, render, vary
 
 bp = Blueprint("accounts", __name__, url_prefix="/accounts")
 
@@ -214,9 +214,9 @@ def _after(account: EmailAccount, hook_id: int | None, kind: str, text: str) -> 
         return _webhooks_response(account, webhook_notice={"hook": hook_id, "kind": kind, "text": text})
     flash(text, "success" if kind == "ok" else "error")
     if hook_id and request.form.get("back") == "log":
-        return redirect(url_for("accounts.webhook_log", account_id=account.id, webhook_id=hook_id))
+        return vary(redirect(url_for("accounts.webhook_log", account_id=account.id, webhook_id=hook_id)))
     anchor = f"webhook-{hook_id}" if hook_id else "webhooks"
-    return redirect(url_for("accounts.show", account_id=account.id, _anchor=anchor))
+    return vary(redirect(url_for("accounts.show", account_id=account.id, _anchor=anchor)))
 
 
 def _own_webhook(account: EmailAccount, webhook_id: int) -> Webhook:

@@ -15,7 +15,7 @@ from webapp.models.message import SENT_FOLDER
 from webapp.services import fetchjobs, messages, sending, users
 from webapp.services.errors import ConnectorError, NotFound
 from webapp.views.access import readable_account, sendable_account
-from webapp.views.htmx import is_htmx, render
+from webapp.views.htmx import fragment_or_redirect, is_htmx, render
 from webapp.views.listing import ListState
 from webapp.views.mailbox.forms import ComposeForm, FetchForm
 from webapp.views.templating import user_zone
@@ -86,12 +86,15 @@ def fetch(account_id: int) -> ResponseReturnValue:
     except ConnectorError as exc:
         flash(f"Fetch Emails could not start: {exc}", "error")
         return redirect(url_for("mailbox.mailbox", account_id=account.id, **state.list_args(folder)))
-    if is_htmx():
-        status = _job_status(account, job_id)
-        return render_template(
-            "mailbox/_fetch.html", account=account, job=status, fetch_form=FetchForm(), state=state, folder=folder
-        )
-    return redirect(url_for("mailbox.mailbox", account_id=account.id, job=job_id, **state.list_args(folder)))
+    return fragment_or_redirect(
+        "mailbox/_fetch.html",
+        url_for("mailbox.mailbox", account_id=account.id, job=job_id, **state.list_args(folder)),
+        account=account,
+        job=_job_status(account, job_id),
+        fetch_form=FetchForm(),
+        state=state,
+        folder=folder,
+    )
 
 
 @bp.route("/<int:account_id>/fetch/<job_id>")
@@ -132,18 +135,16 @@ def cancel_fetch(account_id: int, job_id: str) -> ResponseReturnValue:
     fetchjobs.cancel(job_id)
     state = _state()
     folder = state.folder or _default_folder(account)
-    if is_htmx():
-        status = _job_status(account, job_id)
-        return render_template(
-            "mailbox/_fetch.html",
-            account=account,
-            job=status,
-            stopping=True,
-            fetch_form=FetchForm(),
-            state=state,
-            folder=folder,
-        )
-    return redirect(url_for("mailbox.mailbox", account_id=account.id, job=job_id, **state.list_args(folder)))
+    return fragment_or_redirect(
+        "mailbox/_fetch.html",
+        url_for("mailbox.mailbox", account_id=account.id, job=job_id, **state.list_args(folder)),
+        account=account,
+        job=_job_status(account, job_id),
+        stopping=True,
+        fetch_form=FetchForm(),
+        state=state,
+        folder=folder,
+    )
 
 
 @bp.route("/<int:account_id>/compose", methods=["GET", "POST"])
