@@ -196,9 +196,9 @@ def test_answers_that_depend_on_htmx_say_so(client: FlaskClient, make_user, make
     login("boss")
     page = f"/accounts/{account.id}/mailbox"
     plain = post_form(page, {}, url=f"/accounts/{account.id}/fetch")
-    assert plain.status_code == 302 and plain.headers["Vary"] == "HX-Request"
+    assert plain.status_code == 302 and "HX-Request" in plain.headers["Vary"]
     job_id = fetchjobs.current(account)
     htmx = post_form(page, {}, url=f"/accounts/{account.id}/fetch", headers={"HX-Request": "true"})
     assert htmx.status_code == 200 and "HX-Request" in htmx.headers["Vary"]
     cancel = post_form(page, {}, url=f"/accounts/{account.id}/fetch/{job_id}/cancel")
-    assert cancel.status_code == 302 and cancel.headers["Vary"] == "HX-Request"
+    assert cancel.status_code == 302 and "HX-Request" in cancel.headers["Vary"]
