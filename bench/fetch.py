@@ -105,8 +105,9 @@ def _rss_mb() -> int:
 
 def ours(imaps_port: int, ca_pem: str, config: dict[str, object], count: int) -> dict[str, Any]:
     from webapp import create_app
-    from webapp.services import accounts, fetching
-    from webapp.services.accounts import AccountSettings
+    from webapp.services.account import accounts
+    from webapp.services.account.accounts import AccountSettings
+    from webapp.services.receiving import fetching
 
     app = create_app(config)
     with app.app_context():
@@ -173,7 +174,7 @@ def main() -> None:
         # Raw runs before and after ours and the faster one counts: the first reader of a freshly seeded
         # folder pays for Dovecot's cold caches, which would flatter whoever goes second.
         raw_before, _ = raw_rate(dovecot, pki)
-        from webapp.adapters.secretbox import generate_key
+        from webapp.adapters.storage.secretbox import generate_key
 
         config = {"DATABASE_URL": database.url, "REDIS_URL": redis.url, "SECRET_KEY": "bench" * 8,
                   "ENCRYPTION_KEYS": generate_key()}  # fmt: skip

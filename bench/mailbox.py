@@ -31,8 +31,9 @@ WORDS = [f"word{i}" for i in range(5000)] + ["invoice", "meeting", "report", "KÃ
 def seed(count: int) -> int:
     from webapp.extensions import db
     from webapp.models import EmailMessage
-    from webapp.services import accounts, search
-    from webapp.services.accounts import AccountSettings
+    from webapp.services.account import accounts
+    from webapp.services.account.accounts import AccountSettings
+    from webapp.services.reading import search
 
     account = accounts.create(
         AccountSettings(
@@ -89,8 +90,9 @@ def main() -> None:
         from flask_migrate import upgrade
 
         from webapp import create_app
-        from webapp.adapters.secretbox import generate_key
-        from webapp.services import messages, users
+        from webapp.adapters.storage.secretbox import generate_key
+        from webapp.services.identity import users
+        from webapp.services.reading import messages
 
         app = create_app({"DATABASE_URL": database.url, "REDIS_URL": redis.url, "SECRET_KEY": "b" * 40,
                           "ENCRYPTION_KEYS": generate_key(), "WTF_CSRF_ENABLED": False})  # fmt: skip

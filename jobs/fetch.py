@@ -1,4 +1,4 @@
-"""RQ entry point: one fetch run of an account (``webapp.services.fetchruns``), progress in the job's meta."""
+"""RQ entry point: one fetch run of an account (``webapp.services.receiving.fetchruns``), progress in the job's meta."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from rq.job import Job
 
 from jobs.context import app_context
 from webapp.models.fetchrun import RunTrigger
-from webapp.services import accounts, fetching, fetchjobs, fetchruns
+from webapp.services.account import accounts
 from webapp.services.errors import ConnectorError
+from webapp.services.receiving import fetching, fetchjobs, fetchruns
 
 
 def fetch_account(

@@ -21,7 +21,7 @@ from tests.servers import redis as test_redis
 from tests.servers.dovecot import Dovecot
 from tests.servers.netguard import loopback_only  # noqa: F401 - autouse guard
 from tests.servers.smtp import SmtpServer
-from webapp.adapters.secretbox import generate_key
+from webapp.adapters.storage.secretbox import generate_key
 
 TEST_PASSWORD = "correct horse battery"
 
@@ -194,7 +194,7 @@ def client(app: Flask) -> FlaskClient:
 
 @pytest.fixture
 def make_user(app: Flask) -> Callable[..., Any]:
-    from webapp.services import users
+    from webapp.services.identity import users
 
     def make(username: str = "alice", password: str = TEST_PASSWORD, role: str = "user") -> Any:
         return users.create(username, password, role)
@@ -214,8 +214,8 @@ def make_account(
     app: Flask, dovecot: Dovecot, smtp: SmtpServer, pki: test_pki.Pki, mail_user: tuple[str, str]
 ) -> Callable[..., Any]:
     """Create an account against the test Dovecot and SMTP server (IMAPS + SMTP STARTTLS by default)."""
-    from webapp.services import accounts
-    from webapp.services.accounts import AccountSettings
+    from webapp.services.account import accounts
+    from webapp.services.account.accounts import AccountSettings
 
     def make(**over: Any) -> Any:
         values: dict[str, Any] = {
@@ -291,7 +291,7 @@ def worker(app: Flask, worker_env: dict[str, str], tmp_path: Path) -> Iterator[A
     import sys
     import time
 
-    from webapp.services import fetchjobs
+    from webapp.services.receiving import fetchjobs
 
     exe = Path(sys.executable).with_name("email-connector")
     log = tmp_path / "worker.log"

@@ -12,8 +12,9 @@ import os
 import sys
 
 from webapp import create_app
-from webapp.services import accounts, fetchruns
-from webapp.services.failpoints import FailPoints
+from webapp.services.account import accounts
+from webapp.services.platform.failpoints import FailPoints
+from webapp.services.receiving import fetchruns
 
 VARIABLE = "TESTKIT_FAILPOINTS"
 

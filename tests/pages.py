@@ -19,7 +19,11 @@ from tests.servers.dovecot import Dovecot
 from webapp.database import write_transaction
 from webapp.extensions import db
 from webapp.models import EmailAccount, EmailMessage, FetchRun, User
-from webapp.services import callbacks, errorlog, fetching, fetchjobs, messages, users
+from webapp.services.account import errorlog
+from webapp.services.events import callbacks
+from webapp.services.identity import users
+from webapp.services.reading import messages
+from webapp.services.receiving import fetching, fetchjobs
 
 LONG = 5000  # characters of the long subject and sender, without a space
 PNG = bytes.fromhex(

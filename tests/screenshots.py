@@ -119,10 +119,12 @@ def _run(
     from flask_migrate import upgrade
 
     from webapp import create_app
-    from webapp.adapters.secretbox import generate_key
+    from webapp.adapters.storage.secretbox import generate_key
     from webapp.extensions import db
-    from webapp.services import accounts, sending, users
-    from webapp.services.accounts import AccountSettings
+    from webapp.services.account import accounts
+    from webapp.services.account.accounts import AccountSettings
+    from webapp.services.identity import users
+    from webapp.services.outgoing import sending
 
     config = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "SECRET_KEY": "screenshots" * 4,
               "ENCRYPTION_KEYS": generate_key()}  # fmt: skip

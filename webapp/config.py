@@ -16,8 +16,8 @@ from typing import Any
 
 from flask import Flask
 
-from webapp.adapters import keyfile
-from webapp.adapters.secretbox import generate_key, parse_keys
+from webapp.adapters.storage import keyfile
+from webapp.adapters.storage.secretbox import generate_key, parse_keys
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SECRET_KEY_FILE = "secret_key"

@@ -13,13 +13,13 @@ from typing import Any
 
 from webapp.models import Attachment, EmailAccount, EmailMessage
 from webapp.models.fetchrun import RunTrigger as _RunTrigger
-from webapp.services import accounts as _accounts
-from webapp.services import connection as _connection
-from webapp.services import fetchjobs as _fetchjobs
-from webapp.services import sending as _sending
-from webapp.services.connection import ConnectionReport
+from webapp.services.account import accounts as _accounts
+from webapp.services.account import connection as _connection
+from webapp.services.account.connection import ConnectionReport
 from webapp.services.errors import Conflict, ConnectionFailed, ConnectorError, Invalid, NotFound
-from webapp.services.sending import Draft, OutgoingAttachment
+from webapp.services.outgoing import sending as _sending
+from webapp.services.outgoing.sending import Draft, OutgoingAttachment
+from webapp.services.receiving import fetchjobs as _fetchjobs
 
 __all__ = [
     "Attachment",

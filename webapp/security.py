@@ -17,7 +17,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp.extensions import login_manager
 from webapp.models import User
-from webapp.services import sessions, setup
+from webapp.services.identity import sessions, setup
 
 # Pages of our own: scripts and styles only from this app; frames only from srcdoc (message view).
 CSP = (

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from webapp.adapters.addresses import (
+from webapp.adapters.mime.addresses import (
     AddressError,
     Mailbox,
     check_address,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from webapp.adapters.endpoint import EndpointError, format_url, parse_url
+from webapp.adapters.mail.endpoint import EndpointError, format_url, parse_url
 
 
 @pytest.mark.parametrize(

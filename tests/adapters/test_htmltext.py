@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from webapp.adapters.htmltext import html_to_text
+from webapp.adapters.mime.htmltext import html_to_text
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from imapclient.exceptions import IMAPClientError
 from tests.servers import messages as generated
 from tests.servers.dovecot import Dovecot
 from tests.servers.faultproxy import FaultProxy
-from webapp.adapters import imapfetch
+from webapp.adapters.mail import imapfetch
 
 BODY = "FLAGS INTERNALDATE BODY.PEEK[]"
 

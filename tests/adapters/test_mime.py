@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.headerinjection import INJECTIONS
-from webapp.adapters.addresses import Mailbox
 from webapp.adapters.mime import (
     HeaderError,
     OutgoingAttachment,
@@ -25,6 +24,7 @@ from webapp.adapters.mime import (
     python_refolds_encoded_line_breaks,
     verify,
 )
+from webapp.adapters.mime.addresses import Mailbox
 
 REASON = r"line break|unknown charset|control character"
 

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.servers import messages as generated
-from webapp.adapters.parser import Mailbox, clean, parse
+from webapp.adapters.mime.parser import Mailbox, clean, parse
 
 
 def _msg(**headers: str) -> EmailMessage:
@@ -138,7 +138,7 @@ def test_parse_never_raises_on_mime_shaped_garbage(chunks: list[bytes]) -> None:
 
 
 def _without_fast_tree(raw: bytes):
-    import webapp.adapters.parser as parser_module
+    import webapp.adapters.mime.parser as parser_module
 
     saved = parser_module.FAST_TREE_BYTES
     parser_module.FAST_TREE_BYTES = 10**12
@@ -156,7 +156,7 @@ def _shape(parsed):
 def test_the_fast_tree_for_big_messages_reads_exactly_what_the_feed_parser_reads() -> None:
     import random
 
-    from webapp.adapters import mimetree
+    from webapp.adapters.mime import mimetree
 
     rng = random.Random(5)
     inner = _msg(From="x@example.test", Subject="Inner")

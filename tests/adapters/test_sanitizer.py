@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from webapp.adapters.sanitizer import for_display, is_allowed_url, sanitize, text_to_html
+from webapp.adapters.mime.sanitizer import for_display, is_allowed_url, sanitize, text_to_html
 
 VECTORS = [
     line.split("\t")[0]

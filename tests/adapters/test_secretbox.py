@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from webapp.adapters.secretbox import SecretBox, SecretBoxError, generate_key, parse_keys
+from webapp.adapters.storage.secretbox import SecretBox, SecretBoxError, generate_key, parse_keys
 
 
 def test_encrypts_with_the_first_key_and_decrypts_with_any() -> None:

@@ -8,11 +8,11 @@ from tests.servers.dovecot import Dovecot
 from tests.servers.faultproxy import FaultProxy
 from tests.servers.pki import Pki
 from tests.servers.smtp import SmtpServer
-from webapp.adapters import imap, pop3
-from webapp.adapters import smtp as smtp_adapter
-from webapp.adapters.auth import PasswordAuth
-from webapp.adapters.endpoint import Endpoint, TlsPolicy
 from webapp.adapters.errors import AuthError, PermanentError, TransientError
+from webapp.adapters.mail import imap, pop3
+from webapp.adapters.mail import smtp as smtp_adapter
+from webapp.adapters.mail.auth import PasswordAuth
+from webapp.adapters.mail.endpoint import Endpoint, TlsPolicy
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from tests.servers.dovecot import Dovecot
 from tests.servers.pki import Pki
 from tests.servers.smtp import SmtpServer
-from webapp.services import setup
+from webapp.services.identity import setup
 
 ADMIN_PW = "admin password 1"
 BOB_PW = "bob password 12"

@@ -154,7 +154,7 @@ def test_a_long_subject_ends_in_an_ellipsis_and_the_menu_and_search_stay_on_scre
     sessions, make_user, make_account, dovecot: Dovecot, size: dict[str, int]
 ) -> None:
     from tests.pages import long_message
-    from webapp.services import fetching
+    from webapp.services.receiving import fetching
 
     dovecot.deliver_many("alice", [*generated.mix(5), long_message()])
     account = make_account()
@@ -209,7 +209,8 @@ def test_a_long_subject_ends_in_an_ellipsis_and_the_menu_and_search_stay_on_scre
 def test_on_a_phone_the_folder_select_opens_the_folder(
     sessions, make_user, make_account, dovecot: Dovecot, smtp
 ) -> None:
-    from webapp.services import fetching, sending
+    from webapp.services.outgoing import sending
+    from webapp.services.receiving import fetching
 
     dovecot.deliver_many("alice", generated.mix(3))
     account = make_account()
@@ -230,7 +231,7 @@ def test_on_a_phone_the_folder_select_opens_the_folder(
 def test_the_list_fills_while_the_fetch_runs_in_a_status_row_of_its_own_without_csp_violations(
     sessions, make_user, make_account, dovecot: Dovecot, worker
 ) -> None:
-    from webapp.services import fetchjobs
+    from webapp.services.receiving import fetchjobs
 
     dovecot.deliver_many("alice", generated.mix(300))
     proxy = FaultProxy(dovecot.imap_port).start()
@@ -302,7 +303,7 @@ def test_times_show_in_the_browsers_time_zone_until_the_user_chooses_one(
     sessions, make_user, make_account, dovecot: Dovecot
 ) -> None:
     from tests.pages import long_message
-    from webapp.services import fetching
+    from webapp.services.receiving import fetching
 
     dovecot.deliver("alice", long_message())  # Date: Wed, 07 Jan 2026 09:30:00 +0000
     account = make_account()

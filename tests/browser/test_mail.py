@@ -15,8 +15,11 @@ from playwright.sync_api import expect
 from tests.servers.dovecot import Dovecot
 from tests.servers.ports import free_port
 from tests.servers.smtp import SmtpServer
-from webapp.services import fetching, messages, sending, users
-from webapp.services.sending import Draft, OutgoingAttachment
+from webapp.services.identity import users
+from webapp.services.outgoing import sending
+from webapp.services.outgoing.sending import Draft, OutgoingAttachment
+from webapp.services.reading import messages
+from webapp.services.receiving import fetching
 
 PASSWORD = "browser password 1"
 PNG = bytes.fromhex(

@@ -10,7 +10,7 @@ from tests.servers import messages as generated
 from tests.servers.dovecot import Dovecot
 from tests.services.test_blob_gc import _digests, _stored, age_blobs
 from webapp.extensions import db
-from webapp.services import fetching
+from webapp.services.receiving import fetching
 
 
 def test_blobs_gc_on_the_command_line(app: Flask, make_account, dovecot: Dovecot, run) -> None:
@@ -18,7 +18,7 @@ def test_blobs_gc_on_the_command_line(app: Flask, make_account, dovecot: Dovecot
     account = make_account()
     fetching.fetch(account)
     digests = _digests(account)
-    from webapp.services.accounts import _delete
+    from webapp.services.account.accounts import _delete
 
     _delete(account)  # rows gone, bytes left (as before this version)
     db.session.rollback()

@@ -18,7 +18,8 @@ from tests.servers.dovecot import Dovecot
 from tests.servers.pki import Pki
 from tests.servers.smtp import SmtpServer
 from webapp.adapters import redisserver
-from webapp.services import accounts, users
+from webapp.services.account import accounts
+from webapp.services.identity import users
 
 
 def test_users_commands(run: Callable[..., Result], make_account) -> None:
@@ -121,7 +122,7 @@ def test_keys_rotate_re_encrypts_every_secret(
 ) -> None:
     from sqlalchemy import text
 
-    from webapp.adapters.secretbox import SecretBox, generate_key
+    from webapp.adapters.storage.secretbox import SecretBox, generate_key
     from webapp.extensions import db
 
     make_account(name="One")

@@ -14,7 +14,8 @@ from click.testing import Result
 from tests.servers import messages as generated
 from tests.servers.dovecot import Dovecot
 from tests.servers.smtp import SmtpServer
-from webapp.services import errorlog, fetchjobs
+from webapp.services.account import errorlog
+from webapp.services.receiving import fetchjobs
 
 
 def test_send_exits_0_only_when_the_server_accepted_it(
@@ -132,7 +133,7 @@ def test_fetch_wait_with_a_real_worker(make_account, dovecot: Dovecot, worker, w
 
     from dataclasses import replace
 
-    from webapp.services import accounts
+    from webapp.services.account import accounts
 
     accounts.update(account, replace(accounts.settings_of(account), password="wrong password"))
     failed = subprocess.run([str(exe), "fetch", "Work", "--wait"], env=worker_env, capture_output=True, text=True,

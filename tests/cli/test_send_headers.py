@@ -14,7 +14,7 @@ from tests.headerinjection import FILE_NAMES, INJECTIONS, refused_for_a_reason
 from tests.servers.smtp import SmtpServer
 from webapp.extensions import db
 from webapp.models import EmailMessage
-from webapp.services import errorlog
+from webapp.services.account import errorlog
 
 SEND = ("send", "--account", "Work", "--body", "x")
 

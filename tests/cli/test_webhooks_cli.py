@@ -10,7 +10,7 @@ from click.testing import Result
 
 from tests.servers.webhookreceiver import Receiver
 from webapp.adapters import webhook
-from webapp.services import callbacks
+from webapp.services.events import callbacks
 
 
 @pytest.fixture

@@ -11,7 +11,10 @@ from flask import Flask
 from tests.review.helpers import client_as, token_of
 from tests.servers import messages as generated
 from tests.servers.dovecot import Dovecot
-from webapp.services import callbacks, fetchjobs, fetchruns, messages, users
+from webapp.services.events import callbacks
+from webapp.services.identity import users
+from webapp.services.reading import messages
+from webapp.services.receiving import fetchjobs, fetchruns
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from tests.servers import messages as generated
 from tests.servers.dovecot import Dovecot
 from webapp.extensions import db
 from webapp.models import EmailMessage
-from webapp.services import blobs
+from webapp.services.platform import blobs
 
 EXE = Path(sys.executable).with_name("email-connector")
 
@@ -98,7 +98,8 @@ def test_gc_grace_zero_looping_during_a_fetch(app: Flask, make_account, dovecot:
 def test_pages_of_a_message_whose_bytes_are_gone(app: Flask, make_account, make_user, dovecot: Dovecot) -> None:
     """What the loss above leads to: a message listed, its bytes gone (not yet parsed, as after a fetch)."""
     from tests.review.helpers import client_as
-    from webapp.services import fetching, messages
+    from webapp.services.reading import messages
+    from webapp.services.receiving import fetching
 
     dovecot.deliver("alice", generated.make(1, "attachment"))
     account = make_account()

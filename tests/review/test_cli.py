@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
-from webapp.services import accounts
+from webapp.services.account import accounts
 
 LONG_CASES = {
     "display name 201": ["--display-name", "D" * 201],

@@ -86,7 +86,7 @@ def test_connector_callbacks_are_not_dropped_when_a_fetch_is_already_queued(app:
     import pytest
 
     from webapp import connector
-    from webapp.services import fetchjobs
+    from webapp.services.receiving import fetchjobs
 
     account = make_account()
     page_job = fetchjobs.enqueue(account)  # someone clicked Fetch Emails; no worker has taken it yet

@@ -6,7 +6,9 @@ from flask import Flask
 
 from tests.review.helpers import client_as, post
 from tests.servers.dovecot import Dovecot
-from webapp.services import fetching, messages, users
+from webapp.services.identity import users
+from webapp.services.reading import messages
+from webapp.services.receiving import fetching
 
 FAR = (
     b"From: Far Future <far@example.test>\r\nTo: alice@example.test\r\nSubject: From the end of time\r\n"
@@ -114,8 +116,8 @@ def test_a_broken_ca_pem_is_an_error_message_not_a_500(app: Flask, make_user, ma
     statuses["folders"] = client.get(f"/accounts/{account.id}/server-folders").status_code
     statuses["fetch"] = client.post(f"/accounts/{account.id}/fetch", data={"csrf_token": token}).status_code
     assert all(code < 500 for code in statuses.values()), statuses
-    from webapp.services import fetchruns
     from webapp.services.errors import ConnectorError
+    from webapp.services.receiving import fetchruns
 
     try:
         fetchruns.run(account)
@@ -131,7 +133,7 @@ def test_a_broken_ca_pem_is_an_error_message_not_a_500(app: Flask, make_user, ma
 
 def test_nul_in_bodies_sent_and_received(app: Flask, make_user, make_account, dovecot: Dovecot, smtp) -> None:
     from tests.review.helpers import token_of
-    from webapp.services import fetchruns
+    from webapp.services.receiving import fetchruns
 
     account = make_account(fetch_strategy="replicate")
     make_user("boss", role="admin")

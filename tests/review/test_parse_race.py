@@ -16,7 +16,7 @@ from tests.servers.dovecot import Dovecot
 from tests.webclient import WebClient
 from webapp.extensions import db
 from webapp.models import Attachment, EmailMessage
-from webapp.services import fetchjobs
+from webapp.services.receiving import fetchjobs
 
 LINK = re.compile(r'href="/messages/(\d+)')
 

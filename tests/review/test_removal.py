@@ -16,7 +16,8 @@ from tests.servers.dovecot import Dovecot
 from tests.webclient import WebClient
 from webapp.extensions import db
 from webapp.models import Delivery, EmailMessage, FetchRun, FolderState
-from webapp.services import fetchjobs, schedule
+from webapp.services.platform import schedule
+from webapp.services.receiving import fetchjobs
 
 EXE = Path(sys.executable).with_name("email-connector")
 
@@ -84,7 +85,7 @@ def test_page_cli_and_schedule_asking_at_once_make_one_job(
     client.post(f"/accounts/{account.id}/fetch", {}, page=page)
     schedule.run_due()
     outs = [p.communicate(timeout=60) for p in cli]
-    from webapp.services import queues
+    from webapp.services.platform import queues
 
     queued = queues.queue(queues.FETCH).get_job_ids()
     assert len(queued) == 1, (queued, outs)

@@ -11,7 +11,9 @@ from tests.conftest import TEST_PASSWORD, csrf_token
 from tests.review.helpers import COOKIE, client_as, post, replay, token_of
 from tests.servers.dovecot import Dovecot
 from tests.views.test_mail_views import PNG, _rich_message
-from webapp.services import fetching, messages, users
+from webapp.services.identity import users
+from webapp.services.reading import messages
+from webapp.services.receiving import fetching
 
 LIMIT = 5
 

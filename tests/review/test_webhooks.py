@@ -33,8 +33,8 @@ def test_loopback_inside_other_ipv6_forms_is_refused_when_private_is_off(form: s
 
 
 def test_the_web_form_accepts_it_too(app, make_account) -> None:
-    from webapp.services import callbacks
     from webapp.services.errors import ConnectorError
+    from webapp.services.events import callbacks
 
     app.config["WEBHOOK_ALLOW_PRIVATE"] = False
     account = make_account()

@@ -9,8 +9,12 @@ from flask import Flask
 
 from tests.review.helpers import client_as
 from tests.servers.dovecot import Dovecot
-from webapp.adapters.sanitizer import text_to_html
-from webapp.services import callbacks, errorlog, fetchjobs, fetchruns, messages, users
+from webapp.adapters.mime.sanitizer import text_to_html
+from webapp.services.account import errorlog
+from webapp.services.events import callbacks
+from webapp.services.identity import users
+from webapp.services.reading import messages
+from webapp.services.receiving import fetchjobs, fetchruns
 from webapp.views.help.markdown import render
 
 MARK = "<x-evil onmouseover=alert(1)>"

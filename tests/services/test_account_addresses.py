@@ -1,12 +1,12 @@
-"""An account's own address follows the same rules as a recipient's (webapp/adapters/addresses.py)."""
+"""An account's own address follows the same rules as a recipient's (webapp/adapters/mime/addresses.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from webapp.adapters import addresses
-from webapp.services import accounts
-from webapp.services.accounts import AccountSettings
+from webapp.adapters.mime import addresses
+from webapp.services.account import accounts
+from webapp.services.account.accounts import AccountSettings
 from webapp.services.errors import Invalid
 
 ACCEPTED = ["alice@example.test", "dev@localhost", "x@exämple.test", "jü@bücher.de", "o'brien+tag@mail.example.com"]

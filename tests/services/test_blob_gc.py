@@ -13,12 +13,15 @@ from sqlalchemy import select, update
 
 from tests.servers import messages as generated
 from tests.servers.dovecot import Dovecot
-from webapp.adapters.blobstore import FolderBlobStore
+from webapp.adapters.storage.blobstore import FolderBlobStore
 from webapp.database import write_transaction
 from webapp.extensions import db
 from webapp.models import Attachment, Blob, EmailMessage
 from webapp.models.base import utcnow
-from webapp.services import accounts, blobs, fetching, messages
+from webapp.services.account import accounts
+from webapp.services.platform import blobs
+from webapp.services.reading import messages
+from webapp.services.receiving import fetching
 
 
 def _digests(account) -> set[str]:

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from webapp.adapters.blobstore import FolderBlobStore
+from webapp.adapters.storage.blobstore import FolderBlobStore
 from webapp.extensions import db
 from webapp.models import Blob
-from webapp.services import blobs
+from webapp.services.platform import blobs
 
 
 def test_folder_store_keeps_equal_bytes_once(tmp_path: Path) -> None:

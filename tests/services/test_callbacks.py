@@ -20,8 +20,10 @@ from webapp.database import write_transaction
 from webapp.extensions import db
 from webapp.models import Delivery, EmailMessage
 from webapp.models.base import utcnow
-from webapp.services import callbacks, errorlog, fetchjobs, fetchruns
+from webapp.services.account import errorlog
 from webapp.services.errors import Invalid
+from webapp.services.events import callbacks
+from webapp.services.receiving import fetchjobs, fetchruns
 
 CALLS: list[Any] = []
 
@@ -153,7 +155,7 @@ def test_callbacks_are_checked_when_queued(make_account) -> None:
 
 
 def test_the_schedule_queues_due_accounts_once_per_interval(make_account) -> None:
-    from webapp.services import schedule
+    from webapp.services.platform import schedule
 
     every = make_account(name="Every5", fetch_every_minutes=5)
     make_account(name="Never")

@@ -22,8 +22,11 @@ from tests.servers.dovecot import Dovecot
 from tests.servers.webhookreceiver import Receiver
 from webapp.extensions import db
 from webapp.models import EmailMessage, FetchRun
-from webapp.services import accounts, callbacks, fetching, fetchjobs, fetchruns, queues
-from webapp.services.redisconn import get_redis
+from webapp.services.account import accounts
+from webapp.services.events import callbacks
+from webapp.services.platform import queues
+from webapp.services.platform.redisconn import get_redis
+from webapp.services.receiving import fetching, fetchjobs, fetchruns
 
 SEEN: list[dict[str, Any]] = []
 

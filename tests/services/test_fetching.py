@@ -21,9 +21,12 @@ from tests.servers.ports import free_port
 from webapp import connector
 from webapp.extensions import db
 from webapp.models import Blob, EmailMessage
-from webapp.services import errorlog, fetching, fetchjobs, messages, queues
+from webapp.services.account import errorlog
 from webapp.services.errors import ConnectionFailed
-from webapp.services.redisconn import get_redis
+from webapp.services.platform import queues
+from webapp.services.platform.redisconn import get_redis
+from webapp.services.reading import messages
+from webapp.services.receiving import fetching, fetchjobs
 
 
 def _imap_flags(dovecot: Dovecot, pki: Pki) -> dict[int, tuple[bytes, ...]]:

@@ -23,9 +23,12 @@ from tests.servers.faultproxy import FaultProxy
 from tests.servers.pki import Pki
 from webapp.extensions import db
 from webapp.models import AppSetting, Delivery, EmailMessage, ErrorLog, FolderState
-from webapp.services import accounts, errorlog, failpoints, fetching, fetchlock, messages
+from webapp.services.account import accounts, errorlog
 from webapp.services.errors import ConnectionFailed
-from webapp.services.fetchlock import AlreadyRunning
+from webapp.services.platform import failpoints
+from webapp.services.reading import messages
+from webapp.services.receiving import fetching, fetchlock
+from webapp.services.receiving.fetchlock import AlreadyRunning
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -286,8 +289,9 @@ def test_a_job_for_an_account_already_being_fetched_fails_with_already_running(m
     from rq import SimpleWorker
     from rq.serializers import JSONSerializer
 
-    from webapp.services import fetchjobs, queues
-    from webapp.services.redisconn import get_redis
+    from webapp.services.platform import queues
+    from webapp.services.platform.redisconn import get_redis
+    from webapp.services.receiving import fetchjobs
 
     account = make_account()
     job_id = fetchjobs.enqueue(account)

@@ -20,9 +20,13 @@ from tests.servers.smtp import SmtpServer
 from webapp import connector
 from webapp.extensions import db
 from webapp.models import EmailMessage, ErrorLog
-from webapp.services import errorlog, failpoints, fetching, messages, sending
+from webapp.services.account import errorlog
 from webapp.services.errors import ConnectionFailed, Invalid
-from webapp.services.sending import Draft, OutgoingAttachment
+from webapp.services.outgoing import sending
+from webapp.services.outgoing.sending import Draft, OutgoingAttachment
+from webapp.services.platform import failpoints
+from webapp.services.reading import messages
+from webapp.services.receiving import fetching
 
 SUBJECT = "Grüße aus Köln — 東京 ✉"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import TEST_PASSWORD
-from webapp.services import users
 from webapp.services.errors import Conflict, Invalid
+from webapp.services.identity import users
 
 INVISIBLE = [
     *(chr(c) for c in range(0x200B, 0x2010)),  # zero-width space/non-joiner/joiner, LRM, RLM

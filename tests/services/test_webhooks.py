@@ -16,8 +16,10 @@ from webapp.adapters import webhook
 from webapp.extensions import db
 from webapp.models import Delivery, ErrorLog, Webhook
 from webapp.models.base import utcnow
-from webapp.services import callbacks, errorlog, secrets
+from webapp.services.account import errorlog
 from webapp.services.errors import Invalid, NotFound
+from webapp.services.events import callbacks
+from webapp.services.platform import secretstore
 
 SECRET_PATH = "/in/PATH-SECRET?token=QUERY-SECRET"
 
@@ -38,7 +40,7 @@ def other() -> Iterator[Receiver]:
 
 def _stored_hook(account, url: str) -> Webhook:
     """A webhook written straight to the table (as an older version, or another process, could have)."""
-    hook = Webhook(account_id=account.id, url=url, secret_encrypted=secrets.encrypt("x" * 32), events=["error"])
+    hook = Webhook(account_id=account.id, url=url, secret_encrypted=secretstore.encrypt("x" * 32), events=["error"])
     db.session.add(hook)
     db.session.commit()
     return hook

@@ -21,7 +21,8 @@ from tests.servers.dovecot import Dovecot
 from tests.webclient import WebClient
 from webapp.extensions import db
 from webapp.models import EmailMessage, User
-from webapp.services import fetchjobs, setup
+from webapp.services.identity import setup
+from webapp.services.receiving import fetchjobs
 
 MESSAGE_LINK = re.compile(r'href="/messages/(\d+)"')
 

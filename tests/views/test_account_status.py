@@ -15,8 +15,11 @@ from rq.serializers import JSONSerializer
 
 from tests.servers import messages as generated
 from tests.servers.dovecot import Dovecot
-from webapp.services import accounts, connection, fetchjobs, fetchruns, messages, queues
-from webapp.services.redisconn import get_redis
+from webapp.services.account import accounts, connection
+from webapp.services.platform import queues
+from webapp.services.platform.redisconn import get_redis
+from webapp.services.reading import messages
+from webapp.services.receiving import fetchjobs, fetchruns
 
 
 def _row(page: str, name: str) -> str:
@@ -89,7 +92,7 @@ def test_a_tls_mismatch_is_explained_and_the_detail_logged(make_account, dovecot
     result = connection.check(account, "incoming")
     assert not result.ok and result.kind in ("tls", "timeout")
     assert advice in result.message, result.message
-    from webapp.services import errorlog
+    from webapp.services.account import errorlog
 
     (entry,) = errorlog.entries(account)
     assert entry.message == result.message and "kind=" in entry.detail

@@ -12,7 +12,7 @@ from tests.servers.pki import Pki
 from tests.servers.smtp import SmtpServer
 from webapp.extensions import db
 from webapp.models import ErrorLog
-from webapp.services import accounts
+from webapp.services.account import accounts
 
 
 def _form(dovecot: Dovecot, smtp: SmtpServer, pki: Pki, **over: str) -> dict[str, object]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask.testing import FlaskClient
 
 from tests.conftest import TEST_PASSWORD, csrf_token
-from webapp.services import users
+from webapp.services.identity import users
 
 
 def test_admin_manages_a_user_and_grants(client: FlaskClient, make_user, make_account, login, post_form) -> None:

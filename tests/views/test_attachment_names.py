@@ -11,7 +11,9 @@ from flask.testing import FlaskClient
 
 from tests.servers.dovecot import Dovecot
 from webapp.extensions import db
-from webapp.services import fetching, messages, users
+from webapp.services.identity import users
+from webapp.services.reading import messages
+from webapp.services.receiving import fetching
 
 SPOOFED = {
     "invoice\u202efdp.exe": "invoicefdp.exe",  # shows as "invoiceexe.pdf" with the override

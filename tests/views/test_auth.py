@@ -6,7 +6,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.conftest import TEST_PASSWORD, csrf_token
-from webapp.services import setup
+from webapp.services.identity import setup
 
 
 def test_first_run_needs_the_setup_token_and_happens_once(app: Flask, client: FlaskClient, post_form) -> None:

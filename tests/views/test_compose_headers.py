@@ -13,7 +13,7 @@ from tests.headerinjection import ENCODED, INJECTIONS, refused_for_a_reason
 from tests.servers.smtp import SmtpServer
 from webapp.extensions import db
 from webapp.models import EmailMessage, ErrorLog
-from webapp.services import users
+from webapp.services.identity import users
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ from flask.testing import FlaskClient
 
 from tests.servers import messages as generated
 from tests.servers.dovecot import Dovecot
-from webapp.services import accounts, callbacks
+from webapp.services.account import accounts
+from webapp.services.events import callbacks
 
 
 def test_fetch_settings_folder_picker_and_webhooks(

@@ -22,7 +22,10 @@ import webapp.views
 from tests.conftest import TEST_PASSWORD, csrf_token
 from tests.servers import messages as generated
 from tests.servers.dovecot import Dovecot
-from webapp.services import callbacks, fetching, messages, users
+from webapp.services.events import callbacks
+from webapp.services.identity import users
+from webapp.services.reading import messages
+from webapp.services.receiving import fetching
 
 HOSTILE = [
     "",

@@ -17,7 +17,7 @@ from werkzeug.serving import make_server
 
 from tests.conftest import TEST_PASSWORD, csrf_token
 from tests.servers.ports import free_port
-from webapp.services import throttle
+from webapp.services.identity import throttle
 
 LIMIT = 5  # LOGIN_MAX_FAILURES in the tests' configuration
 

@@ -18,8 +18,11 @@ from tests.servers.smtp import SmtpServer
 from webapp.extensions import db
 from webapp.models import EmailMessage
 from webapp.security import message_page_csp
-from webapp.services import fetching, inline, messages, queues, users
-from webapp.services.redisconn import get_redis
+from webapp.services.identity import users
+from webapp.services.platform import queues
+from webapp.services.platform.redisconn import get_redis
+from webapp.services.reading import inline, messages
+from webapp.services.receiving import fetching
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000") + b"\x00" * 20
 
@@ -317,7 +320,7 @@ def test_the_message_page_shows_the_date_the_list_shows_in_the_users_time_zone(
     client: FlaskClient, reader, dovecot: Dovecot
 ) -> None:
     from tests.pages import undated_message
-    from webapp.services import preferences
+    from webapp.services.identity import preferences
 
     dovecot.deliver("alice", _rich_message())  # Date: Tue, 24 Nov 2026 10:00:00 +0000
     dovecot.deliver("alice", undated_message())

@@ -14,8 +14,10 @@ from rq.serializers import JSONSerializer
 from tests.servers import messages as generated
 from tests.servers.dovecot import Dovecot
 from tests.servers.faultproxy import FaultProxy
-from webapp.services import fetching, fetchjobs, messages, queues
-from webapp.services.redisconn import get_redis
+from webapp.services.platform import queues
+from webapp.services.platform.redisconn import get_redis
+from webapp.services.reading import messages
+from webapp.services.receiving import fetching, fetchjobs
 
 
 def _subjects(html: str) -> list[str]:

@@ -19,7 +19,9 @@ from tests.views.test_mail_views import PNG, _rich_message
 from webapp.extensions import db
 from webapp.models import UserSession
 from webapp.models.base import utcnow
-from webapp.services import fetching, messages, users
+from webapp.services.identity import users
+from webapp.services.reading import messages
+from webapp.services.receiving import fetching
 
 COOKIE = "ec_session"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask.testing import FlaskClient
 
 from webapp.extensions import db
-from webapp.services import users
+from webapp.services.identity import users
 
 
 def test_a_user_chooses_a_time_zone_and_can_go_back_to_the_browsers(
@@ -44,8 +44,8 @@ def test_settings_need_a_login_and_a_csrf_token(client: FlaskClient, make_user, 
 def test_the_service_refuses_unknown_zones(make_user) -> None:
     import pytest
 
-    from webapp.services import preferences
     from webapp.services.errors import Invalid
+    from webapp.services.identity import preferences
 
     user = make_user("carol")
     with pytest.raises(Invalid, match="unknown name"):

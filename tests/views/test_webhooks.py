@@ -17,7 +17,8 @@ from tests.conftest import csrf_token
 from tests.servers.webhookreceiver import Receiver
 from webapp.extensions import db
 from webapp.models import Delivery
-from webapp.services import callbacks, users
+from webapp.services.events import callbacks
+from webapp.services.identity import users
 
 HX = {"HX-Request": "true"}
 

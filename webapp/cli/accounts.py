@@ -9,7 +9,7 @@ from typing import Any
 import click
 from flask.cli import AppGroup
 
-from webapp.adapters.endpoint import EndpointError, format_url, parse_url
+from webapp.adapters.mail.endpoint import EndpointError, format_url, parse_url
 from webapp.cli.common import fail, print_json, read_secret_line
 from webapp.models import EmailAccount
 from webapp.models.account import (
@@ -21,8 +21,8 @@ from webapp.models.account import (
     MAX_MESSAGE_SIZE,
     MAX_TIMEOUT,
 )
-from webapp.services import accounts, connection
-from webapp.services.accounts import AccountSettings
+from webapp.services.account import accounts, connection
+from webapp.services.account.accounts import AccountSettings
 from webapp.services.errors import ConnectorError
 
 group = AppGroup("accounts", help="Manage mail accounts.")

@@ -6,7 +6,7 @@ import click
 from flask.cli import AppGroup
 
 from webapp.cli.common import print_json
-from webapp.services import blobs
+from webapp.services.platform import blobs
 
 group = AppGroup("blobs", help="The blob store (message and attachment bytes).")
 

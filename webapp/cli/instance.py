@@ -34,9 +34,9 @@ from webapp.adapters import redisserver
 from webapp.adapters.coordination import UNAVAILABLE
 from webapp.cli.common import fail
 from webapp.config import ConfigError
-from webapp.services import readiness
 from webapp.services.errors import ConnectorError
-from webapp.services.redisconn import coordination
+from webapp.services.platform import readiness
+from webapp.services.platform.redisconn import coordination
 
 CREATES = ("db", "upgrade")
 HELP_ONLY = "emailconnector.help_only"

@@ -5,10 +5,11 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup, with_appcontext
 
-from webapp.adapters.secretbox import SecretBoxError, generate_key
+from webapp.adapters.storage.secretbox import SecretBoxError, generate_key
 from webapp.cli.common import fail
-from webapp.services import secrets, setup
 from webapp.services.errors import ConnectorError
+from webapp.services.identity import setup
+from webapp.services.platform import secretstore
 
 group = AppGroup("keys", help="Encryption keys for secrets at rest.")
 
@@ -23,7 +24,7 @@ def generate() -> None:
 def rotate() -> None:
     """Add a new key first and re-encrypt every stored secret; safe to rerun if interrupted."""
     try:
-        added, count = secrets.rotate_keys()
+        added, count = secretstore.rotate_keys()
     except (ConnectorError, SecretBoxError) as exc:
         fail(str(exc))
     if added:

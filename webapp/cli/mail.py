@@ -13,8 +13,11 @@ from webapp.cli.common import fail, print_json
 from webapp.models import EmailAccount
 from webapp.models.fetchrun import RunTrigger
 from webapp.models.message import SENT_FOLDER
-from webapp.services import accounts, fetching, fetchjobs, fetchruns, messages, sending, serverfolders
+from webapp.services.account import accounts
 from webapp.services.errors import ConnectorError
+from webapp.services.outgoing import sending
+from webapp.services.reading import messages
+from webapp.services.receiving import fetching, fetchjobs, fetchruns, serverfolders
 
 messages_group = AppGroup("messages", help="Stored messages.")
 

@@ -17,8 +17,9 @@ from webapp.adapters import redisserver
 from webapp.adapters.process import die_with_parent
 from webapp.cli.common import fail
 from webapp.cli.instance import embedded_redis, note
-from webapp.services import queues, schedule, setup
-from webapp.services.redisconn import coordination
+from webapp.services.identity import setup
+from webapp.services.platform import queues, schedule
+from webapp.services.platform.redisconn import coordination
 
 
 @click.command("run")

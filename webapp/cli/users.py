@@ -9,8 +9,9 @@ from flask.cli import AppGroup
 
 from webapp.cli.common import fail, print_json, read_secret_line
 from webapp.models.user import ROLE_ADMIN, ROLE_USER
-from webapp.services import accounts, setup, users
+from webapp.services.account import accounts
 from webapp.services.errors import ConnectorError
+from webapp.services.identity import setup, users
 
 group = AppGroup("users", help="Manage the app's users.")
 

@@ -8,8 +8,9 @@ from flask.cli import AppGroup
 from webapp.cli.common import fail, print_json, read_secret_line
 from webapp.models import Delivery, Webhook
 from webapp.models.delivery import DELIVERED, EVENTS
-from webapp.services import accounts, callbacks
+from webapp.services.account import accounts
 from webapp.services.errors import ConnectorError
+from webapp.services.events import callbacks
 
 group = AppGroup("webhooks", help="Webhooks: signed JSON POSTs of an account's fetch events.")
 

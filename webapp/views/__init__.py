@@ -7,8 +7,8 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from webapp.extensions import db
-from webapp.services.blobs import BlobMissing
 from webapp.services.errors import Conflict, ConnectorError, NotFound
+from webapp.services.platform.blobs import BlobMissing
 from webapp.views import templating
 
 

@@ -10,8 +10,10 @@ from flask import abort
 from flask_login import current_user, login_required
 
 from webapp.models import EmailAccount, EmailMessage, User
-from webapp.services import accounts, messages, users
+from webapp.services.account import accounts
 from webapp.services.errors import NotFound
+from webapp.services.identity import users
+from webapp.services.reading import messages
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from werkzeug.datastructures import MultiDict
 
-from webapp.services import messages
+from webapp.services.reading import messages
 
 # The query-string names of the search and filters (the folder and the page cursor are kept apart).
 FILTER_ARGS = ("q", "since", "until", "unread", "attachments")

@@ -11,9 +11,11 @@ from flask_login import current_user, login_required
 from webapp.models import Delivery, EmailAccount, Webhook
 from webapp.models.account import DEFAULT_BATCH_SIZE, DEFAULT_FETCH_COUNT, DEFAULT_TIMEOUT
 from webapp.models.delivery import DELIVERED
-from webapp.services import accounts, callbacks, connection, errorlog, fetchruns, serverfolders, status
-from webapp.services.accounts import AccountSettings
+from webapp.services.account import accounts, connection, errorlog, status
+from webapp.services.account.accounts import AccountSettings
 from webapp.services.errors import ConnectorError, NotFound
+from webapp.services.events import callbacks
+from webapp.services.receiving import fetchruns, serverfolders
 from webapp.views.access import admin_required, readable_account
 from webapp.views.accounts.forms import AccountForm, ConfirmForm, WebhookForm
 from webapp.views.htmx import is_htmx, render, vary

@@ -2,7 +2,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, Length
 
-from webapp.services.users import MIN_PASSWORD_LENGTH
+from webapp.services.identity.users import MIN_PASSWORD_LENGTH
 
 
 class NewUserForm(FlaskForm):

@@ -10,8 +10,9 @@ from wtforms import SelectChoice
 from webapp.models import User
 from webapp.models.user import ROLE_ADMIN, ROLE_USER
 from webapp.security import current_session_token, renew_login
-from webapp.services import accounts, sessions, users
+from webapp.services.account import accounts
 from webapp.services.errors import ConnectorError, NotFound
+from webapp.services.identity import sessions, users
 from webapp.views.access import admin_required
 from webapp.views.accounts.forms import ConfirmForm
 from webapp.views.admin.forms import GrantForm, NewUserForm, ResetPasswordForm, RoleForm

@@ -2,7 +2,7 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
-from webapp.services.users import MIN_PASSWORD_LENGTH
+from webapp.services.identity.users import MIN_PASSWORD_LENGTH
 
 
 class SetupForm(FlaskForm):

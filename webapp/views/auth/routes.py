@@ -9,9 +9,9 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
 from webapp.security import current_session_token, log_in, log_out, renew_login
-from webapp.services import setup, users
 from webapp.services.errors import ConnectorError
-from webapp.services.users import LoginThrottled
+from webapp.services.identity import setup, users
+from webapp.services.identity.users import LoginThrottled
 from webapp.views.auth.forms import LoginForm, PasswordForm, SetupForm
 
 bp = Blueprint("auth", __name__)

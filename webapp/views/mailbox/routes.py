@@ -12,8 +12,11 @@ from werkzeug.datastructures import FileStorage
 
 from webapp.models import EmailAccount
 from webapp.models.message import SENT_FOLDER
-from webapp.services import fetchjobs, messages, sending, users
 from webapp.services.errors import ConnectorError, NotFound
+from webapp.services.identity import users
+from webapp.services.outgoing import sending
+from webapp.services.reading import messages
+from webapp.services.receiving import fetchjobs
 from webapp.views.access import readable_account, sendable_account
 from webapp.views.htmx import fragment_or_redirect, is_htmx, render
 from webapp.views.listing import ListState

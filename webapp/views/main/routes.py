@@ -7,7 +7,9 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
 from webapp.extensions import csrf
-from webapp.services import health, status, users
+from webapp.services.account import status
+from webapp.services.identity import users
+from webapp.services.platform import health
 
 bp = Blueprint("main", __name__)
 

@@ -9,11 +9,12 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
-from webapp.adapters.filenames import clean_filename
+from webapp.adapters.mime.filenames import clean_filename
 from webapp.models import Attachment
 from webapp.security import current_session_key, message_page_csp, user_of_session
-from webapp.services import accounts, display, inline, messages
+from webapp.services.account import accounts
 from webapp.services.errors import NotFound
+from webapp.services.reading import display, inline, messages
 from webapp.views.access import readable_message
 from webapp.views.listing import ListState
 from webapp.views.messages.forms import MarkUnreadForm

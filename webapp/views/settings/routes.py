@@ -7,8 +7,8 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from wtforms import SelectChoice
 
-from webapp.services import preferences
 from webapp.services.errors import ConnectorError
+from webapp.services.identity import preferences
 from webapp.views.settings.forms import SettingsForm
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")

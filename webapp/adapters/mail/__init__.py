@@ -1,0 +1,1 @@
+"""Mail protocols: IMAP, POP3 and SMTP sessions, where servers are (endpoints) and how to log in (auth)."""

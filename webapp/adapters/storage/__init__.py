@@ -1,0 +1,1 @@
+"""Storage of bytes and secrets: the content-addressed blob folder, key files, the secret box."""

@@ -1,0 +1,1 @@
+"""Mail accounts: their settings, Test connection, their status and Error logs."""

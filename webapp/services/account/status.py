@@ -1,0 +1,69 @@
+"""How each account is doing, for the overview and the account page: unread mail, the last fetch, the next
+scheduled one, and whether the last fetch or connection test failed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from webapp.extensions import db
+from webapp.models import EmailAccount, EmailMessage, FetchRun
+from webapp.models.fetchrun import RunStatus
+from webapp.models.message import MessageStatus
+from webapp.services.platform import schedule
+from webapp.services.receiving import fetchjobs
+
+
+@dataclass(frozen=True)
+class AccountStatus:
+    unread: int
+    last_run: FetchRun | None
+    next_fetch_at: datetime | None  # None: not fetched on a schedule
+    running_job: str | None  # the fetch job queued or running now
+    test_failed: bool  # the last Test connection failed for a server
+
+    @property
+    def problem(self) -> str | None:
+        """Why the account needs attention, in a few words; None when it does not."""
+        if self.last_run is not None and self.last_run.status == RunStatus.FAILED:
+            return "the last fetch failed"
+        if self.test_failed:
+            return "the last connection test failed"
+        return None
+
+
+def of_accounts(accounts: Sequence[EmailAccount]) -> dict[int, AccountStatus]:
+    """The status of each account, by id, in a few queries whatever their number."""
+    ids = [account.id for account in accounts]
+    if not ids:
+        return {}
+    unread = dict(
+        db.session.execute(
+            select(EmailMessage.account_id, func.count(EmailMessage.id))
+            .where(
+                EmailMessage.account_id.in_(ids),
+                EmailMessage.seen.is_(False),
+                EmailMessage.status == MessageStatus.RECEIVED,
+            )
+            .group_by(EmailMessage.account_id)
+        ).all()
+    )
+    newest = select(func.max(FetchRun.id)).where(FetchRun.account_id.in_(ids)).group_by(FetchRun.account_id)
+    runs = {run.account_id: run for run in db.session.scalars(select(FetchRun).where(FetchRun.id.in_(newest)))}
+    return {
+        account.id: AccountStatus(
+            unread=int(unread.get(account.id, 0)),
+            last_run=runs.get(account.id),
+            next_fetch_at=schedule.next_fetch_at(account),
+            running_job=fetchjobs.current(account),
+            test_failed=account.last_test_incoming_ok is False or account.last_test_outgoing_ok is False,
+        )
+        for account in accounts
+    }
+
+
+def of_account(account: EmailAccount) -> AccountStatus:
+    return of_accounts([account])[account.id]

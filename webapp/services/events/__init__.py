@@ -1,0 +1,1 @@
+"""Events: callbacks and signed webhooks, recorded once and delivered at least once (fetch, complete, error)."""

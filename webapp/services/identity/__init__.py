@@ -1,0 +1,1 @@
+"""Identity: users, roles and grants, login sessions and throttling, first run, preferences."""

@@ -1,0 +1,51 @@
+"""What the message page shows: the HTML document for the sandboxed frame, or the text as safe HTML."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from markupsafe import Markup
+
+from webapp.adapters.mime import sanitizer
+from webapp.models import Attachment, EmailAccount, EmailMessage
+from webapp.services.reading import messages
+
+# The frame's own document around the message HTML; its inline style is what the page CSP allows.
+FRAME_DOCUMENT = (
+    '<!doctype html><html><head><meta charset="utf-8"><style>'
+    "body{font:15px/1.45 system-ui,sans-serif;margin:.5rem;word-wrap:break-word}img{max-width:100%;height:auto}"
+    "</style></head><body>{body}</body></html>"
+)
+
+
+@dataclass(frozen=True)
+class MessageView:
+    html_doc: str | None  # the HTML to show; None when showing text
+    text_html: Markup | None  # escaped, then linkified plain text
+    blocked_images: int
+    view: str  # "html" | "text"
+
+    @property
+    def frame_document(self) -> str | None:
+        """A whole document for ``<iframe sandbox srcdoc>`` (a plain str: the template escapes it)."""
+        return None if self.html_doc is None else FRAME_DOCUMENT.replace("{body}", self.html_doc)
+
+
+def message_view(
+    message: EmailMessage,
+    account: EmailAccount,
+    view: str | None,
+    show_images: bool,
+    inline_link: Callable[[Attachment], str],
+) -> MessageView:
+    """Sanitize (unless the account turned it off), link cid: images (``inline_link`` makes the link of
+    one part) and hold back remote ones."""
+    view = view if view in ("html", "text") else ("html" if message.html_body else "text")
+    if view == "html" and message.html_body:
+        if not account.sanitize_html:
+            return MessageView(message.html_body, None, 0, "html")
+        links = {cid: inline_link(part) for cid, part in messages.inline_images(message).items()}
+        display = sanitizer.for_display(message.html_body, links, show_images)
+        return MessageView(display.html, None, display.blocked_images, "html")
+    return MessageView(None, sanitizer.text_to_html(message.text_body), 0, "text")
