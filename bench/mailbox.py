@@ -92,14 +92,14 @@ def main() -> None:
         from webapp import create_app
         from webapp.adapters.storage.secretbox import generate_key
         from webapp.services.identity import users
-        from webapp.services.reading import messages
+        from webapp.services.receiving import store
 
         app = create_app({"DATABASE_URL": database.url, "REDIS_URL": redis.url, "SECRET_KEY": "b" * 40,
                           "ENCRYPTION_KEYS": generate_key(), "WTF_CSRF_ENABLED": False})  # fmt: skip
         with app.app_context():
             upgrade()
             account_id = seed(args.messages)
-            messages.refresh_statistics()  # as a fetch of that many messages does (services/fetching.py)
+            store.refresh_statistics()  # as a fetch of that many messages does (services/fetching.py)
             users.create("bench", "bench password 1", "admin")
         client = app.test_client()
         client.post("/login", data={"username": "bench", "password": "bench password 1"})

@@ -43,6 +43,7 @@ from webapp.services.account import errorlog
 from webapp.services.errors import Invalid, NotFound
 from webapp.services.platform import secretstore
 from webapp.services.reading import messages
+from webapp.services.receiving import store
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +299,7 @@ def _release(delivery_id: int) -> bool:
         db.session.rollback()
         return delivery is not None  # released by someone else meanwhile: go on
     ids = [int(i) for i in delivery.payload.get("message_ids", [])]
-    batch = messages.complete_batch(ids)
+    batch = store.complete_batch(ids)
     if batch is None:
         db.session.rollback()
         return False  # its bodies are not all parsed yet

@@ -19,7 +19,7 @@ from webapp.services.account import accounts, errorlog
 from webapp.services.errors import ConnectionFailed, Invalid
 from webapp.services.platform.failpoints import NONE as NO_FAILPOINTS
 from webapp.services.platform.failpoints import FailPoints
-from webapp.services.reading import messages
+from webapp.services.receiving import store
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def send(account: EmailAccount, draft: Draft, *, failpoints: FailPoints = NO_FAI
 @writes
 def _store(account: EmailAccount, raw: bytes, message: OutgoingMessage, last_error: str | None = None) -> EmailMessage:
     bcc = tuple(m.address if isinstance(m, addresses.Mailbox) else m for m in message.bcc)
-    stored = messages.add(account, messages.Origin(SENT_FOLDER), raw, status=MessageStatus.SENT, seen=True, bcc=bcc)
+    stored = store.add(account, store.Origin(SENT_FOLDER), raw, status=MessageStatus.SENT, seen=True, bcc=bcc)
     stored.sent_at = utcnow()
     stored.attempts = 1
     stored.last_error = last_error
