@@ -20,7 +20,7 @@ from webapp.database import write_transaction
 from webapp.extensions import db
 from webapp.models import EmailAccount, EmailMessage, FetchRun, User
 from webapp.services.account import errorlog
-from webapp.services.events import callbacks
+from webapp.services.events import dispatch, webhooks
 from webapp.services.identity import users
 from webapp.services.reading import messages
 from webapp.services.receiving import fetching, fetchjobs
@@ -103,12 +103,12 @@ def make_objects(make_user: Any, make_account: Any, dovecot: Dovecot, password: 
     undated = next(m for m in stored if m.subject == "A message without a date")
     attachment = next(a for a in rich.attachments if a.filename == "report-2026.pdf")
     inline = next(a for a in rich.attachments if a.content_id == "logo@x")
-    hook, _secret = callbacks.add_webhook(account, "https://hooks.example.test/mail")
+    hook, _secret = webhooks.add_webhook(account, "https://hooks.example.test/mail")
     errorlog.record(account, "fetch", "Incoming server: " + "x" * 300, detail="kind=test; " + "y" * 300)
     # Tables that grow with use: a webhook's delivery log (a failed test event), the fetch history with a
     # long error — the pages must hold their shape with them too.
-    dead, _secret = callbacks.add_webhook(account, "http://127.0.0.1:9/" + "long-path/" * 20)
-    callbacks.send_test(dead)
+    dead, _secret = webhooks.add_webhook(account, "http://127.0.0.1:9/" + "long-path/" * 20)
+    dispatch.send_test(dead)
     with write_transaction():
         db.session.add(
             FetchRun(account_id=account.id, trigger="schedule", status="failed", error="Incoming server: " + "z" * 400)

@@ -10,7 +10,7 @@ from click.testing import Result
 
 from tests.servers.webhookreceiver import Receiver
 from webapp.adapters import webhook
-from webapp.services.events import callbacks
+from webapp.services.events import dispatch, webhooks
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def test_add_list_remove(run: Callable[..., Result], make_account, receiver: Rec
     described = json.loads(given.stdout)  # only JSON on stdout
     assert "secret" not in described and "a-secret-of-my-own" not in given.output
     assert described["account"] == "Other" and described["events"] == ["fetch", "complete", "error"]
-    callbacks.send_test(callbacks.get_webhook(described["id"]))
+    dispatch.send_test(webhooks.get_webhook(described["id"]))
     request = receiver.requests[0]
     assert webhook.verify("a-secret-of-my-own-1234", request.body, request.headers["x-emailconnector-signature"])
 
@@ -52,7 +52,7 @@ def test_add_list_remove(run: Callable[..., Result], make_account, receiver: Rec
     assert run("webhooks", "remove", str(hook_id)).stdout == f"webhook {hook_id} removed\n"
     again = run("webhooks", "remove", str(hook_id))
     assert again.exit_code == 1 and again.stderr == f"error: no webhook {hook_id}\n"
-    assert [h.id for h in callbacks.all_webhooks()] == [described["id"]]
+    assert [h.id for h in webhooks.all_webhooks()] == [described["id"]]
 
 
 @pytest.mark.parametrize(
@@ -72,12 +72,12 @@ def test_add_refusals_are_one_line(run: Callable[..., Result], make_account, arg
     assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr.startswith("error: ") and reason in result.stderr and result.stderr.count("\n") == 1
     assert "SECRET" not in result.stderr
-    assert callbacks.all_webhooks() == []
+    assert webhooks.all_webhooks() == []
 
 
 def test_test_deliveries_and_redeliver(run: Callable[..., Result], make_account, receiver: Receiver) -> None:
     account = make_account(name="Work")
-    hook, _ = callbacks.add_webhook(account, receiver.url("/in/SECRET"), ["error"])
+    hook, _ = webhooks.add_webhook(account, receiver.url("/in/SECRET"), ["error"])
 
     tested = run("webhooks", "test", str(hook.id))
     assert tested.exit_code == 0 and tested.stdout.startswith("test event delivered in ")

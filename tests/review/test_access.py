@@ -11,7 +11,7 @@ from flask import Flask
 from tests.review.helpers import client_as, token_of
 from tests.servers import messages as generated
 from tests.servers.dovecot import Dovecot
-from webapp.services.events import callbacks
+from webapp.services.events import dispatch, webhooks
 from webapp.services.identity import users
 from webapp.services.reading import messages
 from webapp.services.receiving import fetchjobs, fetchruns
@@ -34,8 +34,8 @@ def world(app: Flask, make_user, make_account, dovecot: Dovecot) -> dict:
     out = {}
     for label, account in (("mine", mine), ("theirs", theirs)):
         message = messages.ensure_parsed(messages.listing(account, limit=1)[0])
-        hook, _ = callbacks.add_webhook(account, "http://127.0.0.1:9/hook")
-        delivery = callbacks.send_test(hook)
+        hook, _ = webhooks.add_webhook(account, "http://127.0.0.1:9/hook")
+        delivery = dispatch.send_test(hook)
         out[label] = {
             "account_id": account.id,
             "message_id": message.id,

@@ -34,9 +34,9 @@ def test_loopback_inside_other_ipv6_forms_is_refused_when_private_is_off(form: s
 
 def test_the_web_form_accepts_it_too(app, make_account) -> None:
     from webapp.services.errors import ConnectorError
-    from webapp.services.events import callbacks
+    from webapp.services.events import webhooks
 
     app.config["WEBHOOK_ALLOW_PRIVATE"] = False
     account = make_account()
     with pytest.raises(ConnectorError):
-        callbacks.add_webhook(account, "http://[64:ff9b:1::a9fe:a9fe]/latest/meta-data")
+        webhooks.add_webhook(account, "http://[64:ff9b:1::a9fe:a9fe]/latest/meta-data")

@@ -11,7 +11,7 @@ from tests.review.helpers import client_as
 from tests.servers.dovecot import Dovecot
 from webapp.adapters.mime.sanitizer import text_to_html
 from webapp.services.account import errorlog
-from webapp.services.events import callbacks
+from webapp.services.events import dispatch, webhooks
 from webapp.services.identity import users
 from webapp.services.reading import messages
 from webapp.services.receiving import fetchjobs, fetchruns
@@ -48,7 +48,7 @@ def test_hostile_text_in_every_field_stays_text(app: Flask, make_user, make_acco
     except Exception:
         pass
     errorlog.record(account, "fetch", f"Incoming server: {MARK}", detail=MARK)
-    hook, _ = callbacks.add_webhook(
+    hook, _ = webhooks.add_webhook(
         account,
         f"http://127.0.0.1:9/{ATTR}".replace(" ", "")
         .replace('"', "%22")
@@ -56,7 +56,7 @@ def test_hostile_text_in_every_field_stays_text(app: Flask, make_user, make_acco
         .replace("<", "%3C")
         .replace(">", "%3E"),
     )
-    callbacks.send_test(hook)
+    dispatch.send_test(hook)
     make_user("boss", role="admin")
     reader = make_user("reader")
     users.grant(reader, account, read=True, send=True)

@@ -161,15 +161,34 @@ class Dovecot:
 
     def add_user(self, username: str, password: str) -> None:
         """Create (or change) a mail user; Dovecot re-reads the passwd-file when it changes."""
+        if self.users.get(username) == password:
+            return  # nothing changes
         self.users[username] = password
         path = self.folder / "users"
         tmp = path.with_suffix(".tmp")
         tmp.write_text("".join(f"{u}:{p}\n" for u, p in self.users.items()))
         tmp.chmod(0o644)
         os.replace(tmp, path)
-        # passwd-file notices changes by mtime; make sure a change within the same second is seen.
-        now = time.time()
-        os.utime(path, (now + next(_counter) % 1000 / 1000 + 1, now + 1))
+        # passwd-file notices changes by their mtime in whole seconds: each write gets a later second than
+        # the one before (two writes within a second used to look alike, and Dovecot kept the old passwords).
+        self._users_mtime = max(getattr(self, "_users_mtime", 0) + 1, int(time.time()) + 1)
+        os.utime(path, (self._users_mtime, self._users_mtime))
+        # Dovecot looks at the file at most once a second: until it has seen the change, a login with the
+        # new password fails. Wait for the condition itself (bounded), asking Dovecot.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self._login_works(username, password):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"Dovecot did not take the new password of {username} within 10 s")
+
+    def _login_works(self, username: str, password: str) -> bool:
+        checked = subprocess.run(
+            [require("doveadm"), "-c", str(self.config_path), "auth", "test", username, password],
+            capture_output=True,
+            text=True,
+        )
+        return checked.returncode == 0
 
     def maildir(self, username: str, folder: str = "INBOX") -> Path:
         base = self.folder / "mail" / username / "Maildir"

@@ -22,7 +22,7 @@ from webapp.models import Delivery, EmailMessage
 from webapp.models.base import utcnow
 from webapp.services.account import errorlog
 from webapp.services.errors import Invalid
-from webapp.services.events import callbacks
+from webapp.services.events import callbacks, dispatch, webhooks
 from webapp.services.receiving import fetchjobs, fetchruns
 
 CALLS: list[Any] = []
@@ -79,7 +79,7 @@ def test_webhooks_receive_each_batch_signed_then_the_summary(make_account, dovec
     dovecot.deliver_many("alice", generated.mix(5))
     account = make_account(fetch_strategy="replicate", batch_size=2)
     url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
-    _hook, secret = callbacks.add_webhook(account, url)
+    _hook, secret = webhooks.add_webhook(account, url)
     fetchruns.run(account)
 
     events = []
@@ -100,19 +100,19 @@ def test_webhooks_receive_each_batch_signed_then_the_summary(make_account, dovec
 def test_a_failing_webhook_is_retried_with_backoff_and_logged(make_account, dovecot: Dovecot, receiver) -> None:
     dovecot.deliver_many("alice", generated.mix(2))
     account = make_account()
-    callbacks.add_webhook(account, f"http://127.0.0.1:{receiver.server_address[1]}/hook", ["fetch"])
+    webhooks.add_webhook(account, f"http://127.0.0.1:{receiver.server_address[1]}/hook", ["fetch"])
     receiver.status = 503
     assert fetchruns.run(account).stored == 2  # no message lost
     (delivery,) = db.session.scalars(select(Delivery))
     assert (delivery.status, delivery.attempts) == ("pending", 1) and "503" in delivery.last_error
     assert delivery.next_attempt_at > utcnow() + timedelta(seconds=20)
-    assert callbacks.deliver_due() == 0  # not due yet: no tight loop
+    assert dispatch.deliver_due() == 0  # not due yet: no tight loop
 
     receiver.status = 200
     with write_transaction():  # the test's own write, as a service would
         delivery.next_attempt_at = utcnow()
         db.session.commit()
-    assert callbacks.deliver_due() == 1
+    assert dispatch.deliver_due() == 1
     assert len(receiver.bodies) == 2
     assert receiver.bodies[0][1] == receiver.bodies[1][1]  # the same delivery, the same id
 

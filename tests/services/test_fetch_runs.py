@@ -23,7 +23,7 @@ from tests.servers.webhookreceiver import Receiver
 from webapp.extensions import db
 from webapp.models import EmailMessage, FetchRun
 from webapp.services.account import accounts
-from webapp.services.events import callbacks
+from webapp.services.events import webhooks
 from webapp.services.platform import queues
 from webapp.services.platform.redisconn import get_redis
 from webapp.services.receiving import fetching, fetchjobs, fetchruns
@@ -124,7 +124,7 @@ def test_each_batch_event_carries_complete_messages_in_batch_order(make_account,
     account = make_account(fetch_strategy="replicate", batch_size=4)
     receiver = Receiver()
     try:
-        callbacks.add_webhook(account, receiver.url("/hook"), ["fetch", "complete"])
+        webhooks.add_webhook(account, receiver.url("/hook"), ["fetch", "complete"])
         fetchruns.run(account, on_fetch=f"{__name__}.remember_complete")
         bodies = [json.loads(r.body) for r in receiver.requests]
     finally:

@@ -18,7 +18,7 @@ from webapp.models import Delivery, ErrorLog, Webhook
 from webapp.models.base import utcnow
 from webapp.services.account import errorlog
 from webapp.services.errors import Invalid, NotFound
-from webapp.services.events import callbacks
+from webapp.services.events import callbacks, dispatch, webhooks
 from webapp.services.platform import secretstore
 
 SECRET_PATH = "/in/PATH-SECRET?token=QUERY-SECRET"
@@ -49,7 +49,7 @@ def _stored_hook(account, url: str) -> Webhook:
 def _texts(account) -> list[str]:
     """Every text about deliveries a user or an admin can see: the Error logs and the deliveries' errors."""
     logs = [e.message for e in errorlog.entries(account)]
-    return logs + [d.last_error or "" for d in callbacks.deliveries(account)]
+    return logs + [d.last_error or "" for d in webhooks.deliveries(account)]
 
 
 # --- where a webhook may point -----------------------------------------------------------------------------
@@ -72,17 +72,17 @@ def test_add_checks_the_url(make_account, app: Flask) -> None:
     ]
     for url in refused:
         with pytest.raises(Invalid, match="URL"):
-            callbacks.add_webhook(account, url + "?token=SECRET")
-    assert callbacks.webhooks(account) == []
+            webhooks.add_webhook(account, url + "?token=SECRET")
+    assert webhooks.webhooks(account) == []
 
-    callbacks.add_webhook(account, "http://127.0.0.1:8080/hook")  # on-premises receivers: allowed by default
-    callbacks.add_webhook(account, "http://10.0.0.5/hook")
+    webhooks.add_webhook(account, "http://127.0.0.1:8080/hook")  # on-premises receivers: allowed by default
+    webhooks.add_webhook(account, "http://10.0.0.5/hook")
     app.config["WEBHOOK_ALLOW_PRIVATE"] = False
     for url in ["http://127.0.0.1:8080/hook", "http://localhost/hook", "http://10.0.0.5/hook", "http://[::1]/"]:
         with pytest.raises(Invalid, match="WEBHOOK_ALLOW_PRIVATE") as caught:
-            callbacks.add_webhook(account, url)
+            webhooks.add_webhook(account, url)
         assert "hook" not in str(caught.value).replace("webhook", "")
-    hook, _ = callbacks.add_webhook(account, "https://hooks.example.com/in", ["fetch"])
+    hook, _ = webhooks.add_webhook(account, "https://hooks.example.com/in", ["fetch"])
     assert hook.url == "https://hooks.example.com/in"
 
 
@@ -91,13 +91,13 @@ def test_the_setting_comes_from_config_or_the_environment(make_app, monkeypatch:
     for value, expected in [("false", False), ("False", False), ("0", False), ("off", False), ("true", True)]:
         monkeypatch.setenv("EMAILCONNECTOR_WEBHOOK_ALLOW_PRIVATE", value)
         with make_app().app_context():
-            assert callbacks.allow_private() is expected, value
+            assert webhooks.allow_private() is expected, value
 
 
 def test_delivery_checks_the_target_again(make_account, app: Flask, receiver: Receiver) -> None:
     """A webhook added while private targets were allowed, or stored with a bad scheme, is not contacted."""
     account = make_account()
-    callbacks.add_webhook(account, receiver.url(SECRET_PATH), ["error"])
+    webhooks.add_webhook(account, receiver.url(SECRET_PATH), ["error"])
     _stored_hook(account, f"ftp://127.0.0.1:{receiver.port}{SECRET_PATH}")
     _stored_hook(account, f"http://169.254.169.254{SECRET_PATH}")
     app.config["WEBHOOK_ALLOW_PRIVATE"] = False
@@ -123,7 +123,7 @@ def test_a_redirected_delivery_fails_at_once_and_the_target_is_never_contacted(
     make_account, receiver: Receiver, other: Receiver, location: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     account = make_account()
-    callbacks.add_webhook(account, receiver.url(SECRET_PATH), ["error"])
+    webhooks.add_webhook(account, receiver.url(SECRET_PATH), ["error"])
     receiver.answer(302, Location=location.format(port=other.port))
     with caplog.at_level(logging.INFO):
         callbacks.failed(account, "boom", None)
@@ -145,17 +145,17 @@ def test_no_error_text_shows_a_webhook_path_or_query(
     make_account, app: Flask, receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     account = make_account()
-    callbacks.add_webhook(account, receiver.url(SECRET_PATH), ["fetch", "error"])
+    webhooks.add_webhook(account, receiver.url(SECRET_PATH), ["fetch", "error"])
     with caplog.at_level(logging.INFO):
         for status in (500, 404, 410, 301):  # retried, then permanent ones
             receiver.answer(status, Location="/moved/SECRET")
             callbacks.failed(account, f"boom {status}", None)
         receiver.answer(503)
         pending = db.session.scalars(select(Delivery).where(Delivery.status == "pending")).one()
-        for _ in range(callbacks.MAX_ATTEMPTS):  # until it gives up and writes the Error logs
+        for _ in range(dispatch.MAX_ATTEMPTS):  # until it gives up and writes the Error logs
             pending.next_attempt_at = utcnow() - timedelta(seconds=1)
             db.session.commit()
-            callbacks.deliver_due(account)
+            dispatch.deliver_due(account)
         app.config["WEBHOOK_ALLOW_PRIVATE"] = False
         callbacks.failed(account, "refused", None)
         with pytest.raises(Invalid) as caught:
@@ -223,8 +223,8 @@ def test_migration_cuts_webhook_urls_in_old_error_texts(tmp_path, make_app) -> N
 
 def test_a_test_event_is_delivered_at_once_and_recorded(make_account, receiver: Receiver) -> None:
     account = make_account()
-    hook, secret = callbacks.add_webhook(account, receiver.url("/in"), ["fetch"])
-    delivery = callbacks.send_test(hook)
+    hook, secret = webhooks.add_webhook(account, receiver.url("/in"), ["fetch"])
+    delivery = dispatch.send_test(hook)
     assert (delivery.status, delivery.attempts, delivery.event) == ("delivered", 1, "test")
     assert delivery.duration_ms is not None and delivery.duration_ms >= 0
     (request,) = receiver.requests
@@ -232,27 +232,27 @@ def test_a_test_event_is_delivered_at_once_and_recorded(make_account, receiver: 
     payload = json.loads(request.body)
     assert payload["event"] == "test" and payload["webhook"] == {"id": hook.id}
     assert payload["delivery_id"] == request.headers["x-emailconnector-delivery"] == delivery.delivery_id
-    assert callbacks.webhook_deliveries(hook) == [delivery]
+    assert webhooks.webhook_deliveries(hook) == [delivery]
 
     receiver.answer(503)  # a test is one attempt: failed at once, never retried, not in the Error logs
-    failed = callbacks.send_test(hook)
+    failed = dispatch.send_test(hook)
     assert (failed.status, failed.attempts) == ("failed", 1) and "answered 503" in failed.last_error
     failed.next_attempt_at = utcnow() - timedelta(seconds=1)
     db.session.commit()
-    assert callbacks.deliver_due() == 0 and len(receiver.requests) == 2
+    assert dispatch.deliver_due() == 0 and len(receiver.requests) == 2
     assert errorlog.entries(account) == []
 
 
 def test_redelivery_sends_the_same_event_again_as_a_new_record(make_account, receiver: Receiver) -> None:
     account = make_account()
-    hook, secret = callbacks.add_webhook(account, receiver.url("/in"), ["error"])
+    hook, secret = webhooks.add_webhook(account, receiver.url("/in"), ["error"])
     receiver.answer(410)
     callbacks.failed(account, "boom", None)
     (original,) = db.session.scalars(select(Delivery))
     assert original.status == "failed"
 
     receiver.answer(200)
-    again = callbacks.redeliver(original)
+    again = dispatch.redeliver(original)
     assert again.id != original.id and again.redelivery_of == original.id
     assert (again.status, again.attempts, again.event) == ("delivered", 1, "error")
     assert again.duration_ms is not None
@@ -263,30 +263,30 @@ def test_redelivery_sends_the_same_event_again_as_a_new_record(make_account, rec
     db.session.refresh(original)
     assert (original.status, original.attempts) == ("failed", 1)  # the original record is left as it was
 
-    assert callbacks.redeliver(again).status == "delivered"  # a delivered one may be sent again too
+    assert dispatch.redeliver(again).status == "delivered"  # a delivered one may be sent again too
     assert len(receiver.requests) == 3
-    assert [d.id for d in callbacks.webhook_deliveries(hook)][-1] == original.id
+    assert [d.id for d in webhooks.webhook_deliveries(hook)][-1] == original.id
 
 
 def test_what_cannot_be_redelivered(make_account, receiver: Receiver) -> None:
     account = make_account()
-    callbacks.add_webhook(account, receiver.url("/in"), ["error"])
+    webhooks.add_webhook(account, receiver.url("/in"), ["error"])
     receiver.answer(503)
     callbacks.failed(account, "boom", None)
     (pending,) = db.session.scalars(select(Delivery))
     with pytest.raises(Invalid, match="still pending"):
-        callbacks.redeliver(pending)
+        dispatch.redeliver(pending)
     callbacks.failed(account, "boom", "tests.services.test_webhooks.on_error")
     dotted = db.session.scalars(select(Delivery).where(Delivery.webhook_id.is_(None))).one()
     with pytest.raises(Invalid, match="only webhook deliveries"):
-        callbacks.redeliver(dotted)
+        dispatch.redeliver(dotted)
     with pytest.raises(NotFound):
-        callbacks.get_delivery(2**70)
+        webhooks.get_delivery(2**70)
     with pytest.raises(NotFound):
-        callbacks.get_webhook(0)
+        webhooks.get_webhook(0)
     other = make_account(name="Other")
     with pytest.raises(NotFound):
-        callbacks.get_delivery(pending.id, other)
+        webhooks.get_delivery(pending.id, other)
 
 
 def on_error(reason: str) -> None:
@@ -295,8 +295,8 @@ def on_error(reason: str) -> None:
 
 def test_removing_a_webhook_removes_its_log(make_account, receiver: Receiver) -> None:
     account = make_account()
-    hook, _ = callbacks.add_webhook(account, receiver.url("/in"))
-    callbacks.send_test(hook)
-    callbacks.remove_webhook(None, hook.id)
-    assert db.session.scalars(select(Delivery)).all() == [] and callbacks.all_webhooks() == []
+    hook, _ = webhooks.add_webhook(account, receiver.url("/in"))
+    dispatch.send_test(hook)
+    webhooks.remove_webhook(None, hook.id)
+    assert db.session.scalars(select(Delivery)).all() == [] and webhooks.all_webhooks() == []
     assert db.session.scalars(select(ErrorLog)).all() == []

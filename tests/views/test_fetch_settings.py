@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 from tests.servers import messages as generated
 from tests.servers.dovecot import Dovecot
 from webapp.services.account import accounts
-from webapp.services.events import callbacks
+from webapp.services.events import webhooks
 
 
 def test_fetch_settings_folder_picker_and_webhooks(
@@ -53,9 +53,9 @@ def test_fetch_settings_folder_picker_and_webhooks(
                       url=f"/accounts/{account.id}/webhooks")  # fmt: skip
     assert added.status_code == 200  # the page itself shows the secret, once (tests/views/test_webhooks.py)
     assert "Its signing secret is shown only now" in added.get_data(as_text=True)
-    (hook,) = callbacks.webhooks(account)
+    (hook,) = webhooks.webhooks(account)
     assert hook.events == ["fetch"] and "secret" not in hook.secret_encrypted
     bad = post_form(f"/accounts/{account.id}", {"url": "ftp://x"}, url=f"/accounts/{account.id}/webhooks")
-    assert bad.status_code == 400 and len(callbacks.webhooks(account)) == 1
+    assert bad.status_code == 400 and len(webhooks.webhooks(account)) == 1
     post_form(f"/accounts/{account.id}", {}, url=f"/accounts/{account.id}/webhooks/{hook.id}/delete")
-    assert callbacks.webhooks(account) == []
+    assert webhooks.webhooks(account) == []

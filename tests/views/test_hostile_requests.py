@@ -22,7 +22,7 @@ import webapp.views
 from tests.conftest import TEST_PASSWORD, csrf_token
 from tests.servers import messages as generated
 from tests.servers.dovecot import Dovecot
-from webapp.services.events import callbacks
+from webapp.services.events import webhooks
 from webapp.services.identity import users
 from webapp.services.reading import messages
 from webapp.services.receiving import fetching
@@ -110,7 +110,7 @@ def world(app: Flask, make_user, make_account, dovecot: Dovecot) -> dict[str, st
     make_user("boss", role="admin")
     reader = make_user("reader")
     users.grant(reader, account, read=True, send=True)
-    hook, _secret = callbacks.add_webhook(account, "http://127.0.0.1:9/hook")
+    hook, _secret = webhooks.add_webhook(account, "http://127.0.0.1:9/hook")
     message = messages.listing(account, limit=1)[0]
     attachment = message.attachments[0] if message.attachments else None
     return {

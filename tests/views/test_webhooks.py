@@ -17,7 +17,7 @@ from tests.conftest import csrf_token
 from tests.servers.webhookreceiver import Receiver
 from webapp.extensions import db
 from webapp.models import Delivery
-from webapp.services.events import callbacks
+from webapp.services.events import callbacks, dispatch, webhooks
 from webapp.services.identity import users
 
 HX = {"HX-Request": "true"}
@@ -54,7 +54,7 @@ def test_adding_shows_the_secret_once_in_a_panel(client: FlaskClient, admin_page
     added = post(f"{page}/webhooks", {"url": f" {receiver.url('/in?token=abc')} ", "event_fetch": "y"})
     assert added.status_code == 200
     html = added.get_data(as_text=True)
-    (hook,) = callbacks.webhooks(account)
+    (hook,) = webhooks.webhooks(account)
     assert hook.url == receiver.url("/in?token=abc") and hook.events == ["fetch"]
     secret = re.search(r'<code id="webhook-secret">([^<]+)</code>', html).group(1)
     assert 'id="webhook-secret-panel"' in html and 'data-copy="webhook-secret"' in html
@@ -72,9 +72,9 @@ def test_adding_shows_the_secret_once_in_a_panel(client: FlaskClient, admin_page
     assert "HX-Request" in fragment.headers["Vary"] and 'id="webhook-secret"' in html
 
     # The secret signs what the receiver gets.
-    second = callbacks.webhooks(account)[1]
+    second = webhooks.webhooks(account)[1]
     signing = re.search(r'<code id="webhook-secret">([^<]+)</code>', html).group(1)
-    callbacks.send_test(second)
+    dispatch.send_test(second)
     from webapp.adapters import webhook
 
     body, header = receiver.requests[0].body, receiver.requests[0].headers["x-emailconnector-signature"]
@@ -94,12 +94,12 @@ def test_a_refused_url_is_explained_in_the_form(admin_page, app) -> None:
     app.config["WEBHOOK_ALLOW_PRIVATE"] = False
     refused = post(f"{page}/webhooks", {"url": "http://127.0.0.1:9/in", "event_fetch": "y"})
     assert "WEBHOOK_ALLOW_PRIVATE is off" in refused.get_data(as_text=True)
-    assert callbacks.webhooks(account) == []
+    assert webhooks.webhooks(account) == []
 
 
 def test_send_test_event_shows_the_result_and_logs_it(client: FlaskClient, admin_page, receiver: Receiver) -> None:
     account, page, post = admin_page
-    hook, _ = callbacks.add_webhook(account, receiver.url("/in/SECRET"), ["fetch"])
+    hook, _ = webhooks.add_webhook(account, receiver.url("/in/SECRET"), ["fetch"])
 
     plain = post(f"{page}/webhooks/{hook.id}/test")
     assert plain.status_code == 302 and plain.headers["Location"].endswith(f"{page}#webhook-{hook.id}")
@@ -120,7 +120,7 @@ def test_send_test_event_shows_the_result_and_logs_it(client: FlaskClient, admin
 
 def test_redeliver_from_the_log(client: FlaskClient, admin_page, receiver: Receiver) -> None:
     account, page, post = admin_page
-    hook, _ = callbacks.add_webhook(account, receiver.url("/in"), ["error"])
+    hook, _ = webhooks.add_webhook(account, receiver.url("/in"), ["error"])
     receiver.answer(404)
     callbacks.failed(account, "boom", None)
     (failed,) = db.session.scalars(select(Delivery))
@@ -147,20 +147,20 @@ def test_redeliver_from_the_log(client: FlaskClient, admin_page, receiver: Recei
 
 def test_remove(client: FlaskClient, admin_page, receiver: Receiver) -> None:
     account, page, post = admin_page
-    first, _ = callbacks.add_webhook(account, receiver.url("/a"))
-    second, _ = callbacks.add_webhook(account, receiver.url("/b"))
+    first, _ = webhooks.add_webhook(account, receiver.url("/a"))
+    second, _ = webhooks.add_webhook(account, receiver.url("/b"))
     assert post(f"{page}/webhooks/{first.id}/delete").status_code == 302
     fragment = post(f"{page}/webhooks/{second.id}/delete", htmx=True).get_data(as_text=True)
     assert "Webhook removed." in fragment and "No webhooks yet." in fragment
-    assert callbacks.webhooks(account) == []
+    assert webhooks.webhooks(account) == []
 
 
 def test_every_webhook_route_checks_the_account_and_the_role(
     client: FlaskClient, make_user, login, make_account, receiver: Receiver
 ) -> None:
     mine, theirs = make_account(), make_account(name="Theirs")
-    hook, _ = callbacks.add_webhook(theirs, receiver.url("/in"))
-    delivery = callbacks.send_test(hook)
+    hook, _ = webhooks.add_webhook(theirs, receiver.url("/in"))
+    delivery = dispatch.send_test(hook)
     make_user("boss", role="admin")
     login("boss")
     token = csrf_token(client.get(f"/accounts/{mine.id}").get_data(as_text=True))
@@ -196,7 +196,7 @@ def test_users_and_admins_see_webhook_errors_by_scheme_and_host_only(
     client: FlaskClient, make_user, login, make_account, receiver: Receiver
 ) -> None:
     account = make_account()
-    callbacks.add_webhook(account, receiver.url("/in/PATH-SECRET?token=QUERY-SECRET"), ["error"])
+    webhooks.add_webhook(account, receiver.url("/in/PATH-SECRET?token=QUERY-SECRET"), ["error"])
     receiver.answer(302, Location="http://127.0.0.1:9/next/SECRET")
     callbacks.failed(account, "boom", None)
     reader = make_user("reader")
@@ -217,8 +217,8 @@ def test_users_and_admins_see_webhook_errors_by_scheme_and_host_only(
 def test_ids_are_unique_on_the_account_page(admin_page, receiver: Receiver, client: FlaskClient) -> None:
     account, page, post = admin_page
     for path in ("/a", "/b"):
-        hook, _ = callbacks.add_webhook(account, receiver.url(path))
-        callbacks.send_test(hook)
+        hook, _ = webhooks.add_webhook(account, receiver.url(path))
+        dispatch.send_test(hook)
     callbacks.failed(account, "boom", "tests.views.test_webhooks.on_error")
     for html in [client.get(page).get_data(as_text=True),
                  post(f"{page}/webhooks", {"url": receiver.url("/c"), "event_fetch": "y"}).get_data(as_text=True),

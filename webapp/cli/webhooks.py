@@ -10,7 +10,7 @@ from webapp.models import Delivery, Webhook
 from webapp.models.delivery import DELIVERED, EVENTS
 from webapp.services.account import accounts
 from webapp.services.errors import ConnectorError
-from webapp.services.events import callbacks
+from webapp.services.events import dispatch, webhooks
 
 group = AppGroup("webhooks", help="Webhooks: signed JSON POSTs of an account's fetch events.")
 
@@ -62,7 +62,7 @@ def add(account_name: str, url: str, events: str, secret_stdin: bool, as_json: b
     wanted = _events(events)
     given = read_secret_line() if secret_stdin else None
     try:
-        hook, secret = callbacks.add_webhook(accounts.get(account_name), url, wanted, secret=given)
+        hook, secret = webhooks.add_webhook(accounts.get(account_name), url, wanted, secret=given)
     except ConnectorError as exc:
         fail(str(exc))
     if as_json:
@@ -80,7 +80,7 @@ def add(account_name: str, url: str, events: str, secret_stdin: bool, as_json: b
 def list_webhooks(account_name: str | None, as_json: bool) -> None:
     """List the webhooks of ACCOUNT, or of every account (never their secrets)."""
     try:
-        hooks = callbacks.webhooks(accounts.get(account_name)) if account_name else callbacks.all_webhooks()
+        hooks = webhooks.webhooks(accounts.get(account_name)) if account_name else webhooks.all_webhooks()
     except ConnectorError as exc:
         fail(str(exc))
     rows = [describe(hook) for hook in hooks]
@@ -97,7 +97,7 @@ def list_webhooks(account_name: str | None, as_json: bool) -> None:
 def remove(webhook_id: int) -> None:
     """Remove a webhook and its delivery log."""
     try:
-        callbacks.remove_webhook(None, webhook_id)
+        webhooks.remove_webhook(None, webhook_id)
     except ConnectorError as exc:
         fail(str(exc))
     click.echo(f"webhook {webhook_id} removed")
@@ -118,7 +118,7 @@ def _report(what: str, delivery: Delivery, as_json: bool) -> None:
 def test(webhook_id: int, as_json: bool) -> None:
     """POST a ``test`` event to the webhook now; exit 0 only when it was accepted."""
     try:
-        delivery = callbacks.send_test(callbacks.get_webhook(webhook_id))
+        delivery = dispatch.send_test(webhooks.get_webhook(webhook_id))
     except ConnectorError as exc:
         fail(str(exc))
     _report("test event", delivery, as_json)
@@ -131,7 +131,7 @@ def test(webhook_id: int, as_json: bool) -> None:
 def deliveries(webhook_id: int, limit: int, as_json: bool) -> None:
     """Show the webhook's delivery log, newest first."""
     try:
-        rows = [describe_delivery(d) for d in callbacks.webhook_deliveries(callbacks.get_webhook(webhook_id), limit)]
+        rows = [describe_delivery(d) for d in webhooks.webhook_deliveries(webhooks.get_webhook(webhook_id), limit)]
     except ConnectorError as exc:
         fail(str(exc))
     if as_json:
@@ -149,7 +149,7 @@ def deliveries(webhook_id: int, limit: int, as_json: bool) -> None:
 def redeliver(delivery_id: int, as_json: bool) -> None:
     """POST a delivered or failed delivery again now (recorded as a new delivery)."""
     try:
-        again = callbacks.redeliver(callbacks.get_delivery(delivery_id))
+        again = dispatch.redeliver(webhooks.get_delivery(delivery_id))
     except ConnectorError as exc:
         fail(str(exc))
     _report(f"redelivery of {delivery_id}", again, as_json)

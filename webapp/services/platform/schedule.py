@@ -15,7 +15,7 @@ from webapp.extensions import db
 from webapp.models import EmailAccount
 from webapp.models.fetchrun import RunTrigger
 from webapp.services.errors import ConnectorError
-from webapp.services.events import callbacks
+from webapp.services.events import callbacks, dispatch
 from webapp.services.platform import blobs
 from webapp.services.platform.redisconn import coordination
 from webapp.services.receiving import fetchjobs
@@ -65,7 +65,7 @@ def run_due(now: float | None = None) -> Tick:
         store.put(_last_key(account.id), str(now), account.fetch_every_minutes * 60 * 2)
         tick.queued.append(account.name)
     tick.released = callbacks.release_all_held()
-    tick.delivered = callbacks.deliver_due()
+    tick.delivered = dispatch.deliver_due()
     # Once an hour across every scheduler: remove the bytes nothing names any more.
     if store.put("schedule:blob-gc", str(now), GC_EVERY_SECONDS, only_if_new=True):
         tick.collected = blobs.collect_garbage().count

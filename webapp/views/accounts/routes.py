@@ -14,7 +14,7 @@ from webapp.models.delivery import DELIVERED
 from webapp.services.account import accounts, connection, errorlog, status
 from webapp.services.account.accounts import AccountSettings
 from webapp.services.errors import ConnectorError, NotFound
-from webapp.services.events import callbacks
+from webapp.services.events import dispatch, webhooks
 from webapp.services.receiving import fetchruns, serverfolders
 from webapp.views.access import admin_required, readable_account
 from webapp.views.accounts.forms import AccountForm, ConfirmForm, WebhookForm
@@ -192,10 +192,10 @@ WEBHOOK_LOG_ON_PAGE = 10
 
 
 def _webhooks_context(account: EmailAccount, **extra: Any) -> dict[str, Any]:
-    hooks = callbacks.webhooks(account)
+    hooks = webhooks.webhooks(account)
     context: dict[str, Any] = {
-        "webhooks": [(hook, callbacks.webhook_deliveries(hook, WEBHOOK_LOG_ON_PAGE)) for hook in hooks],
-        "callback_deliveries": callbacks.callback_deliveries(account, 20),
+        "webhooks": [(hook, webhooks.webhook_deliveries(hook, WEBHOOK_LOG_ON_PAGE)) for hook in hooks],
+        "callback_deliveries": webhooks.callback_deliveries(account, 20),
         "webhook_form": WebhookForm(formdata=None),
         "new_secret": None,
         "webhook_notice": None,
@@ -223,7 +223,7 @@ def _after(account: EmailAccount, hook_id: int | None, kind: str, text: str) -> 
 
 def _own_webhook(account: EmailAccount, webhook_id: int) -> Webhook:
     try:
-        return callbacks.get_webhook(webhook_id, account)
+        return webhooks.get_webhook(webhook_id, account)
     except NotFound:
         abort(404)
 
@@ -243,7 +243,7 @@ def add_webhook(account_id: int) -> ResponseReturnValue:
         return _webhooks_response(account, 400, webhook_form=form)
     events = [e for e in ("fetch", "complete", "error") if getattr(form, f"event_{e}").data]
     try:
-        hook, secret = callbacks.add_webhook(account, form.url.data or "", events)
+        hook, secret = webhooks.add_webhook(account, form.url.data or "", events)
     except ConnectorError as exc:
         form.form_errors.append(f"Webhook not added: {exc}")
         return _webhooks_response(account, 400, webhook_form=form)
@@ -259,7 +259,7 @@ def webhook_log(account_id: int, webhook_id: int) -> ResponseReturnValue:
     account = readable_account(account_id)
     hook = _own_webhook(account, webhook_id)
     return render_template(
-        "accounts/webhook.html", account=account, hook=hook, deliveries=callbacks.webhook_deliveries(hook, 200)
+        "accounts/webhook.html", account=account, hook=hook, deliveries=webhooks.webhook_deliveries(hook, 200)
     )
 
 
@@ -269,7 +269,7 @@ def delete_webhook(account_id: int, webhook_id: int) -> ResponseReturnValue:
     account = readable_account(account_id)
     _confirmed()
     _own_webhook(account, webhook_id)
-    callbacks.remove_webhook(account, webhook_id)
+    webhooks.remove_webhook(account, webhook_id)
     return _after(account, None, "ok", "Webhook removed.")
 
 
@@ -279,7 +279,7 @@ def test_webhook(account_id: int, webhook_id: int) -> ResponseReturnValue:
     """Send the webhook a ``test`` event now and show how it went."""
     account = readable_account(account_id)
     _confirmed()
-    delivery = callbacks.send_test(_own_webhook(account, webhook_id))
+    delivery = dispatch.send_test(_own_webhook(account, webhook_id))
     return _after(account, webhook_id, *_outcome("Test event", delivery))
 
 
@@ -291,13 +291,13 @@ def redeliver(account_id: int, webhook_id: int, delivery_id: int) -> ResponseRet
     _confirmed()
     hook = _own_webhook(account, webhook_id)
     try:
-        original = callbacks.get_delivery(delivery_id, account)
+        original = webhooks.get_delivery(delivery_id, account)
     except NotFound:
         abort(404)
     if original.webhook_id != hook.id:
         abort(404)
     try:
-        again = callbacks.redeliver(original)
+        again = dispatch.redeliver(original)
     except ConnectorError as exc:
         return _after(account, webhook_id, "failed", f"Not redelivered: {exc}")
     return _after(account, webhook_id, *_outcome(f"Redelivery of #{original.id}", again))
