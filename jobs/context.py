@@ -10,6 +10,7 @@ _app: Flask | None = None
 
 
 def app_context() -> AbstractContextManager[object]:
+    """The caller's app context when there is one (then a no-op), else this process's app, built once."""
     global _app
     if has_app_context():
         return nullcontext()

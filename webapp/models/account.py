@@ -83,6 +83,7 @@ class EmailAccount(Base):
 
     @staticmethod
     def key_for(name: str) -> str:
+        """The name compared for uniqueness: stripped and case-folded."""
         return name.strip().casefold()
 
     @property
@@ -99,14 +100,17 @@ class EmailAccount(Base):
 
     @property
     def after_fetch_label(self) -> str:
+        """The after-fetch action as settings write it: ``none``, ``seen``, ``delete`` or ``move:FOLDER``."""
         return f"move:{self.after_fetch_folder}" if self.after_fetch == "move" else self.after_fetch
 
     @property
     def incoming_scheme(self) -> str:
+        """The incoming server's URL scheme, e.g. ``imaps`` or ``pop3+starttls``."""
         return _scheme(self.incoming_protocol, self.incoming_security)
 
     @property
     def outgoing_scheme(self) -> str:
+        """The outgoing server's URL scheme: ``smtp``, ``smtp+starttls`` or ``smtps``."""
         return _scheme("smtp", self.outgoing_security)
 
 

@@ -30,6 +30,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        """Store an aware datetime as UTC; a naive one is refused (ValueError), never guessed at."""
         if value is None:
             return None
         if value.tzinfo is None:
@@ -37,10 +38,12 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        """Read the value back timezone-aware, in UTC (SQLite returns it naive)."""
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC (the default of the timestamp columns)."""
     return datetime.now(UTC)

@@ -47,4 +47,5 @@ class FetchRun(Base):
 
     @property
     def ended(self) -> bool:
+        """Has the run ended, whatever its outcome (no longer RUNNING)?"""
         return self.status != RunStatus.RUNNING

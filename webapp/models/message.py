@@ -98,9 +98,11 @@ class EmailMessage(Base):
 
     @property
     def sender_label(self) -> str:
+        """The sender as lists show it: the display name, else the address."""
         return self.from_name or self.from_address
 
     def mailboxes(self, field: str) -> list[dict[str, Any]]:
+        """The mailboxes of the address ``field`` (``to``, ``cc``, …) as name/address dicts, blanks filled in."""
         value = getattr(self, field) or []
         return [{"name": m.get("name", ""), "address": m.get("address", "")} for m in value]
 

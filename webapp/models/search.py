@@ -11,4 +11,5 @@ POSTGRES_TABLE = "message_search"
 
 
 def is_search_table(name: str | None) -> bool:
+    """Is ``name`` a table of the search index (the FTS5 table and its shadow tables, or the tsvector table)?"""
     return bool(name) and (name == POSTGRES_TABLE or str(name).startswith(SQLITE_TABLE))

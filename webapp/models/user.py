@@ -40,6 +40,7 @@ class User(UserMixin, Base):
 
     @property
     def is_admin(self) -> bool:
+        """Does the user have the admin role?"""
         return self.role == ROLE_ADMIN
 
     @staticmethod

@@ -44,6 +44,7 @@ class Endpoint:
     tls: TlsPolicy = TlsPolicy()
 
     def describe(self) -> str:
+        """The server as error messages name it, e.g. ``IMAP server mail.example.org:993``."""
         return f"{self.protocol.upper()} server {self.host}:{self.port}"
 
 

@@ -90,6 +90,7 @@ class ImapSession:
         return self._fetch(uids, b"BODY.PEEK[HEADER]", b"BODY[HEADER]")
 
     def mark_seen(self, uids: Sequence[int]) -> None:
+        """Flag ``uids`` of the open folder \\Seen on the server (nothing is sent for none)."""
         if uids:
             self._client.add_flags(list(uids), [b"\\Seen"], silent=True)
 
@@ -207,6 +208,7 @@ class FetchedMessage:
 
     @property
     def seen(self) -> bool:
+        """Was the message flagged \\Seen on the server when it was fetched?"""
         return "\\Seen" in self.flags
 
 

@@ -65,6 +65,7 @@ class Pop3Session:
         self.endpoint = endpoint
 
     def stat(self) -> MaildropStat:
+        """STAT: how many messages the maildrop holds, and their size in octets."""
         count, octets = self._client.stat()
         return MaildropStat(int(count), int(octets))
 

@@ -29,6 +29,7 @@ class Refusal:
 
     @property
     def transient(self) -> bool:
+        """A 4xx reply: the server may accept this recipient on a later try."""
         return 400 <= self.code < 500
 
 
@@ -40,6 +41,7 @@ class SendReport:
     refused: tuple[Refusal, ...] = ()
 
     def describe_refusals(self) -> str:
+        """The refused recipients with their replies, on one line (``address: code text; …``)."""
         return "; ".join(f"{r.address}: {r.code} {r.text}" for r in self.refused)
 
 
@@ -70,6 +72,7 @@ class SmtpSession:
         self.endpoint = endpoint
 
     def noop(self) -> None:
+        """Send NOOP: proves the connection (and the login) works, changes nothing."""
         self._client.noop()
 
     def send(self, sender: str, recipients: Sequence[str], raw: bytes) -> SendReport:

@@ -16,6 +16,7 @@ class BlobMissing(LookupError):
 
 
 def sha256(data: bytes) -> str:
+    """The SHA-256 of ``data`` as 64 lower-case hex digits: the name a blob is stored under."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -27,6 +28,7 @@ class FolderBlobStore:
         self.root = root
 
     def path(self, digest: str) -> Path:
+        """The file of blob ``digest``; ValueError unless it is a SHA-256 hex digest (so never a path)."""
         if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             raise ValueError("not a SHA-256 hex digest")
         return Path(self._file(digest))
@@ -80,12 +82,14 @@ class FolderBlobStore:
             os.sync()
 
     def get(self, digest: str) -> bytes:
+        """The bytes of blob ``digest``; BlobMissing when it is not stored."""
         try:
             return self.path(digest).read_bytes()
         except FileNotFoundError:
             raise BlobMissing(digest) from None
 
     def exists(self, digest: str) -> bool:
+        """Is blob ``digest`` stored?"""
         return self.path(digest).exists()
 
     def collect(self, referenced: set[str], older_than: float, *, dry_run: bool = False) -> tuple[int, int]:

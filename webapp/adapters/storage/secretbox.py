@@ -32,9 +32,11 @@ class SecretBox:
             raise ValueError("an encryption key is not a valid Fernet key (32 url-safe base64-encoded bytes)") from exc
 
     def encrypt(self, plaintext: str) -> str:
+        """Encrypt ``plaintext`` with the first (newest) key; return the Fernet token as text."""
         return self._fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")
 
     def decrypt(self, token: str) -> str:
+        """Decrypt a token made with any of the keys; SecretBoxError when none of them fits."""
         try:
             return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
         except InvalidToken as exc:
