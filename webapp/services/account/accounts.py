@@ -153,10 +153,12 @@ def _validate_fetching(settings: AccountSettings) -> None:
 
 
 def find(name: str) -> EmailAccount | None:
+    """The account named ``name`` (regardless of case), or None."""
     return db.session.scalar(select(EmailAccount).where(EmailAccount.name_key == EmailAccount.key_for(name)))
 
 
 def get(name: str) -> EmailAccount:
+    """The account named ``name`` (regardless of case); NotFound when there is none."""
     account = find(name)
     if account is None:
         raise NotFound(f"no account named {name!r}")
@@ -164,6 +166,7 @@ def get(name: str) -> EmailAccount:
 
 
 def by_id(account_id: int) -> EmailAccount:
+    """The account with id ``account_id``; NotFound when there is none (out-of-range ids included)."""
     account = db.session.get(EmailAccount, account_id) if 0 < account_id <= MAX_ID else None
     if account is None:
         raise NotFound(f"no account with id {account_id}")
@@ -171,6 +174,7 @@ def by_id(account_id: int) -> EmailAccount:
 
 
 def all_accounts() -> list[EmailAccount]:
+    """Every account, ordered by name."""
     return list(db.session.scalars(select(EmailAccount).order_by(EmailAccount.name_key)))
 
 
@@ -182,6 +186,7 @@ def create(settings: AccountSettings) -> EmailAccount:
 
 
 def update(account: EmailAccount, settings: AccountSettings) -> EmailAccount:
+    """Save new settings of ``account``, validated; the password changes only when one is given."""
     return _save(account, settings)
 
 
@@ -258,6 +263,7 @@ def auth(account: EmailAccount) -> PasswordAuth:
 
 
 def tls_policy(account: EmailAccount) -> TlsPolicy:
+    """How the account's servers' certificates are checked: system CAs, its own CA (custom), or not at all."""
     return TlsPolicy(
         verify=account.tls_verify != "off",
         ca_pem=account.ca_cert_pem if account.tls_verify == "custom" else None,
@@ -265,6 +271,7 @@ def tls_policy(account: EmailAccount) -> TlsPolicy:
 
 
 def incoming_endpoint(account: EmailAccount) -> Endpoint:
+    """Where the account fetches from: its IMAP server (with the main folder) or POP3 server."""
     return Endpoint(
         protocol=account.incoming_protocol,
         security=account.incoming_security,
@@ -277,6 +284,7 @@ def incoming_endpoint(account: EmailAccount) -> Endpoint:
 
 
 def outgoing_endpoint(account: EmailAccount) -> Endpoint:
+    """Where the account sends through: its SMTP server."""
     return Endpoint(
         protocol="smtp",
         security=account.outgoing_security,

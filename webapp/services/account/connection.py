@@ -38,6 +38,7 @@ class ConnectionReport:
 
     @property
     def ok(self) -> bool:
+        """Did both servers pass?"""
         return self.incoming.ok and self.outgoing.ok
 
 

@@ -66,4 +66,5 @@ def of_accounts(accounts: Sequence[EmailAccount]) -> dict[int, AccountStatus]:
 
 
 def of_account(account: EmailAccount) -> AccountStatus:
+    """The status of one account (see :func:`of_accounts`)."""
     return of_accounts([account])[account.id]

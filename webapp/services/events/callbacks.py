@@ -61,6 +61,7 @@ class Listener:
         self.on_fetch = on_fetch
 
     def in_transaction(self, account: EmailAccount, ids: Sequence[int], key: str) -> None:
+        """Record the batch's ``fetch`` event, held, for a dotted-path ``on_fetch`` and the account's webhooks."""
         delivery_id = f"{account.id}:{key}:fetch"
         payload = dispatch.payload(account, "fetch", delivery_id, {"message_ids": sorted(ids)})
         if self.on_fetch and not webhooks.is_url(self.on_fetch) and not dispatch.exists(delivery_id, self.on_fetch):
@@ -123,10 +124,12 @@ def _release(delivery_id: int) -> bool:
 
 
 def completed(account: EmailAccount, summary: dict[str, int], on_complete: str | None) -> None:
+    """Record the fetch's ``complete`` event (its summary) for ``on_complete`` and the webhooks; commit."""
     _event(account, "complete", {"summary": summary}, on_complete)
 
 
 def failed(account: EmailAccount, error: str, on_error: str | None) -> None:
+    """Record the fetch's ``error`` event (its reason) for ``on_error`` and the webhooks; commit."""
     _event(account, "error", {"error": error}, on_error)
 
 

@@ -92,6 +92,7 @@ def redeliver(delivery: Delivery) -> Delivery:
 
 
 def payload(account: EmailAccount, event: str, delivery_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The JSON body of an event: its ``delivery_id``, name and account, plus ``data``."""
     return {
         "delivery_id": delivery_id,
         "event": event,
@@ -108,6 +109,7 @@ def queue_webhooks(
     target: str | None,
     status: str = PENDING,
 ) -> None:
+    """Record the event for each active webhook that subscribes to it (or is ``target``), unless recorded."""
     for hook in webhooks.webhooks(account):
         wanted = hook.active and (event in hook.events or hook.url == target)
         if wanted and not exists(delivery_id, hook.url):
@@ -115,6 +117,7 @@ def queue_webhooks(
 
 
 def exists(delivery_id: str, target: str) -> bool:
+    """Is a delivery of ``delivery_id`` to ``target`` recorded already (a rerun records nothing twice)?"""
     return (
         db.session.scalar(select(Delivery.id).where(Delivery.delivery_id == delivery_id, Delivery.target == target))
         is not None
@@ -130,6 +133,7 @@ def record(
     payload: dict[str, Any],
     status: str = PENDING,
 ) -> Delivery:
+    """Add a delivery, due at once, to the session and flush it (for its id); the caller commits."""
     delivery = Delivery(
         delivery_id=delivery_id,
         target=target,

@@ -27,6 +27,7 @@ _DOTTED = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*([:.][A-Za-z_][\w]*)$")
 
 
 def is_url(target: str) -> bool:
+    """Is the callback ``target`` a webhook URL (else a dotted path to a Python callable)?"""
     return "://" in target
 
 

@@ -24,6 +24,7 @@ def _digest(token: str) -> str:
 
 
 def needs_setup() -> bool:
+    """Is the app still waiting for its first admin (no user at all)?"""
     return users.count() == 0
 
 

@@ -37,6 +37,7 @@ def validate_username(username: str) -> str:
 
 
 def validate_password(password: str) -> str:
+    """``password`` when it has at least ``MIN_PASSWORD_LENGTH`` characters and no NUL; Invalid otherwise."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise Invalid(f"password: at least {MIN_PASSWORD_LENGTH} characters")
     if "\0" in password:
@@ -45,6 +46,7 @@ def validate_password(password: str) -> str:
 
 
 def count() -> int:
+    """How many users there are."""
     return db.session.scalar(select(func.count(User.id))) or 0
 
 
@@ -74,10 +76,12 @@ def create(username: str, password: str, role: str = ROLE_USER, *, commit: bool 
 
 
 def find(username: str) -> User | None:
+    """The user named ``username`` (compared as :meth:`User.key_for` folds it), or None."""
     return db.session.scalar(select(User).where(User.username_key == User.key_for(username)))
 
 
 def get(username: str) -> User:
+    """The user named ``username``; NotFound when there is none."""
     user = find(username)
     if user is None:
         raise NotFound(f"no user named {username!r}")
@@ -85,10 +89,12 @@ def get(username: str) -> User:
 
 
 def by_id(user_id: int) -> User | None:
+    """The user with id ``user_id``, or None (out-of-range ids included)."""
     return db.session.get(User, user_id) if 0 < user_id <= MAX_ID else None
 
 
 def all_users() -> list[User]:
+    """Every user, ordered by name."""
     return list(db.session.scalars(select(User).order_by(User.username_key)))
 
 
@@ -193,6 +199,7 @@ def grant(user: User, account: EmailAccount, *, read: bool, send: bool) -> Accou
 
 
 def grants_of(user: User) -> list[AccountGrant]:
+    """The account grants of ``user``, ordered by account name."""
     return list(
         db.session.scalars(
             select(AccountGrant)
@@ -212,8 +219,10 @@ def visible_accounts(user: User) -> list[EmailAccount]:
 
 
 def can_read(user: User, account: EmailAccount) -> bool:
+    """May ``user`` read the mail of ``account`` (an admin, or granted read)?"""
     return user.is_admin or any(g.account_id == account.id and g.can_read for g in user.grants)
 
 
 def can_send(user: User, account: EmailAccount) -> bool:
+    """May ``user`` send from ``account`` (an admin, or granted send)?"""
     return user.is_admin or any(g.account_id == account.id and g.can_send for g in user.grants)

@@ -59,11 +59,13 @@ def put(data: bytes, *, durable: bool = True) -> str:
 
 
 def sync() -> None:
+    """Flush the blobs stored with ``durable=False`` (the folder store; in the database the commit does it)."""
     if not _in_database():
         _folder_store().sync()
 
 
 def get(digest: str) -> bytes:
+    """The bytes of blob ``digest`` from the configured store; BlobMissing when they are not there."""
     if not _in_database():
         return _folder_store().get(digest)
     blob = db.session.get(Blob, digest)

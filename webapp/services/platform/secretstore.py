@@ -18,14 +18,17 @@ ENCRYPTED_COLUMNS: list[tuple[type, str]] = [(EmailAccount, "password_encrypted"
 
 
 def box() -> SecretBox:
+    """A SecretBox with the app's ``ENCRYPTION_KEYS`` (newest first)."""
     return SecretBox(current_app.config["ENCRYPTION_KEYS"])
 
 
 def encrypt(plaintext: str) -> str:
+    """Encrypt ``plaintext`` under the newest key, for a column of ``ENCRYPTED_COLUMNS``."""
     return box().encrypt(plaintext)
 
 
 def decrypt(token: str) -> str:
+    """Decrypt a stored secret; SecretBoxError when none of the configured keys fits."""
     return box().decrypt(token)
 
 

@@ -40,6 +40,7 @@ def ensure_parsed(message: EmailMessage) -> EmailMessage:
 
 
 def get(message_id: int) -> EmailMessage:
+    """The message with id ``message_id``; NotFound when there is none (access is the views' check)."""
     message = db.session.get(EmailMessage, message_id) if 0 < message_id <= MAX_ID else None
     if message is None:
         raise NotFound(f"no message with id {message_id}")
@@ -125,10 +126,12 @@ def folders(account: EmailAccount) -> list[str]:
 
 
 def raw_bytes(message: EmailMessage) -> bytes:
+    """The message's stored bytes, exactly as received (or sent); BlobMissing when they are gone."""
     return blobs.get(message.raw_sha256)
 
 
 def attachment(message: EmailMessage, attachment_id: int) -> Attachment:
+    """The attachment ``attachment_id`` of ``message``; NotFound when the message has none with that id."""
     for item in message.attachments:
         if item.id == attachment_id:
             return item
@@ -136,6 +139,7 @@ def attachment(message: EmailMessage, attachment_id: int) -> Attachment:
 
 
 def attachment_bytes(item: Attachment) -> bytes:
+    """The stored bytes of attachment ``item``; BlobMissing when they are gone."""
     return blobs.get(item.sha256)
 
 

@@ -57,7 +57,9 @@ class BatchListener(Protocol):
     """Told about each stored batch inside its transaction (before the commit): the ids stored and a key
     that names the batch the same way in every rerun."""
 
-    def in_transaction(self, account: EmailAccount, ids: Sequence[int], key: str) -> None: ...
+    def in_transaction(self, account: EmailAccount, ids: Sequence[int], key: str) -> None:
+        """Called in the batch's transaction with the ids stored and the batch's ``key``."""
+        ...
 
 
 class Cancelled(ConnectorError):
@@ -69,6 +71,7 @@ class AccountRemoved(NotFound):
 
 
 def account_exists(account_id: int) -> bool:
+    """Does the account still exist (a fetch stops when it was removed meanwhile)?"""
     return db.session.scalar(select(EmailAccount.id).where(EmailAccount.id == account_id)) is not None
 
 
@@ -84,6 +87,7 @@ class FetchSummary:
     cancelled: bool = False
 
     def as_dict(self) -> dict[str, int]:
+        """The counts as ints (``cancelled`` as 0 or 1), for the job's result, events and ``--json``."""
         values = asdict(self)
         values["cancelled"] = int(self.cancelled)
         return values
@@ -98,15 +102,18 @@ class Item:
 
     @property
     def digest(self) -> str:
+        """The SHA-256 of the message's raw bytes (its blob)."""
         return str(self.row["raw_sha256"])
 
     @property
     def oversize(self) -> bool:
+        """Was the message over the size limit (only its headers fetched)?"""
         return self.row["body_state"] == BodyState.OVERSIZE
 
 
 class NoListener:
     def in_transaction(self, account: EmailAccount, ids: Sequence[int], key: str) -> None:
+        """Do nothing: a fetch with no events to record."""
         pass
 
 
@@ -233,6 +240,7 @@ class BatchRun:
 
 
 def known_uids(account: EmailAccount, folder: str, uidvalidity: int, uids: Sequence[int]) -> set[int]:
+    """Those of ``uids`` already stored for ``folder`` under ``uidvalidity`` (asked 500 at a time)."""
     known: set[int] = set()
     for batch in chunks(list(uids), 500):
         known.update(
@@ -251,6 +259,7 @@ def known_uids(account: EmailAccount, folder: str, uidvalidity: int, uids: Seque
 
 
 def known_uidls(account: EmailAccount, uidls: Sequence[str]) -> set[str]:
+    """Those of ``uidls`` already stored for the account (asked 500 at a time)."""
     known: set[str] = set()
     for batch in chunks(list(uidls), 500):
         known.update(
@@ -264,6 +273,7 @@ def known_uidls(account: EmailAccount, uidls: Sequence[str]) -> set[str]:
 
 
 def unstored(account: EmailAccount, items: Sequence[Item]) -> list[Item]:
+    """The ``items`` not stored yet: by UIDL for POP3, else by folder, UIDVALIDITY and UID."""
     if not items:
         return []
     first = items[0].origin
@@ -290,5 +300,6 @@ def by_size(uids: Sequence[int], sizes: dict[int, int], budget: int) -> Iterator
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """Consecutive slices of ``items``, ``size`` long (the last one may be shorter)."""
     for start in range(0, len(items), size):
         yield items[start : start + size]

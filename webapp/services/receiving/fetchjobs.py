@@ -56,14 +56,17 @@ class FetchStatus:
 
     @property
     def cancelled(self) -> bool:
+        """Did the fetch stop because it was cancelled (what it stored before stays)?"""
         return bool(self.summary.get("cancelled"))
 
     @property
     def finished(self) -> bool:
+        """Is the job over (no longer queued, scheduled, deferred or running), however it ended?"""
         return self.state not in {s.value for s in _ACTIVE}
 
     @property
     def percent(self) -> int:
+        """The progress bar's percentage: 100 once the job finished, 0 while the total is unknown."""
         if self.state == JobStatus.FINISHED.value:
             return 100
         return int(100 * self.done / self.total) if self.total else 0

@@ -32,6 +32,7 @@ class Held:
         self.token = token
 
     def refresh(self) -> None:
+        """Restart the lock's expiry (after every batch: a fetch that is alive keeps its lock)."""
         self._lock.refresh(self.token)
 
 

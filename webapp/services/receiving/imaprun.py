@@ -23,6 +23,7 @@ class ImapRun(BatchRun):
     """A fetch over IMAP: each folder of the account, in batches, downloading one batch ahead."""
 
     def run(self) -> None:
+        """Fetch each folder in batches, the next one downloading ahead; after-fetch actions follow each commit."""
         writable = self.account.after_fetch != "none"
         with imap.session(accounts.incoming_endpoint(self.account), accounts.auth(self.account)) as client:
             for folder in self.account.fetch_folders:
@@ -209,6 +210,7 @@ class ImapRun(BatchRun):
 
 
 def stored_uids(account: EmailAccount, folder: str, uidvalidity: int) -> set[int]:
+    """Every UID stored for ``folder`` under ``uidvalidity`` (what a replicate fetch leaves out)."""
     query = select(EmailMessage.uid).where(
         EmailMessage.account_id == account.id, EmailMessage.folder == folder, EmailMessage.uidvalidity == uidvalidity
     )

@@ -67,6 +67,7 @@ def _orphan_guard() -> None:
 
 
 def parse_stored_batch(root: str, digests: Sequence[str]) -> list[ParsedMessage]:
+    """Parse several stored messages in one task of the pool (see :func:`parse_stored`)."""
     return [parse_stored(root, digest) for digest in digests]
 
 
@@ -86,6 +87,7 @@ class Parser:
         self.executor: ProcessPoolExecutor | None = None
 
     def start(self, digests: Sequence[str], piece: int = 8) -> Result:
+        """Start parsing ``digests``; return a function that waits for the results, in the same order."""
         if self.root is None or len(digests) < POOL_THRESHOLD or self.workers < 2:
             parsed = [self._parse_one(digest) for digest in digests]
             return lambda: parsed
@@ -105,6 +107,7 @@ class Parser:
             return ParsedMessage(error=MISSING)
 
     def close(self) -> None:
+        """Stop the pool's processes, dropping the parsing tasks not started yet."""
         if self.executor is not None:
             self.executor.shutdown(cancel_futures=True)
             self.executor = None

@@ -18,6 +18,7 @@ class Pop3Run(BatchRun):
     """A fetch over POP3: the maildrop by UIDL, in batches; DELE only when the account asks, after the commit."""
 
     def run(self) -> None:
+        """Fetch the new messages of the maildrop by UIDL, in batches; DELE after each commit when asked."""
         account = self.account
         with pop3.session(accounts.incoming_endpoint(account), accounts.auth(account)) as client:
             listing = client.uidls()
