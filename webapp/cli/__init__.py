@@ -32,4 +32,5 @@ _register()
 
 
 def main() -> None:
+    """Run the ``email-connector`` command (the console script's entry point)."""
     cli.main(prog_name="email-connector")

@@ -29,6 +29,7 @@ group = AppGroup("accounts", help="Manage mail accounts.")
 
 
 def describe(account: EmailAccount) -> dict[str, object]:
+    """An account as ``accounts list`` prints it: its settings, servers as URLs, never its password."""
     return {
         "name": account.name,
         "address": account.address,
@@ -231,4 +232,5 @@ def remove(name: str, yes: bool) -> None:
 
 
 def register(cli: click.Group) -> None:
+    """Add the ``accounts`` commands to ``cli``."""
     cli.add_command(group)

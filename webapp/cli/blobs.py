@@ -32,4 +32,5 @@ def gc(dry_run: bool, grace: float | None, as_json: bool) -> None:
 
 
 def register(cli: click.Group) -> None:
+    """Add the ``blobs`` commands to ``cli``."""
     cli.add_command(group)

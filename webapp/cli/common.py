@@ -22,9 +22,11 @@ def read_secret_line() -> str:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``code``: a command's failure in one line."""
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
 
 def print_json(value: Any) -> None:
+    """Print ``value`` as indented JSON, non-ASCII as it is (the ``--json`` output)."""
     click.echo(json.dumps(value, indent=2, ensure_ascii=False))

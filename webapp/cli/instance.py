@@ -50,10 +50,12 @@ class Cli(click.Group):
     def make_context(
         self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
     ) -> click.Context:
+        """Give the command's context an :class:`Instance` as its ``obj`` (unless one is given)."""
         extra.setdefault("obj", Instance())
         return super().make_context(info_name, args, parent, **extra)
 
     def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; Redis or the database not answering, or a service error, end it with one line."""
         try:
             return super().invoke(ctx)
         except UNAVAILABLE:
@@ -72,11 +74,13 @@ class Migrations(click.Group):
 
     @classmethod
     def of(cls, group: click.Group) -> Migrations:
+        """Flask-Migrate's ``group`` as a :class:`Migrations` group (the same commands, options and help)."""
         return cls(group.name, group.commands, callback=group.callback, params=group.params, help=group.help)
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
+        """Find the subcommand as click does, and note in ``ctx.meta`` whether it will only print its help."""
         name, command, rest = super().resolve_command(ctx, args)
         ctx.meta[HELP_ONLY] = "--help" in rest
         return name, command, rest
@@ -90,6 +94,7 @@ class Instance(ScriptInfo):
         self._given = app
 
     def load_app(self) -> Flask:
+        """The app, built and prepared for this command (:func:`prepare`) on first use."""
         if self._loaded_app is None:
             self._loaded_app = prepare(click.get_current_context(), self._given)
         return self._loaded_app
@@ -173,6 +178,7 @@ def _exit_on_sigterm(_signum: int, _frame: object) -> None:
 
 
 def note(message: str) -> None:
+    """Print a note on stderr, e.g. what the embedded Redis waits for (stdout stays the command's output)."""
     click.echo(message, err=True)
 
 

@@ -45,5 +45,6 @@ def setup_token() -> None:
 
 
 def register(cli: click.Group) -> None:
+    """Add the ``keys`` commands and ``setup-token`` to ``cli``."""
     cli.add_command(group)
     cli.add_command(setup_token)

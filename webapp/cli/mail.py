@@ -236,5 +236,6 @@ def runs(name: str, limit: int, as_json: bool) -> None:
 
 
 def register(cli: click.Group) -> None:
+    """Add ``send``, ``fetch``, ``folders`` and ``messages`` to ``cli``."""
     for command in (send, fetch_group, folders, messages_group):
         cli.add_command(command)

@@ -178,6 +178,7 @@ def _spawn(command: list[str]) -> subprocess.Popen[bytes]:
 
 
 def register(cli: click.Group) -> None:
+    """Add ``run``, ``worker``, ``up``, ``scheduler`` and ``fetch-due`` to ``cli``."""
     for command in (run, worker, up, scheduler, fetch_due):
         cli.add_command(command)
 

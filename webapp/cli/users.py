@@ -96,4 +96,5 @@ def set_password(name: str, password_stdin: bool) -> None:
 
 
 def register(cli: click.Group) -> None:
+    """Add the ``users`` commands to ``cli``."""
     cli.add_command(group)

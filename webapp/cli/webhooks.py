@@ -16,6 +16,7 @@ group = AppGroup("webhooks", help="Webhooks: signed JSON POSTs of an account's f
 
 
 def describe(hook: Webhook) -> dict[str, object]:
+    """A webhook as ``webhooks list`` and ``add`` print it (never its secret)."""
     account = accounts.by_id(hook.account_id)
     return {
         "id": hook.id,
@@ -28,6 +29,7 @@ def describe(hook: Webhook) -> dict[str, object]:
 
 
 def describe_delivery(delivery: Delivery) -> dict[str, object]:
+    """A delivery as ``webhooks deliveries`` and ``redeliver`` print it: status, attempts, time, error."""
     return {
         "id": delivery.id,
         "webhook": delivery.webhook_id,
@@ -156,4 +158,5 @@ def redeliver(delivery_id: int, as_json: bool) -> None:
 
 
 def register(cli: click.Group) -> None:
+    """Add the ``webhooks`` commands to ``cli``."""
     cli.add_command(group)

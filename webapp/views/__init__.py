@@ -13,6 +13,7 @@ from webapp.views import templating
 
 
 def init_app(app: Flask) -> None:
+    """Register the blueprints, the template filters and the error pages (each rolls the session back first)."""
     from webapp.views.accounts.routes import bp as accounts_bp
     from webapp.views.admin.routes import bp as admin_bp
     from webapp.views.auth.routes import bp as auth_bp

@@ -30,6 +30,7 @@ class ListState:
 
     @classmethod
     def from_args(cls, args: MultiDict[str, str]) -> ListState:
+        """The list state of a query string: the search cut to 200 characters, days that are not dates dropped."""
         return cls(
             folder=args.get("folder") or None,
             q=args.get("q", "")[:200],

@@ -11,6 +11,7 @@ from markupsafe import Markup
 
 
 def init_app(app: Flask) -> None:
+    """Register the template filters ``when`` and ``counted``."""
     app.add_template_filter(when)
     app.add_template_filter(counted)
 

@@ -72,12 +72,14 @@ def _folders(form: AccountForm) -> list[str]:
 @bp.route("/")
 @admin_required
 def index() -> ResponseReturnValue:
+    """Admins: the list of every account."""
     return render_template("accounts/list.html", accounts=accounts.all_accounts())
 
 
 @bp.route("/new", methods=["GET", "POST"])
 @admin_required
 def new() -> ResponseReturnValue:
+    """Admins: add an account, then go to its page to test the connection."""
     form = AccountForm()
     if form.validate_on_submit():
         try:
@@ -93,6 +95,7 @@ def new() -> ResponseReturnValue:
 @bp.route("/<int:account_id>")
 @login_required
 def show(account_id: int) -> ResponseReturnValue:
+    """The account page, for users who may read it: status, last fetches, tests (and webhooks for admins)."""
     account = readable_account(account_id)
     return render_template("accounts/show.html", **_show_context(account, ConfirmForm(), None))
 
@@ -115,6 +118,7 @@ def _show_context(
 @bp.route("/<int:account_id>/edit", methods=["GET", "POST"])
 @admin_required
 def edit(account_id: int) -> ResponseReturnValue:
+    """Admins: change an account's settings (the password only when a new one is typed)."""
     account = readable_account(account_id)
     settings = accounts.settings_of(account)
     form = AccountForm(obj=settings)
@@ -134,6 +138,7 @@ def edit(account_id: int) -> ResponseReturnValue:
 @bp.route("/<int:account_id>/delete", methods=["GET", "POST"])
 @admin_required
 def delete(account_id: int) -> ResponseReturnValue:
+    """Admins: confirm, then remove the account and everything stored for it."""
     account = readable_account(account_id)
     form = ConfirmForm()
     if form.validate_on_submit():
@@ -147,6 +152,7 @@ def delete(account_id: int) -> ResponseReturnValue:
 @bp.route("/<int:account_id>/test", methods=["POST"])
 @admin_required
 def test(account_id: int) -> ResponseReturnValue:
+    """Admins: Test connection of both servers; with HTMX each server's result shows as soon as it is known."""
     account = readable_account(account_id)
     form = ConfirmForm()
     if not form.validate_on_submit():
@@ -266,6 +272,7 @@ def webhook_log(account_id: int, webhook_id: int) -> ResponseReturnValue:
 @bp.route("/<int:account_id>/webhooks/<int:webhook_id>/delete", methods=["POST"])
 @admin_required
 def delete_webhook(account_id: int, webhook_id: int) -> ResponseReturnValue:
+    """Admins: remove a webhook of the account, with its delivery log."""
     account = readable_account(account_id)
     _confirmed()
     _own_webhook(account, webhook_id)
@@ -312,5 +319,6 @@ def _outcome(what: str, delivery: Delivery) -> tuple[str, str]:
 @bp.route("/<int:account_id>/errors")
 @login_required
 def errors(account_id: int) -> ResponseReturnValue:
+    """The account's Error logs, for users who may read it (newest first)."""
     account = readable_account(account_id)
     return render_template("accounts/errors.html", account=account, entries=errorlog.entries(account))

@@ -30,6 +30,7 @@ def _user(user_id: int) -> User:
 @bp.route("/users", methods=["GET", "POST"])
 @admin_required
 def user_list() -> ResponseReturnValue:
+    """Admins: every user, and the form that creates one."""
     form = NewUserForm()
     if form.validate_on_submit():
         try:
@@ -61,6 +62,7 @@ def _detail_forms(user: User) -> dict[str, object]:
 @bp.route("/users/<int:user_id>")
 @admin_required
 def user_detail(user_id: int) -> ResponseReturnValue:
+    """Admins: one user's page: their accounts, and the forms for password, role and access."""
     user = _user(user_id)
     return render_template("admin/user.html", user=user, grants=users.grants_of(user), **_detail_forms(user))
 
@@ -107,12 +109,14 @@ def _own_session(user: User) -> str | None:
 @bp.route("/users/<int:user_id>/<any(password, role, grant):action>", methods=["POST"])
 @admin_required
 def user_update(user_id: int, action: str) -> ResponseReturnValue:
+    """Admins: reset a user's password, change their role, or set their access to an account (``action``)."""
     return _post(_user(user_id), action)
 
 
 @bp.route("/users/<int:user_id>/revoke/<int:account_id>", methods=["POST"])
 @admin_required
 def revoke(user_id: int, account_id: int) -> ResponseReturnValue:
+    """Admins: take a user's access to one account away."""
     user = _user(user_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
@@ -128,6 +132,7 @@ def revoke(user_id: int, account_id: int) -> ResponseReturnValue:
 @bp.route("/users/<int:user_id>/sessions/end", methods=["POST"])
 @admin_required
 def end_sessions(user_id: int) -> ResponseReturnValue:
+    """Admins: end a user's sessions (one's own: all but this one, which goes on under a new token)."""
     user = _user(user_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
@@ -145,6 +150,7 @@ def end_sessions(user_id: int) -> ResponseReturnValue:
 @bp.route("/users/<int:user_id>/delete", methods=["POST"])
 @admin_required
 def delete(user_id: int) -> ResponseReturnValue:
+    """Admins: remove a user (never oneself)."""
     user = _user(user_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)

@@ -19,6 +19,7 @@ bp = Blueprint("auth", __name__)
 
 @bp.route("/setup", methods=["GET", "POST"])
 def first_run() -> ResponseReturnValue:
+    """First run: the setup token creates the first admin (only while there is no user), who is logged in."""
     if not setup.needs_setup():
         return redirect(url_for("auth.login"))
     form = SetupForm()
@@ -45,6 +46,7 @@ def first_run() -> ResponseReturnValue:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
+    """The login page (the first-run page while there is no user); failed logins are throttled (429)."""
     if setup.needs_setup():
         return redirect(url_for("auth.first_run"))
     if current_user.is_authenticated:
@@ -69,6 +71,7 @@ def login() -> ResponseReturnValue:
 
 @bp.route("/logout", methods=["POST"])
 def logout() -> ResponseReturnValue:
+    """End this session and go to the login page."""
     log_out()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))
@@ -77,6 +80,7 @@ def logout() -> ResponseReturnValue:
 @bp.route("/password", methods=["GET", "POST"])
 @login_required
 def change_password() -> ResponseReturnValue:
+    """Change one's own password (the current one is asked for); one's other sessions are logged out."""
     form = PasswordForm()
     status = 200
     if form.validate_on_submit():

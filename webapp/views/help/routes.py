@@ -18,6 +18,7 @@ TOPICS = {"webhooks": "webhooks.md"}
 @bp.route("/<topic>")
 @login_required
 def page(topic: str) -> ResponseReturnValue:
+    """A help topic: its Markdown file of docs/ as a page (only the topics of ``TOPICS``)."""
     name = TOPICS.get(topic)
     if name is None:
         abort(404)

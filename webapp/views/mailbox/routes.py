@@ -66,6 +66,7 @@ def _default_folder(account: EmailAccount) -> str:
 @bp.route("/<int:account_id>/mailbox")
 @login_required
 def mailbox(account_id: int) -> ResponseReturnValue:
+    """The mailbox page of an account the user may read, with the progress of a fetch queued or running."""
     account = readable_account(account_id)
     job = None
     # The job the page asked for, else the account's running one: a fetch started elsewhere shows too.
@@ -131,6 +132,7 @@ def _job_status(account: EmailAccount, job_id: str) -> fetchjobs.FetchStatus:
 @bp.route("/<int:account_id>/fetch/<job_id>/cancel", methods=["POST"])
 @login_required
 def cancel_fetch(account_id: int, job_id: str) -> ResponseReturnValue:
+    """Cancel a fetch of the account (it stops after its current batch) and show it stopping."""
     account = readable_account(account_id)
     if not FetchForm().validate_on_submit():
         abort(400)
@@ -153,6 +155,7 @@ def cancel_fetch(account_id: int, job_id: str) -> ResponseReturnValue:
 @bp.route("/<int:account_id>/compose", methods=["GET", "POST"])
 @login_required
 def compose(account_id: int) -> ResponseReturnValue:
+    """Write and send a message from an account the user may send from; it is kept in Sent."""
     account = sendable_account(account_id)
     form = ComposeForm()
     if form.validate_on_submit():

@@ -33,6 +33,7 @@ DOWNLOAD_CSP = "default-src 'none'; sandbox"
 @bp.route("/<int:message_id>")
 @login_required
 def show(message_id: int) -> ResponseReturnValue:
+    """A message the user may read, marked read: its HTML (sandboxed) or text, Previous/Next, remote images if asked."""
     message = messages.ensure_parsed(readable_message(message_id))
     account = accounts.by_id(message.account_id)
     show_images = request.args.get("images") == "1"
@@ -78,6 +79,7 @@ def mark_unread(message_id: int) -> ResponseReturnValue:
 @bp.route("/<int:message_id>/attachments/<int:attachment_id>")
 @login_required
 def attachment(message_id: int, attachment_id: int) -> ResponseReturnValue:
+    """Download an attachment; a type not known to be safe goes out as application/octet-stream."""
     message = readable_message(message_id)
     try:
         item = messages.attachment(message, attachment_id)
@@ -117,6 +119,7 @@ def inline_image(message_id: int, attachment_id: int) -> ResponseReturnValue:
 @bp.route("/<int:message_id>/raw")
 @login_required
 def raw(message_id: int) -> ResponseReturnValue:
+    """Download the message's stored bytes as an .eml file."""
     message = readable_message(message_id)
     return _download(messages.raw_bytes(message), f"message-{message.id}.eml", "message/rfc822")
 

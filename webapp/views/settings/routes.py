@@ -19,6 +19,7 @@ BROWSER = ""  # the choice "the browser's time zone"
 @bp.route("/", methods=["GET", "POST"])
 @login_required
 def index() -> ResponseReturnValue:
+    """The user's settings: the time zone the pages show times in (or the browser's)."""
     form = SettingsForm(timezone=current_user.timezone or BROWSER)
     form.timezone.choices = [
         SelectChoice(BROWSER, "The browser's time zone"),
