@@ -16,7 +16,7 @@ from tests.servers.dovecot import Dovecot
 from tests.webclient import WebClient
 from webapp.extensions import db
 from webapp.models import Delivery, EmailMessage, FetchRun, FolderState
-from webapp.services.platform import schedule
+from webapp.services import schedule
 from webapp.services.receiving import fetchjobs
 
 EXE = Path(sys.executable).with_name("email-connector")

@@ -155,7 +155,7 @@ def test_callbacks_are_checked_when_queued(make_account) -> None:
 
 
 def test_the_schedule_queues_due_accounts_once_per_interval(make_account) -> None:
-    from webapp.services.platform import schedule
+    from webapp.services import schedule
 
     every = make_account(name="Every5", fetch_every_minutes=5)
     make_account(name="Never")

@@ -13,7 +13,7 @@ from webapp.extensions import db
 from webapp.models import EmailAccount, EmailMessage, FetchRun
 from webapp.models.fetchrun import RunStatus
 from webapp.models.message import MessageStatus
-from webapp.services.platform import schedule
+from webapp.services import schedule
 from webapp.services.receiving import fetchjobs
 
 

@@ -1,1 +1,1 @@
-"""What every capability stands on: blob store, secrets at rest, Redis coordination and queues, health, the schedule."""
+"""What every capability stands on: blob store, secrets at rest, Redis coordination and queues, health."""
