@@ -17,8 +17,8 @@ from webapp.adapters import redisserver
 from webapp.adapters.process import die_with_parent
 from webapp.cli.common import fail
 from webapp.cli.instance import embedded_redis, note
-from webapp.services.identity import setup
 from webapp.services import schedule
+from webapp.services.identity import setup
 from webapp.services.platform import queues
 from webapp.services.platform.redisconn import coordination
 
