@@ -106,7 +106,10 @@ class FolderBlobStore:
             if not folder.is_dir() or len(folder.name) != 2:
                 continue
             for entry in os.scandir(folder):
-                stat = entry.stat(follow_symlinks=False)
+                try:
+                    stat = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:  # a writer's temporary file, renamed into place since the listing
+                    continue
                 if stat.st_mtime >= older_than:
                     continue
                 if entry.name.startswith(".tmp-"):
