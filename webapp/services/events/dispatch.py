@@ -91,6 +91,23 @@ def redeliver(delivery: Delivery) -> Delivery:
     return again
 
 
+def send_test_to(account: EmailAccount, webhook_id: int) -> Delivery:
+    """The Test button: :func:`send_test` to ``account``'s webhook ``webhook_id`` (NotFound otherwise)."""
+    return send_test(webhooks.get_webhook(webhook_id, account))
+
+
+def redeliver_of(account: EmailAccount, webhook_id: int, delivery_id: int) -> Delivery:
+    """The Redeliver button: :func:`redeliver` a delivery of ``account``'s webhook ``webhook_id``.
+
+    NotFound when the account has no such webhook or the delivery is not that webhook's.
+    """
+    hook = webhooks.get_webhook(webhook_id, account)
+    original = webhooks.get_delivery(delivery_id, account)
+    if original.webhook_id != hook.id:
+        raise NotFound(f"no delivery {delivery_id} of webhook {webhook_id}")
+    return redeliver(original)
+
+
 def payload(account: EmailAccount, event: str, delivery_id: str, data: dict[str, Any]) -> dict[str, Any]:
     """The JSON body of an event: its ``delivery_id``, name and account, plus ``data``."""
     return {

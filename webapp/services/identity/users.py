@@ -172,8 +172,14 @@ def _admin_count() -> int:
 
 
 @writes
-def grant(user: User, account: EmailAccount, *, read: bool, send: bool) -> AccountGrant | None:
-    """Set what ``user`` may do with ``account``; neither right removes the grant."""
+def grant(user: User, account: EmailAccount | int, *, read: bool, send: bool) -> EmailAccount:
+    """Set what ``user`` may do with ``account`` (or the account of that id; NotFound when there is none);
+    neither right removes the grant. Returns the account."""
+    if isinstance(account, int):
+        found = db.session.get(EmailAccount, account) if 0 < account <= MAX_ID else None
+        if found is None:
+            raise NotFound(f"no account {account}")
+        account = found
     user_id, account_id = user.id, account.id
     for _attempt in range(2):
         existing = db.session.scalar(
@@ -183,7 +189,7 @@ def grant(user: User, account: EmailAccount, *, read: bool, send: bool) -> Accou
             if existing is not None:
                 db.session.delete(existing)
             db.session.commit()
-            return None
+            return account
         if existing is None:
             existing = AccountGrant(user_id=user_id, account_id=account_id)
             db.session.add(existing)
@@ -194,7 +200,7 @@ def grant(user: User, account: EmailAccount, *, read: bool, send: bool) -> Accou
         except IntegrityError:  # another admin granted the same account at the same moment: update theirs
             db.session.rollback()
             continue
-        return existing
+        return account
     raise Conflict("the access was changed by someone else at the same moment; try again")
 
 

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from markupsafe import Markup
 
 from webapp.adapters.mime import sanitizer
+from webapp.extensions import db
 from webapp.models import Attachment, EmailAccount, EmailMessage
+from webapp.services.errors import NotFound
 from webapp.services.reading import messages
 
 # The frame's own document around the message HTML; its inline style is what the page CSP allows.
@@ -30,6 +32,35 @@ class MessageView:
     def frame_document(self) -> str | None:
         """A whole document for ``<iframe sandbox srcdoc>`` (a plain str: the template escapes it)."""
         return None if self.html_doc is None else FRAME_DOCUMENT.replace("{body}", self.html_doc)
+
+
+@dataclass(frozen=True)
+class OpenedMessage:
+    """Everything the message page shows: the message, its account, how it is shown, its neighbours."""
+
+    message: EmailMessage
+    account: EmailAccount
+    shown: MessageView
+    near: messages.Neighbours
+
+
+def open_message(
+    message: EmailMessage,
+    *,
+    view: str | None,
+    show_images: bool,
+    inline_link: Callable[[Attachment], str],
+    filters: messages.Filters,
+) -> OpenedMessage:
+    """Open ``message`` as the message page does: parse it now if the fetch has not yet, mark it read, and
+    find the messages next to it in the list (under ``filters``) the user came from."""
+    message = messages.ensure_parsed(message)
+    account = db.session.get(EmailAccount, message.account_id)
+    if account is None:
+        raise NotFound("the message's account was removed")
+    shown = message_view(message, account, view, show_images, inline_link)
+    messages.mark_seen(message)
+    return OpenedMessage(message, account, shown, messages.neighbours(message, filters))
 
 
 def message_view(

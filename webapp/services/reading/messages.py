@@ -143,11 +143,34 @@ def attachment_bytes(item: Attachment) -> bytes:
     return blobs.get(item.sha256)
 
 
+@dataclass(frozen=True)
+class Download:
+    """An attachment's bytes with the name and type it was stored under."""
+
+    filename: str
+    content_type: str  # lower case
+    data: bytes
+
+
+def download(message: EmailMessage, attachment_id: int) -> Download:
+    """Attachment ``attachment_id`` of ``message`` with its bytes; NotFound, or BlobMissing when gone."""
+    item = attachment(message, attachment_id)
+    return Download(item.filename, item.content_type.lower(), attachment_bytes(item))
+
+
 # Inline images served to the message frame as themselves; SVG (a document that can carry scripts) and
 # anything else are not served at all.
 
 
 INLINE_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp"})
+
+
+def inline_image(message: EmailMessage, attachment_id: int) -> Download:
+    """Inline image ``attachment_id`` of ``message`` for its frame; NotFound for any other part (SVG too)."""
+    item = attachment(message, attachment_id)
+    if not item.content_id or item.content_type.lower() not in INLINE_IMAGE_TYPES:
+        raise NotFound(f"no inline image {attachment_id} in message {message.id}")
+    return Download(item.filename, item.content_type.lower(), attachment_bytes(item))
 
 
 def inline_images(message: EmailMessage) -> dict[str, Attachment]:

@@ -142,8 +142,15 @@ def _is_active(job_id: str, since: str) -> bool:
     return job.get_status(refresh=True) in _ACTIVE
 
 
-def status(job_id: str) -> FetchStatus:
-    """The job's state and progress; NotFound when it is unknown or expired."""
+def status(job_id: str, account: EmailAccount | None = None) -> FetchStatus:
+    """The job's state and progress; NotFound when it is unknown or expired, or not ``account``'s job."""
+    found = _status(job_id)
+    if account is not None and found.account_id != account.id:
+        raise NotFound(f"no fetch job {job_id!r} on this account")
+    return found
+
+
+def _status(job_id: str) -> FetchStatus:
     if not _JOB_ID.fullmatch(job_id):  # RQ refuses other characters (and ":" names an execution)
         raise NotFound(f"no fetch job {job_id[:64]!r}")
     job = coordination().job(job_id)
@@ -208,10 +215,14 @@ def wait(
     return current
 
 
-def cancel(job_id: str) -> None:
-    """Ask the running fetch to stop after its current batch (what is stored stays)."""
-    status(job_id)  # NotFound for an unknown or malformed id
+def cancel(job_id: str, account: EmailAccount | None = None) -> FetchStatus:
+    """Ask the running fetch to stop after its current batch (what is stored stays); return its status.
+
+    NotFound for an unknown or malformed id, or a job of another account than ``account``.
+    """
+    status(job_id, account)
     coordination().put(f"fetch:cancel:{job_id}", "1", JOB_TIMEOUT)
+    return status(job_id, account)
 
 
 def cancel_requested(job_id: str) -> bool:

@@ -275,7 +275,6 @@ def delete_webhook(account_id: int, webhook_id: int) -> ResponseReturnValue:
     """Admins: remove a webhook of the account, with its delivery log."""
     account = readable_account(account_id)
     _confirmed()
-    _own_webhook(account, webhook_id)
     webhooks.remove_webhook(account, webhook_id)
     return _after(account, None, "ok", "Webhook removed.")
 
@@ -286,7 +285,7 @@ def test_webhook(account_id: int, webhook_id: int) -> ResponseReturnValue:
     """Send the webhook a ``test`` event now and show how it went."""
     account = readable_account(account_id)
     _confirmed()
-    delivery = dispatch.send_test(_own_webhook(account, webhook_id))
+    delivery = dispatch.send_test_to(account, webhook_id)
     return _after(account, webhook_id, *_outcome("Test event", delivery))
 
 
@@ -296,18 +295,13 @@ def redeliver(account_id: int, webhook_id: int, delivery_id: int) -> ResponseRet
     """Send a delivered or failed delivery again now (a new delivery in the log)."""
     account = readable_account(account_id)
     _confirmed()
-    hook = _own_webhook(account, webhook_id)
     try:
-        original = webhooks.get_delivery(delivery_id, account)
+        again = dispatch.redeliver_of(account, webhook_id, delivery_id)
     except NotFound:
-        abort(404)
-    if original.webhook_id != hook.id:
-        abort(404)
-    try:
-        again = dispatch.redeliver(original)
+        raise  # a 404, like any id that is not this account's
     except ConnectorError as exc:
         return _after(account, webhook_id, "failed", f"Not redelivered: {exc}")
-    return _after(account, webhook_id, *_outcome(f"Redelivery of #{original.id}", again))
+    return _after(account, webhook_id, *_outcome(f"Redelivery of #{delivery_id}", again))
 
 
 def _outcome(what: str, delivery: Delivery) -> tuple[str, str]:

@@ -11,7 +11,7 @@ from webapp.models import User
 from webapp.models.user import ROLE_ADMIN, ROLE_USER
 from webapp.security import current_session_token, renew_login
 from webapp.services.account import accounts
-from webapp.services.errors import ConnectorError, NotFound
+from webapp.services.errors import ConnectorError
 from webapp.services.identity import sessions, users
 from webapp.views.access import admin_required
 from webapp.views.accounts.forms import ConfirmForm
@@ -92,8 +92,12 @@ def _post(user: User, action: str) -> ResponseReturnValue:
             grant_form = forms["grant_form"]
             assert isinstance(grant_form, GrantForm)
             if grant_form.validate_on_submit():
-                account = accounts.by_id(grant_form.account_id.data)
-                users.grant(user, account, read=bool(grant_form.can_read.data), send=bool(grant_form.can_send.data))
+                account = users.grant(
+                    user,
+                    grant_form.account_id.data,
+                    read=bool(grant_form.can_read.data),
+                    send=bool(grant_form.can_send.data),
+                )
                 flash(f"Access of {user.username} to {account.name} updated.", "success")
                 return redirect(url_for("admin.user_detail", user_id=user.id))
     except ConnectorError as exc:
@@ -120,11 +124,7 @@ def revoke(user_id: int, account_id: int) -> ResponseReturnValue:
     user = _user(user_id)
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    try:
-        account = accounts.by_id(account_id)
-    except NotFound:
-        abort(404)
-    users.grant(user, account, read=False, send=False)
+    users.grant(user, account_id, read=False, send=False)  # NotFound (404) for an unknown account
     flash("Access removed.", "success")
     return redirect(url_for("admin.user_detail", user_id=user.id))
 

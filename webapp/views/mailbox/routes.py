@@ -121,12 +121,9 @@ def fetch_progress(account_id: int, job_id: str) -> ResponseReturnValue:
 
 def _job_status(account: EmailAccount, job_id: str) -> fetchjobs.FetchStatus:
     try:
-        status = fetchjobs.status(job_id)
+        return fetchjobs.status(job_id, account)
     except NotFound:
         abort(404)
-    if status.account_id != account.id:
-        abort(404)
-    return status
 
 
 @bp.route("/<int:account_id>/fetch/<job_id>/cancel", methods=["POST"])
@@ -136,15 +133,17 @@ def cancel_fetch(account_id: int, job_id: str) -> ResponseReturnValue:
     account = readable_account(account_id)
     if not FetchForm().validate_on_submit():
         abort(400)
-    _job_status(account, job_id)
-    fetchjobs.cancel(job_id)
+    try:
+        job = fetchjobs.cancel(job_id, account)
+    except NotFound:
+        abort(404)
     state = _state()
     folder = state.folder or _default_folder(account)
     return fragment_or_redirect(
         "mailbox/_fetch.html",
         url_for("mailbox.mailbox", account_id=account.id, job=job_id, **state.list_args(folder)),
         account=account,
-        job=_job_status(account, job_id),
+        job=job,
         stopping=True,
         fetch_form=FetchForm(),
         state=state,

@@ -12,8 +12,6 @@ from flask_login import current_user, login_required
 from webapp.adapters.mime.filenames import clean_filename
 from webapp.models import Attachment
 from webapp.security import current_session_key, message_page_csp, user_of_session
-from webapp.services.account import accounts
-from webapp.services.errors import NotFound
 from webapp.services.reading import display, inline, messages
 from webapp.views.access import readable_message
 from webapp.views.listing import ListState
@@ -34,28 +32,30 @@ DOWNLOAD_CSP = "default-src 'none'; sandbox"
 @login_required
 def show(message_id: int) -> ResponseReturnValue:
     """A message the user may read, marked read: its HTML (sandboxed) or text, Previous/Next, remote images if asked."""
-    message = messages.ensure_parsed(readable_message(message_id))
-    account = accounts.by_id(message.account_id)
     show_images = request.args.get("images") == "1"
 
     def inline_link(part: Attachment) -> str:
-        token = inline.sign(current_session_key(), message.id, part.id)
-        return url_for("messages.inline_image", message_id=message.id, attachment_id=part.id, t=token)
+        token = inline.sign(current_session_key(), message_id, part.id)
+        return url_for("messages.inline_image", message_id=message_id, attachment_id=part.id, t=token)
 
-    shown = display.message_view(message, account, request.args.get("view"), show_images, inline_link)
-    messages.mark_seen(message)
     # Previous/Next walk the list the user came from: its search and filters come along in the links.
     state = ListState.from_args(request.args)
-    near = messages.neighbours(message, state.filters(user_zone() or UTC))
+    opened = display.open_message(
+        readable_message(message_id),
+        view=request.args.get("view"),
+        show_images=show_images,
+        inline_link=inline_link,
+        filters=state.filters(user_zone() or UTC),
+    )
     response = Response(
         render_template(
             "messages/show.html",
-            message=message,
-            account=account,
-            shown=shown,
+            message=opened.message,
+            account=opened.account,
+            shown=opened.shown,
             show_images=show_images,
             state=state,
-            near=near,
+            near=opened.near,
             unread_form=MarkUnreadForm(),
         )
     )
@@ -80,13 +80,9 @@ def mark_unread(message_id: int) -> ResponseReturnValue:
 @login_required
 def attachment(message_id: int, attachment_id: int) -> ResponseReturnValue:
     """Download an attachment; a type not known to be safe goes out as application/octet-stream."""
-    message = readable_message(message_id)
-    try:
-        item = messages.attachment(message, attachment_id)
-    except NotFound:
-        abort(404)
-    content_type = item.content_type.lower() if item.content_type.lower() in SAFE_TYPES else "application/octet-stream"
-    return _download(messages.attachment_bytes(item), item.filename, content_type)
+    item = messages.download(readable_message(message_id), attachment_id)
+    content_type = item.content_type if item.content_type in SAFE_TYPES else "application/octet-stream"
+    return _download(item.data, item.filename, content_type)
 
 
 @bp.route("/<int:message_id>/inline/<int:attachment_id>")
@@ -100,14 +96,8 @@ def inline_image(message_id: int, attachment_id: int) -> ResponseReturnValue:
         user = user_of_session(session_key) if session_key else None
     if user is None:
         abort(403)
-    message = readable_message(message_id, user)
-    try:
-        item = messages.attachment(message, attachment_id)
-    except NotFound:
-        abort(404)
-    if not item.content_id or item.content_type.lower() not in messages.INLINE_IMAGE_TYPES:
-        abort(404)
-    response = send_file(io.BytesIO(messages.attachment_bytes(item)), mimetype=item.content_type.lower())
+    image = messages.inline_image(readable_message(message_id, user), attachment_id)
+    response = send_file(io.BytesIO(image.data), mimetype=image.content_type)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = DOWNLOAD_CSP
     # Not kept either: every page view signs new links (nothing to reuse), and a cached copy would
