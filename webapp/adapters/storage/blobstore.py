@@ -105,37 +105,45 @@ class FolderBlobStore:
         for folder in sorted(self.root.iterdir()):
             if not folder.is_dir() or len(folder.name) != 2:
                 continue
-            for entry in os.scandir(folder):
-                try:
-                    stat = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:  # a writer's temporary file, renamed into place since the listing
-                    continue
-                if stat.st_mtime >= older_than:
-                    continue
-                if entry.name.startswith(".tmp-"):
-                    if not dry_run:
-                        _unlink(entry.path)
-                    continue
-                if len(entry.name) != 64 or entry.name in referenced:
-                    continue
-                if dry_run:
-                    count, size = count + 1, size + stat.st_size
-                    continue
-                aside = f"{entry.path}.gc-{os.getpid()}"
-                try:
-                    os.rename(entry.path, aside)
-                except FileNotFoundError:
-                    continue
-                if os.stat(aside).st_mtime >= older_than:  # used again just now: put it back
-                    try:
-                        os.link(aside, entry.path)
-                    except FileExistsError:
-                        pass  # written anew meanwhile: the same bytes
-                    _unlink(aside)
-                    continue
-                _unlink(aside)
-                count, size = count + 1, size + stat.st_size
+            # Closed even when the collection is interrupted: an open listing holds a file descriptor.
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    removed = self._collect_entry(entry, referenced, older_than, dry_run)
+                    if removed is not None:
+                        count, size = count + 1, size + removed
         return count, size
+
+    @staticmethod
+    def _collect_entry(entry: os.DirEntry[str], referenced: set[str], older_than: float, dry_run: bool) -> int | None:
+        """Remove one unreferenced, unused blob (see collect); its size, or None when it stays."""
+        try:
+            stat = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:  # a writer's temporary file, renamed into place since the listing
+            return None
+        if stat.st_mtime >= older_than:
+            return None
+        if entry.name.startswith(".tmp-"):
+            if not dry_run:
+                _unlink(entry.path)
+            return None
+        if len(entry.name) != 64 or entry.name in referenced:
+            return None
+        if dry_run:
+            return stat.st_size
+        aside = f"{entry.path}.gc-{os.getpid()}"
+        try:
+            os.rename(entry.path, aside)
+        except FileNotFoundError:
+            return None
+        if os.stat(aside).st_mtime >= older_than:  # used again just now: put it back
+            try:
+                os.link(aside, entry.path)
+            except FileExistsError:
+                pass  # written anew meanwhile: the same bytes
+            _unlink(aside)
+            return None
+        _unlink(aside)
+        return stat.st_size
 
 
 def _unlink(path: str) -> None:
