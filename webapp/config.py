@@ -52,6 +52,9 @@ DEFAULTS: dict[str, Any] = {
     # Blobs no message names any more are removed once unused this long (a fetch stores bytes shortly
     # before the rows naming them are committed).
     "BLOB_GC_GRACE_SECONDS": 3600,
+    # A worker sending queued mail holds it this long at a time (renewed as it goes); a stopped worker's
+    # messages are put back (or marked possibly sent) after it.
+    "SEND_LEASE_SECONDS": 300,
     # How long `fetch --wait` waits for a job before giving up (seconds).
     "FETCH_WAIT_SECONDS": 3600,
     # Webhooks may POST to private and loopback addresses (on-premises receivers); False refuses them.

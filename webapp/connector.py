@@ -2,12 +2,13 @@
 
 Call it inside an app context (``with app.app_context():``). Functions take model objects or ids (or
 account names) and raise a :class:`ConnectorError` subclass carrying the reason when they fail. The
-remaining actions arrive with the issues that build them (templates, queue, subscriptions, autoconfig).
+remaining actions arrive with the issues that build them (templates, subscriptions, autoconfig).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from webapp.services.account import accounts as _accounts
 from webapp.services.account import connection as _connection
 from webapp.services.account.connection import ConnectionReport
 from webapp.services.errors import Conflict, ConnectionFailed, ConnectorError, Invalid, NotFound
+from webapp.services.outgoing import outbox as _outbox
 from webapp.services.outgoing import sending as _sending
 from webapp.services.outgoing.sending import Draft, OutgoingAttachment
 from webapp.services.receiving import fetchjobs as _fetchjobs
@@ -33,8 +35,10 @@ __all__ = [
     "Invalid",
     "NotFound",
     "OutgoingAttachment",
+    "queue_email",
     "retrieve_email_messages",
     "send_email",
+    "send_queued_emails",
     "test_connection",
 ]
 
@@ -63,6 +67,22 @@ def send_email(account: EmailAccount | int | str, message: Draft | Mapping[str, 
     draft = message if isinstance(message, Draft) else _draft(message)
     _sending.send(_account(account), draft)
     return True
+
+
+def queue_email(
+    account: EmailAccount | int | str, message: Draft | Mapping[str, Any], send_after: datetime | None = None
+) -> EmailMessage:
+    """Queue ``message`` (as for :func:`send_email`) for the workers; ``send_after`` (with a time zone):
+    not before then. Returns the QUEUED message: its Message-ID is what every attempt sends."""
+    draft = message if isinstance(message, Draft) else _draft(message)
+    return _outbox.enqueue(_account(account), draft, send_after=send_after)
+
+
+def send_queued_emails() -> int:
+    """One pass over the queue (Mendix ``SE_SendQueuedEmails``): send every account's due queued mail
+    now, in this process. Returns how many messages were sent."""
+    done = _outbox.send_queued()
+    return done.result.sent if done.result else 0
 
 
 def retrieve_email_messages(
@@ -100,6 +120,7 @@ def _draft(values: Mapping[str, Any]) -> Draft:
         to=addresses("to"),
         cc=addresses("cc"),
         bcc=addresses("bcc"),
+        reply_to=addresses("reply_to"),
         subject=str(values.get("subject") or ""),
         text=str(values.get("text") or ""),
         html=str(values.get("html") or ""),

@@ -45,6 +45,8 @@ class DeliveringHandler:
         return "250 OK"
 
     async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
+        with self.server.lock:
+            self.server.transactions += 1
         if self.server.fail_with:
             return self.server.fail_with
         data = envelope.original_content or b""
@@ -82,6 +84,7 @@ class SmtpServer:
     refuse: dict[str, str] = field(default_factory=dict)  # recipient → the reply refusing it
     smtputf8: bool = True
     received: list[Received] = field(default_factory=list)
+    transactions: int = 0  # DATA commands completed, accepted or not
     lock: threading.Lock = field(default_factory=threading.Lock)
     _controllers: list[Controller] = field(default_factory=list)
 
@@ -123,3 +126,4 @@ class SmtpServer:
         self.smtputf8 = True
         with self.lock:
             self.received.clear()
+            self.transactions = 0

@@ -87,6 +87,10 @@ class Coordination:
         """Set ``name`` for ``ttl`` seconds (``only_if_new``: unless it is set); True when it was set."""
         return bool(self.redis.set(PREFIX + name, value, ex=ttl, nx=only_if_new))
 
+    def delete(self, name: str) -> None:
+        """Unset ``name``."""
+        self.redis.delete(PREFIX + name)
+
     def exists(self, name: str) -> bool:
         """Is ``name`` set (and not expired)?"""
         return bool(self.redis.exists(PREFIX + name))

@@ -1,5 +1,5 @@
 """The ``email-connector`` command: run, up, worker, scheduler, db, users, accounts, keys, send, fetch, folders,
-messages, webhooks, blobs."""
+messages, send-queued, outbox, webhooks, blobs."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ def cli(ctx: click.Context) -> None:
 def _register() -> None:
     from flask_migrate.cli import db
 
-    from webapp.cli import accounts, blobs, keys, mail, serve, users, webhooks
+    from webapp.cli import accounts, blobs, keys, mail, outbox, serve, users, webhooks
 
-    for module in (serve, users, accounts, keys, mail, webhooks, blobs):
+    for module in (serve, users, accounts, keys, mail, outbox, webhooks, blobs):
         module.register(cli)
     cli.add_command(Migrations.of(db))
 

@@ -19,6 +19,9 @@ from webapp.models.account import (
     MAX_FETCH_COUNT,
     MAX_FETCH_EVERY_MINUTES,
     MAX_MESSAGE_SIZE,
+    MAX_SEND_ATTEMPTS,
+    MAX_SEND_CONNECTIONS,
+    MAX_SEND_PER_MINUTE,
     MAX_TIMEOUT,
 )
 from webapp.services.account import accounts, connection
@@ -55,6 +58,10 @@ def describe(account: EmailAccount) -> dict[str, object]:
         "max_size": account.max_message_size,
         "every": account.fetch_every_minutes,
         "after_fetch": account.after_fetch_label,
+        "max_send_attempts": account.max_send_attempts,
+        "send_connections": account.send_connections,
+        "send_per_minute": account.send_per_minute,
+        "append_to_sent": account.append_to_sent,
     }
 
 
@@ -153,6 +160,16 @@ def add(
     "--every", type=click.IntRange(0, MAX_FETCH_EVERY_MINUTES), metavar="MINUTES", help="Fetch periodically; 0: off."
 )
 @click.option("--after-fetch", metavar="none|seen|move:FOLDER|delete", help="What to do on the server afterwards.")
+@click.option(
+    "--max-send-attempts", type=click.IntRange(1, MAX_SEND_ATTEMPTS), help="Queued mail: attempts, then FAILED."
+)
+@click.option(
+    "--send-connections", type=click.IntRange(1, MAX_SEND_CONNECTIONS), help="Queued mail: SMTP connections at once."
+)
+@click.option(
+    "--send-per-minute", type=click.IntRange(0, MAX_SEND_PER_MINUTE), help="Queued mail: a rate limit; 0: none."
+)
+@click.option("--append-to-sent/--no-append-to-sent", default=None, help="Copy sent mail to the server's Sent folder.")
 def update(
     name: str,
     strategy: str | None,
@@ -163,8 +180,12 @@ def update(
     max_size: int | None,
     every: int | None,
     after_fetch: str | None,
+    max_send_attempts: int | None,
+    send_connections: int | None,
+    send_per_minute: int | None,
+    append_to_sent: bool | None,
 ) -> None:
-    """Change how an account is fetched; options not given keep their value."""
+    """Change how an account is fetched and sends queued mail; options not given keep their value."""
     try:
         account = accounts.get(name)
         settings = accounts.settings_of(account)
@@ -176,6 +197,10 @@ def update(
             "max_message_size": max_size,
             "fetch_every_minutes": every,
             "folders": list(folders) or None,
+            "max_send_attempts": max_send_attempts,
+            "send_connections": send_connections,
+            "send_per_minute": send_per_minute,
+            "append_to_sent": append_to_sent,
         }
         if after_fetch is not None:
             action, _, target = after_fetch.partition(":")

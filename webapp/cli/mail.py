@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -15,7 +16,7 @@ from webapp.models.fetchrun import RunTrigger
 from webapp.models.message import SENT_FOLDER
 from webapp.services.account import accounts
 from webapp.services.errors import ConnectorError
-from webapp.services.outgoing import sending
+from webapp.services.outgoing import bulk, outbox, sending
 from webapp.services.reading import messages
 from webapp.services.receiving import fetching, fetchjobs, fetchruns, serverfolders
 
@@ -31,29 +32,48 @@ def _read_text(path: Path, what: str) -> str:
 
 @click.command("send")
 @click.option("--account", "account_name", required=True, metavar="NAME", help="Send from this account.")
-@click.option("--to", required=True, help="Recipients, separated by ';'.")
+@click.option("--to", default=None, help="Recipients, separated by ';'.")
 @click.option("--cc", default="", help="Copy recipients, separated by ';'.")
 @click.option("--bcc", default="", help="Blind copy recipients, separated by ';' (never in the headers).")
-@click.option("--subject", required=True)
+@click.option("--subject", default=None)
 @click.option("--body", default=None, metavar="TEXT", help="The plain-text body.")
 @click.option("--body-file", type=click.Path(dir_okay=False, path_type=Path), help="Read the text body from F.")
 @click.option("--html-file", type=click.Path(dir_okay=False, path_type=Path), help="Read an HTML body from F.")
 @click.option("--attach", multiple=True, type=click.Path(dir_okay=False, path_type=Path), help="Attach FILE (repeat).")
+@click.option("--queue", "queue_it", is_flag=True, help="Queue it for a worker instead of sending now.")
+@click.option("--send-after", default=None, metavar="ISO-TIME", help="With --queue: not before this time.")
+@click.option(
+    "--from-jsonl",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --queue: one message per line (to, cc, bcc, reply_to, subject, body, html, attachments, key).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print only JSON on stdout.")
 @with_appcontext
 def send(
     account_name: str,
-    to: str,
+    to: str | None,
     cc: str,
     bcc: str,
-    subject: str,
+    subject: str | None,
     body: str | None,
     body_file: Path | None,
     html_file: Path | None,
     attach: tuple[Path, ...],
+    queue_it: bool,
+    send_after: str | None,
+    from_jsonl: Path | None,
     as_json: bool,
 ) -> None:
-    """Send a message now; exit 0 only when the server accepted it."""
+    """Send a message now (exit 0 only when the server accepted it), or queue it (--queue)."""
+    if (send_after or from_jsonl) and not queue_it:
+        fail("--send-after and --from-jsonl go with --queue")
+    if from_jsonl is not None:
+        if to or subject or body or body_file or html_file or attach or send_after:
+            fail("--from-jsonl takes every message from the file: no --to, --subject, body or --attach with it")
+        _queue_file(account_name, from_jsonl, as_json)
+        return
+    if to is None or subject is None:
+        fail("--to and --subject are required")
     if body is not None and body_file is not None:
         fail("give --body or --body-file, not both")
     if body is None and body_file is None:
@@ -67,14 +87,54 @@ def send(
         except OSError as exc:
             fail(f"attachment {str(path)!r} cannot be read: {exc.strerror}")
     draft = sending.Draft(to=to, cc=cc, bcc=bcc, subject=subject, text=text, html=html, attachments=tuple(attachments))
+    if queue_it:
+        _queue_one(account_name, draft, send_after, as_json)
+        return
     try:
         sent = sending.send(accounts.get(account_name), draft)
     except ConnectorError as exc:
         fail(str(exc))
+    if sent is None:
+        click.echo("sent, but it could not be kept in Sent (see the log)", err=True)
+        if as_json:
+            print_json({"id": None, "message_id": None, "status": "SENT"})
+        return
     if as_json:
         print_json({"id": sent.id, "message_id": sent.message_id, "status": sent.status})
     else:
         click.echo(f"sent: message {sent.id} <{sent.message_id}>")
+
+
+def _queue_one(account_name: str, draft: sending.Draft, send_after: str | None, as_json: bool) -> None:
+    when = None
+    if send_after is not None:
+        try:
+            when = datetime.fromisoformat(send_after)
+        except ValueError:
+            fail(f"--send-after: {send_after!r} is not an ISO time (e.g. 2026-12-24T09:00:00+01:00)")
+        if when.tzinfo is None:
+            fail("--send-after: give the time zone too (e.g. 2026-12-24T09:00:00+01:00, or Z for UTC)")
+    try:
+        queued = outbox.enqueue(accounts.get(account_name), draft, send_after=when)
+    except ConnectorError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json({"id": queued.id, "message_id": queued.message_id, "status": queued.status})
+    else:
+        after = f", not before {queued.send_after.isoformat()}" if queued.send_after else ""
+        click.echo(f"queued: message {queued.id} <{queued.message_id}>{after}")
+
+
+def _queue_file(account_name: str, path: Path, as_json: bool) -> None:
+    try:
+        items = bulk.read_jsonl(path)
+        queued, skipped = outbox.enqueue_many(accounts.get(account_name), items)
+    except ConnectorError as exc:
+        fail(f"{path}: {exc}; nothing was queued")
+    if as_json:
+        print_json({"queued": queued, "skipped": skipped})
+    else:
+        click.echo(f"queued: {queued} message(s); skipped (queued before): {skipped}")
 
 
 class _FetchGroup(AppGroup):

@@ -168,6 +168,10 @@ def fetch_due(info: ScriptInfo) -> None:
 def _report(tick: schedule.Tick) -> None:
     for name in tick.queued:
         click.echo(f"queued a fetch of {name}", err=True)
+    for name in tick.sending:
+        click.echo(f"queued mail of {name} handed to a worker", err=True)
+    if tick.possibly_sent:
+        click.echo(f"warning: {tick.possibly_sent} message(s) possibly sent by a worker that stopped", err=True)
     for error in tick.errors:
         click.echo(f"error: {error}", err=True)
     if tick.delivered:

@@ -28,6 +28,9 @@ DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE = 100, 5000
 DEFAULT_MAX_MESSAGE_SIZE = 50 * 1024 * 1024  # bytes; bigger messages keep their headers only
 MAX_MESSAGE_SIZE = 2**31 - 1  # the column's range; 0 means no limit
 MAX_FETCH_EVERY_MINUTES = 7 * 24 * 60
+DEFAULT_MAX_SEND_ATTEMPTS, MAX_SEND_ATTEMPTS = 3, 100
+MAX_SEND_CONNECTIONS = 20
+MAX_SEND_PER_MINUTE = 100_000
 
 
 class EmailAccount(Base):
@@ -71,6 +74,12 @@ class EmailAccount(Base):
     after_fetch: Mapped[str] = mapped_column(String(6), default="none")
     after_fetch_folder: Mapped[str] = mapped_column(String(255), default="")
     sanitize_html: Mapped[bool] = mapped_column(default=True)
+    # The outbox: attempts before a queued message is FAILED; SMTP connections used at once; a rate
+    # limit for providers that throttle (0: none); a copy of each sent message in the server's Sent folder.
+    max_send_attempts: Mapped[int] = mapped_column(default=DEFAULT_MAX_SEND_ATTEMPTS)
+    send_connections: Mapped[int] = mapped_column(default=1)
+    send_per_minute: Mapped[int] = mapped_column(default=0)
+    append_to_sent: Mapped[bool] = mapped_column(default=False)
     # The last Test connection: when, and whether each server accepted the login (None: not tested).
     last_test_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_test_incoming_ok: Mapped[bool | None] = mapped_column()

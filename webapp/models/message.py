@@ -40,6 +40,11 @@ class EmailMessage(Base):
         UniqueConstraint("account_id", "uidl", name="uq_email_message_pop3_uidl"),
         Index("ix_email_message_listing", "account_id", "folder", "sort_at", "id"),
         Index("ix_email_message_unread", "account_id", "folder", "seen", "sort_at", "id"),
+        # The outbox: claiming an account's due mail, and the sweep of expired leases.
+        Index("ix_email_message_outbox", "account_id", "status", "id"),
+        Index("ix_email_message_lease", "status", "lease_until"),
+        # A bulk file's line key: a line queued before is skipped, so a rerun never doubles mail.
+        UniqueConstraint("account_id", "queue_key", name="uq_email_message_queue_key"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -83,6 +88,19 @@ class EmailMessage(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The outbox (services.outgoing.queue). Scheduled send: not before this time.
+    send_after: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The worker sending it (SENDING) and until when its claim holds; an expired claim is swept.
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # "data": the worker was about to send (or was sending) DATA, committed before it did.
+    send_stage: Mapped[str | None] = mapped_column(String(8))
+    # The worker stopped inside the DATA window: the server may have the message. Never resent silently.
+    possibly_sent: Mapped[bool] = mapped_column(default=False)
+    # The envelope recipients, fixed at enqueue; those the server accepted (never sent to again).
+    envelope: Mapped[list[str] | None] = mapped_column(JSON)
+    accepted: Mapped[list[str] | None] = mapped_column(JSON)
+    queue_key: Mapped[str | None] = mapped_column(String(200))
 
     attachments: Mapped[list[Attachment]] = relationship(
         back_populates="message",

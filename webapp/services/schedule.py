@@ -1,6 +1,7 @@
-"""The periodic schedule: fetch the accounts that ask for it ("fetch every N minutes") and retry due
-webhook deliveries. ``email-connector scheduler`` runs it every minute (``make run`` starts it);
-a system cron running ``email-connector fetch-due`` every minute does the same.
+"""The periodic schedule: fetch the accounts that ask for it ("fetch every N minutes"), hand due queued
+mail to the workers (after sweeping expired send leases) and retry due webhook deliveries.
+``email-connector scheduler`` runs it every minute (``make run`` starts it); a system cron running
+``email-connector fetch-due`` every minute does the same.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from webapp.models import EmailAccount
 from webapp.models.fetchrun import RunTrigger
 from webapp.services.errors import ConnectorError
 from webapp.services.events import callbacks, dispatch
+from webapp.services.outgoing import delivery, outbox
 from webapp.services.platform import blobs
 from webapp.services.platform.redisconn import coordination
 from webapp.services.receiving import fetchjobs
@@ -27,6 +29,9 @@ class Tick:
     delivered: int = 0
     released: int = 0  # fetch events whose batches were complete by now (after a crash, say)
     collected: int = 0  # unused blobs removed
+    sending: list[str] = field(default_factory=list)  # accounts whose due queued mail went to a worker
+    requeued: int = 0  # queued messages of a stopped worker put back
+    possibly_sent: int = 0  # ... and those it may have sent, marked
     errors: list[str] = field(default_factory=list)
 
 
@@ -64,6 +69,12 @@ def run_due(now: float | None = None) -> Tick:
             continue
         store.put(_last_key(account.id), str(now), account.fetch_every_minutes * 60 * 2)
         tick.queued.append(account.name)
+    tick.requeued, tick.possibly_sent = delivery.sweep()
+    for account_id in delivery.due_accounts():
+        due = db.session.get(EmailAccount, account_id)
+        if due is not None:
+            outbox.nudge(due)
+            tick.sending.append(due.name)
     tick.released = callbacks.release_all_held()
     tick.delivered = dispatch.deliver_due()
     # Once an hour across every scheduler: remove the bytes nothing names any more.

@@ -7,7 +7,7 @@ headers) is sent with SMTPUTF8 when the server offers it, and refused with the a
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -75,10 +75,20 @@ class SmtpSession:
         """Send NOOP: proves the connection (and the login) works, changes nothing."""
         self._client.noop()
 
-    def send(self, sender: str, recipients: Sequence[str], raw: bytes) -> SendReport:
+    def send(
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        raw: bytes,
+        *,
+        before_data: Callable[[], None] | None = None,
+    ) -> SendReport:
         """Send ``raw`` to exactly ``recipients`` (never read back from headers); report each recipient.
 
         Every recipient refused raises RecipientsRefused; other failures: 4xx transient, 5xx permanent.
+        ``before_data`` runs once the recipients are accepted, just before DATA: from then on the server
+        may have the message whatever happens to us (the outbox records that first). The session stays
+        usable for the next message after a refusal.
         """
         endpoint, client = self.endpoint, self._client
         if has_line_break(sender, *recipients):
@@ -102,7 +112,7 @@ class SmtpSession:
             if client.has_extn("8bitmime"):
                 options.append("BODY=8BITMIME")
         try:
-            refused = client.sendmail(envelope_sender, list(envelope), raw, mail_options=options)
+            refused = _sendmail(client, envelope_sender, list(envelope), raw, options, before_data)
         except smtplib.SMTPRecipientsRefused as exc:
             report = SendReport((), _refusals(exc.recipients, envelope))
             refusal = RecipientsRefusedForNow if all(r.transient for r in report.refused) else RecipientsRefusedForGood
@@ -121,6 +131,53 @@ class SmtpSession:
         refusals = _refusals(refused, envelope)
         refused_addresses = {r.address for r in refusals}
         return SendReport(tuple(r for r in recipients if r not in refused_addresses), refusals)
+
+
+def _sendmail(
+    client: smtplib.SMTP,
+    sender: str,
+    recipients: list[str],
+    raw: bytes,
+    options: list[str],
+    before_data: Callable[[], None] | None,
+) -> dict[str, tuple[int, bytes]]:
+    """smtplib's ``sendmail``, with ``before_data`` called between the last RCPT and DATA."""
+    if before_data is None:
+        return client.sendmail(sender, recipients, raw, mail_options=options)
+    client.ehlo_or_helo_if_needed()
+    esmtp = [f"size={len(raw)}", *options] if client.has_extn("size") else list(options)
+    code, reply = client.mail(sender, esmtp if client.does_esmtp else [])
+    if code != 250:
+        _abandon(client, code)
+        raise smtplib.SMTPSenderRefused(code, reply, sender)
+    refused: dict[str, tuple[int, bytes]] = {}
+    for recipient in recipients:
+        code, reply = client.rcpt(recipient)
+        if code not in (250, 251):
+            refused[recipient] = (code, reply)
+        if code == 421:
+            client.close()
+            raise smtplib.SMTPRecipientsRefused(refused)
+    if len(refused) == len(recipients):
+        client.rset()
+        raise smtplib.SMTPRecipientsRefused(refused)
+    before_data()
+    code, reply = client.data(raw)
+    if code != 250:
+        _abandon(client, code)
+        raise smtplib.SMTPDataError(code, reply)
+    return refused
+
+
+def _abandon(client: smtplib.SMTP, code: int) -> None:
+    """After a refused MAIL or DATA: reset the transaction, or close on 421 (the server is leaving)."""
+    if code == 421:
+        client.close()
+    else:
+        try:
+            client.rset()
+        except smtplib.SMTPException:
+            client.close()
 
 
 @contextmanager

@@ -36,7 +36,7 @@ _ENCODED_WORD = re.compile(r"=\?([^?]*)\?([^?]*)\?([^?]*)\?=")
 # characters), which also keeps the check linear in the length of the value.
 _LOOSE_WORD = re.compile(r"=\?([^?\s]{0,75})\?([^?\s]{0,10})\?(.{0,400}?)\?=", re.DOTALL)
 _Q_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
-_ADDRESS_HEADERS = ("from", "to", "cc")
+_ADDRESS_HEADERS = ("from", "to", "cc", "reply-to")
 
 
 class HeaderError(PermanentError):
@@ -67,6 +67,7 @@ class OutgoingMessage:
     bcc: tuple[str | Mailbox, ...] = ()
     sender_name: str = ""
     attachments: tuple[OutgoingAttachment, ...] = ()
+    reply_to: tuple[str | Mailbox, ...] = ()
 
     @property
     def recipients(self) -> list[str]:
@@ -206,10 +207,11 @@ def build(message: OutgoingMessage, *, domain: str | None = None) -> bytes:
     to = _mailboxes("To", message.to)
     cc = _mailboxes("CC", message.cc)
     _mailboxes("BCC", message.bcc)
+    reply_to = _mailboxes("Reply-To", message.reply_to)
     if not to:
         raise HeaderError("To: at least one recipient is required")
     attachments = [_attachment(a) for a in message.attachments]
-    utf8 = any(addresses.needs_smtputf8(m.address) for m in (sender, *to, *cc))
+    utf8 = any(addresses.needs_smtputf8(m.address) for m in (sender, *to, *cc, *reply_to))
     policy = email_policy.SMTP.clone(cte_type="7bit", utf8=utf8)
     if utf8:
         # Python 3.11's folder drops the quotes of a long quoted name in UTF-8 headers (the check
@@ -220,6 +222,8 @@ def build(message: OutgoingMessage, *, domain: str | None = None) -> bytes:
     built["To"] = ", ".join(_header_form(m, utf8) for m in to)
     if cc:
         built["Cc"] = ", ".join(_header_form(m, utf8) for m in cc)
+    if reply_to:
+        built["Reply-To"] = ", ".join(_header_form(m, utf8) for m in reply_to)
     built["Subject"] = message.subject
     built["Date"] = format_datetime(datetime.now(UTC))
     try:
@@ -243,6 +247,7 @@ def build(message: OutgoingMessage, *, domain: str | None = None) -> bytes:
         "from": [_header_address(sender, utf8)],
         "to": [_header_address(m, utf8) for m in to],
         "cc": [_header_address(m, utf8) for m in cc],
+        "reply-to": [_header_address(m, utf8) for m in reply_to],
     }
     verify(built, raw, intended)
     return raw

@@ -21,6 +21,7 @@ from webapp.models.account import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_FETCH_COUNT,
     DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_MAX_SEND_ATTEMPTS,
     DEFAULT_TIMEOUT,
     FETCH_ORDERS,
     FETCH_STRATEGIES,
@@ -29,6 +30,9 @@ from webapp.models.account import (
     MAX_FETCH_COUNT,
     MAX_FETCH_EVERY_MINUTES,
     MAX_MESSAGE_SIZE,
+    MAX_SEND_ATTEMPTS,
+    MAX_SEND_CONNECTIONS,
+    MAX_SEND_PER_MINUTE,
     MAX_TIMEOUT,
     SECURITIES,
     SMTP_AUTH_MODES,
@@ -70,6 +74,10 @@ class AccountSettings:
     fetch_every_minutes: int = 0
     after_fetch: str = "none"
     after_fetch_folder: str = ""
+    max_send_attempts: int = DEFAULT_MAX_SEND_ATTEMPTS
+    send_connections: int = 1
+    send_per_minute: int = 0
+    append_to_sent: bool = False
 
 
 def default_port(protocol: str, security: str) -> int:
@@ -142,6 +150,12 @@ def _validate_fetching(settings: AccountSettings) -> None:
         raise Invalid(f"maximum message size: 0 (no limit) to {MAX_MESSAGE_SIZE} bytes")
     if not 0 <= settings.fetch_every_minutes <= MAX_FETCH_EVERY_MINUTES:
         raise Invalid(f"fetch every: 0 (never) to {MAX_FETCH_EVERY_MINUTES} minutes")
+    if not 1 <= settings.max_send_attempts <= MAX_SEND_ATTEMPTS:
+        raise Invalid(f"max. send attempts: 1 to {MAX_SEND_ATTEMPTS}")
+    if not 1 <= settings.send_connections <= MAX_SEND_CONNECTIONS:
+        raise Invalid(f"SMTP connections at once: 1 to {MAX_SEND_CONNECTIONS}")
+    if not 0 <= settings.send_per_minute <= MAX_SEND_PER_MINUTE:
+        raise Invalid(f"messages per minute: 0 (no limit) to {MAX_SEND_PER_MINUTE}")
     if settings.after_fetch not in AFTER_FETCH:
         raise Invalid("after fetch: none, seen, move:FOLDER or delete")
     if settings.after_fetch == "move":

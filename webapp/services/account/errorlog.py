@@ -23,6 +23,11 @@ def record(account: EmailAccount, operation: str, message: str, detail: str = ""
     log.info("account %s: %s failed: %s", account.name, operation, message)
 
 
+def add(account_id: int, operation: str, message: str, detail: str = "") -> None:
+    """Add an entry to the session without committing: it goes in with the caller's transaction."""
+    db.session.add(ErrorLog(account_id=account_id, operation=operation, message=message, detail=detail))
+
+
 def entries(account: EmailAccount, limit: int = 200) -> list[ErrorLog]:
     """Return the account's newest error log entries first."""
     query = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 from webapp.adapters import mime
@@ -23,6 +24,8 @@ from webapp.services.receiving import store
 
 log = logging.getLogger(__name__)
 
+STORE_RETRIES = 4
+
 
 @dataclass(frozen=True)
 class Draft:
@@ -36,6 +39,7 @@ class Draft:
     cc: str = ""
     bcc: str = ""
     attachments: tuple[OutgoingAttachment, ...] = field(default=(), repr=False)
+    reply_to: str = ""
 
 
 def compose(account: EmailAccount, draft: Draft) -> OutgoingMessage:
@@ -44,6 +48,7 @@ def compose(account: EmailAccount, draft: Draft) -> OutgoingMessage:
         to = mime.parse_addresses("To", draft.to)
         cc = mime.parse_addresses("CC", draft.cc)
         bcc = mime.parse_addresses("BCC", draft.bcc)
+        reply_to = mime.parse_addresses("Reply-To", draft.reply_to)
         mime.check_header_value("Subject", draft.subject)
         for attachment in draft.attachments:
             mime.check_header_value(f"attachment filename {attachment.filename[:80]!r}", attachment.filename)
@@ -70,6 +75,7 @@ def compose(account: EmailAccount, draft: Draft) -> OutgoingMessage:
         to=to,
         cc=cc,
         bcc=bcc,
+        reply_to=reply_to,
         subject=draft.subject,
         text=draft.text,
         html=draft.html,
@@ -77,13 +83,16 @@ def compose(account: EmailAccount, draft: Draft) -> OutgoingMessage:
     )
 
 
-def send(account: EmailAccount, draft: Draft, *, failpoints: FailPoints = NO_FAILPOINTS) -> EmailMessage:
-    """Send ``draft`` now and store it in the Sent view; failures go to the Error logs and raise."""
+def build(
+    account: EmailAccount, draft: Draft, *, failpoints: FailPoints = NO_FAILPOINTS
+) -> tuple[OutgoingMessage, bytes]:
+    """Validate and build ``draft``: the message and its bytes. Invalid says why (the Error logs too, when
+    the built bytes said something other than intended, or building failed unexpectedly)."""
     message = compose(account, draft)
     detail = f"subject={draft.subject[:200]}"
     try:
         failpoints.hit("send_build")
-        raw = mime.build(message)
+        return message, mime.build(message)
     except VerificationError as exc:
         # Every check passed, yet the bytes said something else: worth an entry in the Error logs.
         errorlog.record(account, "send", str(exc), detail=f"kind=verification; {detail}")
@@ -95,6 +104,16 @@ def send(account: EmailAccount, draft: Draft, *, failpoints: FailPoints = NO_FAI
         reason = f"the message could not be built: unexpected error ({type(exc).__name__})"
         errorlog.record(account, "send", reason, detail=f"kind=unexpected; {detail}")
         raise Invalid(reason) from None
+
+
+def send(account: EmailAccount, draft: Draft, *, failpoints: FailPoints = NO_FAILPOINTS) -> EmailMessage | None:
+    """Send ``draft`` now and store it in the Sent view; failures go to the Error logs and raise.
+
+    Once the server has taken the message, a failing database is retried; if it keeps failing, the Error
+    logs (or the log) say the message went out unrecorded and None is returned: it was sent, never raise.
+    """
+    message, raw = build(account, draft, failpoints=failpoints)
+    detail = f"subject={draft.subject[:200]}"
     try:
         credentials = accounts.auth(account) if account.smtp_auth == "login" else None
         failpoints.hit("send_smtp")
@@ -112,10 +131,32 @@ def send(account: EmailAccount, draft: Draft, *, failpoints: FailPoints = NO_FAI
     if report.refused:
         # The server took it for the other recipients: keep it in Sent, so nobody sends it twice.
         reason = f"Outgoing server: {endpoint.describe()} refused some recipients: {report.describe_refusals()}"
-        _store(account, raw, message, last_error=reason)
+        _store_sent(account, raw, message, failpoints, last_error=reason)
         errorlog.record(account, "send", reason, detail=f"kind={ErrorKind.RECIPIENTS}; {detail}")
         raise ConnectionFailed(reason, ErrorKind.RECIPIENTS)
-    return _store(account, raw, message)
+    return _store_sent(account, raw, message, failpoints)
+
+
+def _store_sent(
+    account: EmailAccount, raw: bytes, message: OutgoingMessage, failpoints: FailPoints, last_error: str | None = None
+) -> EmailMessage | None:
+    """Keep a sent message in Sent, retrying a failing database: the mail went out either way."""
+    for attempt in range(STORE_RETRIES):
+        try:
+            failpoints.hit("send_store")
+            return _store(account, raw, message, last_error)
+        except Exception as exc:
+            db.session.rollback()
+            if attempt < STORE_RETRIES - 1:
+                time.sleep(0.1 * 2**attempt)
+                continue
+            log.exception("account %s: a sent message could not be stored", account.name)
+            reason = f"the message was sent, but keeping it in Sent failed ({type(exc).__name__})"
+            try:
+                errorlog.record(account, "send", reason, detail=f"subject={message.subject[:200]}")
+            except Exception:  # noqa: BLE001 - the database itself may be what fails; the log line above remains
+                db.session.rollback()
+    return None
 
 
 @writes

@@ -119,7 +119,8 @@ _FOLDERS = text(
 
 def folders(account: EmailAccount) -> list[str]:
     """The folders that hold stored messages (the account's own folder first, even when empty)."""
-    names = {str(name) for name in db.session.scalars(_FOLDERS, {"account": account.id})}
+    # Drafts and queued mail (folder "") have their own tabs (services.outgoing.outbox).
+    names = {str(name) for name in db.session.scalars(_FOLDERS, {"account": account.id})} - {""}
     first = account.main_folder
     names.add(first)
     return sorted(names, key=lambda name: (name != first, name.casefold()))

@@ -14,11 +14,15 @@ from webapp.models.account import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_FETCH_COUNT,
     DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_MAX_SEND_ATTEMPTS,
     DEFAULT_TIMEOUT,
     MAX_BATCH_SIZE,
     MAX_FETCH_COUNT,
     MAX_FETCH_EVERY_MINUTES,
     MAX_MESSAGE_SIZE,
+    MAX_SEND_ATTEMPTS,
+    MAX_SEND_CONNECTIONS,
+    MAX_SEND_PER_MINUTE,
     MAX_TIMEOUT,
 )
 
@@ -88,6 +92,18 @@ class AccountForm(FlaskForm):
     fetch_every_minutes = IntegerField(
         "Fetch every N minutes (0: never)", default=0, validators=[NumberRange(0, MAX_FETCH_EVERY_MINUTES)]
     )
+    max_send_attempts = IntegerField(
+        "Max. send attempts",
+        default=DEFAULT_MAX_SEND_ATTEMPTS,
+        validators=[NumberRange(1, MAX_SEND_ATTEMPTS)],
+    )
+    send_connections = IntegerField(
+        "SMTP connections at once", default=1, validators=[NumberRange(1, MAX_SEND_CONNECTIONS)]
+    )
+    send_per_minute = IntegerField(
+        "Messages per minute (0: no limit)", default=0, validators=[NumberRange(0, MAX_SEND_PER_MINUTE)]
+    )
+    append_to_sent = BooleanField("Put a copy of each sent message in the server's Sent folder (IMAP)")
     after_fetch = SelectField(
         "After fetching",
         choices=[

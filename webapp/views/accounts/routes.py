@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
 from webapp.models import Delivery, EmailAccount, Webhook
-from webapp.models.account import DEFAULT_BATCH_SIZE, DEFAULT_FETCH_COUNT, DEFAULT_TIMEOUT
+from webapp.models.account import DEFAULT_BATCH_SIZE, DEFAULT_FETCH_COUNT, DEFAULT_MAX_SEND_ATTEMPTS, DEFAULT_TIMEOUT
 from webapp.models.delivery import DELIVERED
 from webapp.services.account import accounts, connection, errorlog, status
 from webapp.services.account.accounts import AccountSettings
@@ -55,6 +55,10 @@ def _settings(form: AccountForm) -> AccountSettings:
         fetch_every_minutes=form.fetch_every_minutes.data or 0,
         after_fetch=form.after_fetch.data,
         after_fetch_folder=form.after_fetch_folder.data or "",
+        max_send_attempts=form.max_send_attempts.data or DEFAULT_MAX_SEND_ATTEMPTS,
+        send_connections=form.send_connections.data or 1,
+        send_per_minute=form.send_per_minute.data or 0,
+        append_to_sent=bool(form.append_to_sent.data),
     )
 
 

@@ -172,7 +172,10 @@ def compose(account_id: int) -> ResponseReturnValue:
         except ConnectorError as exc:
             form.form_errors.append(str(exc))
         else:
-            flash(f"Sent: {sent.subject}", "success")
+            if sent is None:
+                flash("Sent, but it could not be kept in Sent: see the Error logs", "warning")
+            else:
+                flash(f"Sent: {sent.subject}", "success")
             return redirect(url_for("mailbox.mailbox", account_id=account.id, folder=SENT_FOLDER))
     return render_template("mailbox/compose.html", account=account, form=form)
 

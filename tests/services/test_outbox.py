@@ -1,0 +1,269 @@
+"""The outbox against the test kit's SMTP server: queue, claim, retry, fail, sweep, never send twice."""
+
+from __future__ import annotations
+
+import email
+from collections import Counter
+from datetime import timedelta
+from email.policy import default
+
+import pytest
+from sqlalchemy import select, update
+
+from tests.servers.smtp import SmtpServer
+from webapp import connector
+from webapp.database import write_transaction
+from webapp.extensions import db
+from webapp.models import EmailMessage
+from webapp.models.base import utcnow
+from webapp.models.message import SENT_FOLDER, MessageStatus
+from webapp.services.account import errorlog
+from webapp.services.errors import Invalid, NotFound
+from webapp.services.outgoing import delivery, outbox
+from webapp.services.outgoing.sending import Draft
+from webapp.services.platform import failpoints
+
+
+def _draft(number: int = 0, **over: str) -> Draft:
+    values = {"to": f"r{number}@example.test", "subject": f"Queued {number}", "text": f"Body {number}\n"}
+    values.update(over)
+    return Draft(**values)  # type: ignore[arg-type]
+
+
+def _message_ids(smtp: SmtpServer) -> Counter[str]:
+    with smtp.lock:
+        return Counter(
+            str(email.message_from_bytes(r.data, policy=default)["Message-ID"]).strip("<>") for r in smtp.received
+        )
+
+
+def _reload(message: EmailMessage) -> EmailMessage:
+    db.session.rollback()
+    fresh = db.session.get(EmailMessage, message.id)
+    assert fresh is not None
+    return fresh
+
+
+def _later(minutes: int) -> object:
+    return utcnow() + timedelta(minutes=minutes)
+
+
+def test_a_queued_message_goes_out_once_with_the_message_id_fixed_at_enqueue(make_account, smtp: SmtpServer) -> None:
+    account = make_account()
+    queued = outbox.enqueue(account, _draft(1, cc="Carol <c@example.test>", bcc="b@example.test"))
+    assert queued.status == MessageStatus.QUEUED and queued.message_id
+    assert queued.envelope == ["r1@example.test", "c@example.test", "b@example.test"]
+    done = outbox.send_queued()
+    assert done.result is not None and (done.result.sent, done.result.failed) == (1, 0)
+    sent = _reload(queued)
+    assert (sent.status, sent.folder, sent.attempts) == (MessageStatus.SENT, SENT_FOLDER, 1)
+    assert sent.accepted == ["r1@example.test", "c@example.test", "b@example.test"] and sent.sent_at
+    assert _message_ids(smtp) == Counter({queued.message_id: 1})
+    (received,) = smtp.received
+    assert received.rcpt_tos == ["r1@example.test", "c@example.test", "b@example.test"]
+    assert b"b@example.test" not in received.data  # BCC never in the headers
+    # A second pass finds nothing to do.
+    again = outbox.send_queued()
+    assert again.result is not None and again.result.sent == 0 and len(smtp.received) == 1
+
+
+def test_one_connection_is_reused_for_a_run_of_messages(make_account, smtp: SmtpServer) -> None:
+    account = make_account()
+    for number in range(30):
+        outbox.enqueue(account, _draft(number))
+    result = delivery.drain(account)
+    assert result.sent == 30
+    assert len({r.authenticated_as for r in smtp.received}) == 1 and len(smtp.received) == 30
+    assert outbox.listing(account, "queued") == [] and len(outbox.listing(account, "sent")) == 30
+
+
+def test_451_forever_uses_exactly_max_attempts_then_fails_with_the_reason(make_account, smtp: SmtpServer) -> None:
+    account = make_account(max_send_attempts=3)
+    queued = outbox.enqueue(account, _draft())
+    smtp.fail_with = "451 4.3.0 Try again later"
+    now = utcnow()
+    for step in range(10):  # bounded: far more passes than attempts
+        outbox.send_queued(now=now + timedelta(hours=step))
+        if _reload(queued).status == MessageStatus.FAILED:
+            break
+    failed = _reload(queued)
+    assert failed.status == MessageStatus.FAILED and failed.attempts == 3
+    assert smtp.transactions == 3
+    assert "451" in (failed.last_error or "") and "after 3 attempts" in (failed.last_error or "")
+    assert any("451" in e.message for e in errorlog.entries(account))
+
+
+def test_a_retry_waits_for_its_backoff(make_account, smtp: SmtpServer) -> None:
+    account = make_account(max_send_attempts=5)
+    queued = outbox.enqueue(account, _draft())
+    smtp.fail_with = "421 4.7.0 Busy"
+    outbox.send_queued()
+    waiting = _reload(queued)
+    assert waiting.status == MessageStatus.QUEUED and waiting.attempts == 1 and waiting.next_attempt_at
+    assert timedelta(seconds=29) <= waiting.next_attempt_at - utcnow() <= timedelta(seconds=91)
+    outbox.send_queued()  # not due yet: nothing happens
+    assert _reload(queued).attempts == 1 and smtp.transactions == 1
+    smtp.fail_with = None
+    outbox.send_queued(now=waiting.next_attempt_at + timedelta(seconds=1))
+    assert _reload(queued).status == MessageStatus.SENT and len(smtp.received) == 1
+
+
+def test_550_fails_after_one_attempt(make_account, smtp: SmtpServer) -> None:
+    account = make_account()
+    queued = outbox.enqueue(account, _draft())
+    smtp.fail_with = "550 5.7.1 Rejected as spam"
+    outbox.send_queued()
+    failed = _reload(queued)
+    assert failed.status == MessageStatus.FAILED and failed.attempts == 1 and smtp.transactions == 1
+    assert "550" in (failed.last_error or "") and not failed.possibly_sent
+
+
+def test_mixed_recipients_accepted_ones_are_never_sent_again(make_account, smtp: SmtpServer) -> None:
+    account = make_account(max_send_attempts=4)
+    queued = outbox.enqueue(account, _draft(to="a@example.test; b@example.test; c@example.test"))
+    smtp.refuse = {"b@example.test": "450 4.2.1 Mailbox busy", "c@example.test": "451 4.3.2 Later"}
+    outbox.send_queued()
+    first = _reload(queued)
+    assert first.status == MessageStatus.QUEUED and first.accepted == ["a@example.test"]
+    assert "b@example.test" in (first.last_error or "")
+    smtp.refuse = {"c@example.test": "550 5.1.1 No such user"}
+    outbox.send_queued(now=first.next_attempt_at + timedelta(seconds=1))  # type: ignore[operator]
+    second = _reload(queued)
+    # c is refused for good: FAILED, with a and b recorded as having it.
+    assert second.status == MessageStatus.FAILED and second.accepted == ["a@example.test", "b@example.test"]
+    assert "c@example.test" in (second.last_error or "") and "550" in (second.last_error or "")
+    smtp.refuse = {}
+    assert outbox.retry(account, [queued.id]) == 1
+    outbox.send_queued()
+    assert _reload(queued).status == MessageStatus.SENT
+    assert [r.rcpt_tos for r in smtp.received] == [["a@example.test"], ["b@example.test"], ["c@example.test"]]
+    assert len(set(_message_ids(smtp))) == 1  # one message, three deliveries, nobody twice
+
+
+def test_every_recipient_refused_for_good_fails_at_once(make_account, smtp: SmtpServer) -> None:
+    account = make_account()
+    queued = outbox.enqueue(account, _draft())
+    smtp.fail_rcpt_with = "550 5.1.1 Unknown"
+    outbox.send_queued()
+    assert _reload(queued).status == MessageStatus.FAILED and smtp.transactions == 0
+
+
+def test_an_unreachable_server_uses_attempts_and_leaves_the_message_queued(make_account, smtp: SmtpServer) -> None:
+    from tests.servers.ports import free_port
+
+    account = make_account(outgoing_port=free_port(), max_send_attempts=2)
+    queued = outbox.enqueue(account, _draft())
+    outbox.send_queued()
+    waiting = _reload(queued)
+    assert waiting.status == MessageStatus.QUEUED and waiting.attempts == 1
+    assert "refused the connection" in (waiting.last_error or "")
+    outbox.send_queued(now=_later(60))  # type: ignore[arg-type]
+    assert _reload(queued).status == MessageStatus.FAILED
+
+
+def test_scheduled_mail_waits_for_its_time(make_account, smtp: SmtpServer) -> None:
+    account = make_account()
+    later = utcnow() + timedelta(hours=2)
+    queued = outbox.enqueue(account, _draft(), send_after=later)
+    outbox.send_queued()
+    assert _reload(queued).status == MessageStatus.QUEUED and smtp.received == []
+    outbox.send_queued(now=later + timedelta(seconds=1))
+    assert _reload(queued).status == MessageStatus.SENT
+    with pytest.raises(Invalid, match="zone"):
+        outbox.enqueue(account, _draft(), send_after=later.replace(tzinfo=None))
+
+
+def test_cancel_makes_a_draft_and_retry_only_takes_failed_mail(make_account, smtp: SmtpServer) -> None:
+    account = make_account()
+    other = make_account(name="Other")
+    queued = outbox.enqueue(account, _draft())
+    with pytest.raises(NotFound):
+        outbox.cancel(other, queued.id)  # another account's message is not there
+    with pytest.raises(Invalid, match="has not failed"):
+        outbox.retry(account, [queued.id])
+    assert outbox.cancel(account, queued.id).status == MessageStatus.DRAFT
+    outbox.send_queued()
+    assert smtp.received == []
+    with pytest.raises(Invalid, match="only queued or failed"):
+        outbox.cancel(account, queued.id)
+
+
+def test_the_sweep_puts_back_what_never_reached_data_and_marks_the_rest(make_account, smtp: SmtpServer) -> None:
+    account = make_account()
+    before = outbox.enqueue(account, _draft(1))
+    inside = outbox.enqueue(account, _draft(2))
+    fresh = outbox.enqueue(account, _draft(3))
+    owner = "dead-worker"
+    assert delivery.claim(account.id, owner, 3) == [before.id, inside.id, fresh.id]
+    with write_transaction():
+        db.session.execute(update(EmailMessage).where(EmailMessage.id == inside.id).values(send_stage="data"))
+        db.session.execute(
+            update(EmailMessage).where(EmailMessage.id != fresh.id).values(lease_until=utcnow() - timedelta(seconds=1))
+        )
+    assert delivery.sweep() == (1, 1)
+    assert _reload(before).status == MessageStatus.QUEUED
+    marked = _reload(inside)
+    assert (
+        marked.status == MessageStatus.FAILED
+        and marked.possibly_sent
+        and "may have been delivered" in (marked.last_error or "")
+    )
+    assert _reload(fresh).status == MessageStatus.SENDING  # its lease still holds
+    outbox.send_queued()
+    assert _message_ids(smtp) == Counter({before.message_id: 1})
+
+
+def test_a_worker_killed_inside_data_leaves_a_possibly_sent_row_not_a_resend(
+    make_account, smtp: SmtpServer, app
+) -> None:
+    account = make_account()
+    queued = outbox.enqueue(account, _draft())
+    points = failpoints.FailPoints({"send_data": (1, "raise")})  # stands for a crash between DATA and its answer
+    with pytest.raises(failpoints.FailPoint):
+        delivery.drain(account, failpoints=points)
+    stuck = _reload(queued)
+    assert stuck.status == MessageStatus.SENDING and stuck.send_stage == "data"
+    delivery.sweep(now=utcnow() + timedelta(seconds=app.config["SEND_LEASE_SECONDS"] + 1))
+    outbox.send_queued()
+    marked = _reload(queued)
+    assert marked.status == MessageStatus.FAILED and marked.possibly_sent
+    assert smtp.transactions == 0  # never sent again by the sweep
+
+
+def test_a_database_failure_after_the_server_took_it_is_retried_and_the_message_is_sent(
+    make_account, smtp: SmtpServer
+) -> None:
+    account = make_account()
+    queued = outbox.enqueue(account, _draft())
+    # The write of the outcome (the second write: the first marks DATA) fails once, then works.
+    result = delivery.drain(account, failpoints=failpoints.FailPoints({"send_record": (2, "raise")}))
+    assert result.sent == 1 and _reload(queued).status == MessageStatus.SENT and len(smtp.received) == 1
+
+
+def test_keys_make_a_rerun_of_a_bulk_queue_safe(make_account, smtp: SmtpServer) -> None:
+    account = make_account()
+    items = [(_draft(n), f"line-{n}") for n in range(5)]
+    assert outbox.enqueue_many(account, items) == (5, 0)
+    assert outbox.enqueue_many(account, [*items, (_draft(9), "line-9")]) == (1, 5)
+    with pytest.raises(Invalid, match="line 2: To"):
+        outbox.enqueue_many(account, [(_draft(10), None), (_draft(11, to=""), None)])
+    assert len(outbox.listing(account, "queued")) == 6  # the bad file queued nothing
+
+
+def test_the_connector_drains_the_queue(make_account, smtp: SmtpServer) -> None:
+    account = make_account()
+    outbox.enqueue(account, _draft())
+    assert connector.send_queued_emails() == 1
+    assert len(smtp.received) == 1
+
+
+def test_counts_per_account(make_account, smtp: SmtpServer) -> None:
+    account = make_account()
+    outbox.enqueue(account, _draft(1))
+    failing = outbox.enqueue(account, _draft(2))
+    with write_transaction():
+        db.session.execute(
+            update(EmailMessage).where(EmailMessage.id == failing.id).values(status=MessageStatus.FAILED)
+        )
+    assert outbox.counts([account.id]) == {account.id: {"queued": 1, "failed": 1, "draft": 0}}
+    assert db.session.scalar(select(EmailMessage.folder).where(EmailMessage.id == failing.id)) == outbox.OUTBOX_FOLDER
