@@ -13,6 +13,7 @@ from email.policy import SMTP
 from typing import Any
 
 from flask import Flask
+from sqlalchemy import update
 
 from tests.servers import messages as generated
 from tests.servers.dovecot import Dovecot
@@ -22,6 +23,8 @@ from webapp.models import EmailAccount, EmailMessage, FetchRun, User
 from webapp.services.account import errorlog
 from webapp.services.events import dispatch, webhooks
 from webapp.services.identity import users
+from webapp.services.outgoing import drafts, outbox
+from webapp.services.outgoing.sending import Draft, OutgoingAttachment
 from webapp.services.reading import messages
 from webapp.services.receiving import fetching, fetchjobs
 
@@ -83,6 +86,35 @@ class Objects:
     inline_id: int
     job_id: str
     webhook_id: int
+    draft_id: int = 0
+
+
+def _outbox(account: EmailAccount) -> int:
+    """Outgoing mail in every state, with long subjects, recipients and errors; the draft's id."""
+    many = "; ".join(f"recipient{n}@example.test" for n in range(12))
+    queued = outbox.enqueue(account, Draft(to=many, subject="Q" * 300, text="queued"), nudge_worker=False)
+    failed = outbox.enqueue(account, Draft(to="r@example.test", subject="Failed one", text="x"), nudge_worker=False)
+    sent = outbox.enqueue(account, Draft(to="s@example.test", subject="Sent one", text="x"), nudge_worker=False)
+    later = outbox.enqueue(account, Draft(to="t@example.test", subject="Later", text="x"), nudge_worker=False)
+    with write_transaction():
+        db.session.execute(
+            update(EmailMessage)
+            .where(EmailMessage.id == failed.id)
+            .values(status="FAILED", attempts=3, possibly_sent=True, last_error="Outgoing server: " + "e" * 400,
+                    accepted=["a@example.test"])
+        )  # fmt: skip
+        db.session.execute(update(EmailMessage).where(EmailMessage.id == sent.id).values(status="SENT", folder="Sent"))
+        db.session.execute(
+            update(EmailMessage).where(EmailMessage.id == later.id).values(attempts=1, last_error="451 later")
+        )
+    assert queued.id
+    draft = drafts.save(
+        account,
+        Draft(
+            to="half typed; bob@", subject="D" * 200, text="draft", attachments=(OutgoingAttachment("a.pdf", b"%PDF"),)
+        ),
+    )
+    return draft.id
 
 
 def make_objects(make_user: Any, make_account: Any, dovecot: Dovecot, password: str) -> Objects:
@@ -114,7 +146,8 @@ def make_objects(make_user: Any, make_account: Any, dovecot: Dovecot, password: 
             FetchRun(account_id=account.id, trigger="schedule", status="failed", error="Incoming server: " + "z" * 400)
         )
     job_id = fetchjobs.enqueue(account)  # no worker: it stays queued, its page polls
-    return Objects(admin, user, account, rich, long, undated, attachment.id, inline.id, job_id, hook.id)
+    draft_id = _outbox(account)
+    return Objects(admin, user, account, rich, long, undated, attachment.id, inline.id, job_id, hook.id, draft_id)
 
 
 # Endpoints that are not pages (files, JSON) are visited too; the checks skip what is not HTML.
@@ -136,6 +169,7 @@ def endpoint_urls(app: Flask, objects: Objects) -> dict[str, str]:
     per_endpoint: dict[str, dict[str, object]] = {
         "messages.attachment": {"attachment_id": objects.attachment_id},
         "messages.inline_image": {"attachment_id": objects.inline_id},
+        "outbox.tab": {"status": "queued"},
     }
     urls: dict[str, str] = {}
     with app.test_request_context():
@@ -167,5 +201,9 @@ def page_urls(app: Flask, objects: Objects) -> list[str]:
             url_for("messages.show", message_id=objects.undated.id, q="message"),
             url_for("messages.show", message_id=objects.rich.id, view="text"),
             url_for("messages.show", message_id=objects.rich.id, view="html", images="1"),
+            url_for("outbox.tab", account_id=account, status="drafts"),
+            url_for("outbox.tab", account_id=account, status="sent"),
+            url_for("outbox.tab", account_id=account, status="failed"),
+            url_for("mailbox.compose", account_id=account, draft=objects.draft_id),
         ]
     return urls

@@ -28,6 +28,7 @@ def upgrade():
         batch.add_column(sa.Column("envelope", sa.JSON(), nullable=True))
         batch.add_column(sa.Column("accepted", sa.JSON(), nullable=True))
         batch.add_column(sa.Column("queue_key", sa.String(length=200), nullable=True))
+        batch.add_column(sa.Column("draft_fields", sa.JSON(), nullable=True))
         batch.create_index("ix_email_message_outbox", ["account_id", "status", "id"])
         batch.create_index("ix_email_message_lease", ["status", "lease_until"])
         batch.create_unique_constraint("uq_email_message_queue_key", ["account_id", "queue_key"])
@@ -38,7 +39,7 @@ def downgrade():
         batch.drop_constraint("uq_email_message_queue_key", type_="unique")
         batch.drop_index("ix_email_message_lease")
         batch.drop_index("ix_email_message_outbox")
-        for column in ("queue_key", "accepted", "envelope", "possibly_sent", "send_stage", "lease_until",
+        for column in ("draft_fields", "queue_key", "accepted", "envelope", "possibly_sent", "send_stage", "lease_until",
                        "lease_owner", "send_after"):
             batch.drop_column(column)
     with op.batch_alter_table("email_account") as batch:

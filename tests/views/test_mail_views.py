@@ -211,8 +211,10 @@ def test_compose_sends_with_attachments_and_shows_it_in_sent(
     assert received.rcpt_tos == ["alice@example.test", "bob@example.test", "carol@example.test"]
     listing = client.get(sent.headers["Location"]).get_data(as_text=True)
     assert "Quarterly ✓" in listing and "alice@example.test, bob@example.test" in listing
-    stored = db.session.query(EmailMessage).one()
+    stored = db.session.query(EmailMessage).filter_by(status="SENT").one()
     assert [a.filename for a in stored.attachments] == ["report.csv", "chart.png"]
+    # The two attempts that were refused are kept as drafts; the one sent is not a draft any more.
+    assert db.session.query(EmailMessage).filter_by(status="DRAFT").count() == 2
 
 
 def test_fetch_emails_shows_progress_then_the_new_messages(

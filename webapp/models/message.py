@@ -101,6 +101,9 @@ class EmailMessage(Base):
     envelope: Mapped[list[str] | None] = mapped_column(JSON)
     accepted: Mapped[list[str] | None] = mapped_column(JSON)
     queue_key: Mapped[str | None] = mapped_column(String(200))
+    # A draft as the user wrote it (to, cc, bcc, reply_to, subject, text, html, in_reply_to, references):
+    # it need not be a valid message yet. Its attachments are Attachment rows; it has no bytes of its own.
+    draft_fields: Mapped[dict[str, str] | None] = mapped_column(JSON)
 
     attachments: Mapped[list[Attachment]] = relationship(
         back_populates="message",

@@ -21,9 +21,20 @@ def init_app(app: Flask) -> None:
     from webapp.views.mailbox.routes import bp as mailbox_bp
     from webapp.views.main.routes import bp as main_bp
     from webapp.views.messages.routes import bp as messages_bp
+    from webapp.views.outbox.routes import bp as outbox_bp
     from webapp.views.settings.routes import bp as settings_bp
 
-    for blueprint in (auth_bp, main_bp, accounts_bp, admin_bp, mailbox_bp, messages_bp, help_bp, settings_bp):
+    for blueprint in (
+        auth_bp,
+        main_bp,
+        accounts_bp,
+        admin_bp,
+        mailbox_bp,
+        messages_bp,
+        outbox_bp,
+        help_bp,
+        settings_bp,
+    ):
         app.register_blueprint(blueprint)
     templating.init_app(app)
 

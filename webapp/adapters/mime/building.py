@@ -68,6 +68,9 @@ class OutgoingMessage:
     sender_name: str = ""
     attachments: tuple[OutgoingAttachment, ...] = ()
     reply_to: tuple[str | Mailbox, ...] = ()
+    # A reply: the Message-ID it answers, and the thread's References (msg-ids separated by spaces).
+    in_reply_to: str = ""
+    references: str = ""
 
     @property
     def recipients(self) -> list[str]:
@@ -225,6 +228,9 @@ def build(message: OutgoingMessage, *, domain: str | None = None) -> bytes:
     if reply_to:
         built["Reply-To"] = ", ".join(_header_form(m, utf8) for m in reply_to)
     built["Subject"] = message.subject
+    for header, value in (("In-Reply-To", message.in_reply_to), ("References", message.references)):
+        if value:
+            built[header] = _message_ids(header, value)
     built["Date"] = format_datetime(datetime.now(UTC))
     try:
         message_domain = addresses.ascii_domain(domain or sender.address.rpartition("@")[2])
@@ -251,6 +257,18 @@ def build(message: OutgoingMessage, *, domain: str | None = None) -> bytes:
     }
     verify(built, raw, intended)
     return raw
+
+
+_MSG_ID = re.compile(r"<[^<>\s@]+@[^<>\s@]+>")
+
+
+def _message_ids(header: str, value: str) -> str:
+    """``value`` as a list of ``<id@domain>`` (what In-Reply-To and References hold); HeaderError else."""
+    check_header_value(header, value)
+    ids = value.split()
+    if not ids or len(value) > 8000 or not all(_MSG_ID.fullmatch(i) for i in ids):
+        raise HeaderError(f"{header}: a list of <id@domain> message ids")
+    return " ".join(ids)
 
 
 def _header_address(mailbox: Mailbox, utf8: bool) -> str:

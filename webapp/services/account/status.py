@@ -14,6 +14,7 @@ from webapp.models import EmailAccount, EmailMessage, FetchRun
 from webapp.models.fetchrun import RunStatus
 from webapp.models.message import MessageStatus
 from webapp.services import schedule
+from webapp.services.outgoing import outbox
 from webapp.services.receiving import fetchjobs
 
 
@@ -24,6 +25,8 @@ class AccountStatus:
     next_fetch_at: datetime | None  # None: not fetched on a schedule
     running_job: str | None  # the fetch job queued or running now
     test_failed: bool  # the last Test connection failed for a server
+    queued: int = 0  # outgoing mail waiting (queued or being sent)
+    failed: int = 0  # outgoing mail that failed
 
     @property
     def problem(self) -> str | None:
@@ -53,6 +56,7 @@ def of_accounts(accounts: Sequence[EmailAccount]) -> dict[int, AccountStatus]:
     )
     newest = select(func.max(FetchRun.id)).where(FetchRun.account_id.in_(ids)).group_by(FetchRun.account_id)
     runs = {run.account_id: run for run in db.session.scalars(select(FetchRun).where(FetchRun.id.in_(newest)))}
+    outgoing = outbox.counts(ids)
     return {
         account.id: AccountStatus(
             unread=int(unread.get(account.id, 0)),
@@ -60,6 +64,8 @@ def of_accounts(accounts: Sequence[EmailAccount]) -> dict[int, AccountStatus]:
             next_fetch_at=schedule.next_fetch_at(account),
             running_job=fetchjobs.current(account),
             test_failed=account.last_test_incoming_ok is False or account.last_test_outgoing_ok is False,
+            queued=outgoing[account.id]["queued"],
+            failed=outgoing[account.id]["failed"],
         )
         for account in accounts
     }

@@ -18,7 +18,7 @@ from webapp.adapters.mime import addresses
 from webapp.database import write_transaction
 from webapp.extensions import db
 from webapp.models import EmailAccount, EmailMessage
-from webapp.models.base import utcnow
+from webapp.models.base import MAX_ID, utcnow
 from webapp.models.message import MessageStatus
 from webapp.services.errors import ConnectorError, Invalid, NotFound
 from webapp.services.outgoing import delivery
@@ -202,7 +202,7 @@ def listing(account: EmailAccount, status: str, *, before: int | None = None, li
     query = select(EmailMessage).where(EmailMessage.account_id == account.id, EmailMessage.status == wanted)
     if wanted == MessageStatus.SENT:
         query = query.where(EmailMessage.uid.is_(None), EmailMessage.uidl.is_(None))
-    if before is not None:
+    if before is not None and 0 < before <= MAX_ID:
         query = query.where(EmailMessage.id < before)
     return list(db.session.scalars(query.order_by(EmailMessage.id.desc()).limit(limit)))
 
@@ -226,7 +226,7 @@ def counts(account_ids: Sequence[int]) -> dict[int, dict[str, int]]:
 
 def get(account: EmailAccount | None, message_id: int) -> EmailMessage:
     """An outgoing message (of ``account`` when given); NotFound otherwise."""
-    message = db.session.get(EmailMessage, message_id)
+    message = db.session.get(EmailMessage, message_id) if 0 < message_id <= MAX_ID else None
     if message is None or message.status == MessageStatus.RECEIVED or (account and message.account_id != account.id):
         raise NotFound(f"no outgoing message {message_id}")
     return message

@@ -40,6 +40,8 @@ class Draft:
     bcc: str = ""
     attachments: tuple[OutgoingAttachment, ...] = field(default=(), repr=False)
     reply_to: str = ""
+    in_reply_to: str = ""
+    references: str = ""
 
 
 def compose(account: EmailAccount, draft: Draft) -> OutgoingMessage:
@@ -76,6 +78,8 @@ def compose(account: EmailAccount, draft: Draft) -> OutgoingMessage:
         cc=cc,
         bcc=bcc,
         reply_to=reply_to,
+        in_reply_to=draft.in_reply_to,
+        references=draft.references,
         subject=draft.subject,
         text=draft.text,
         html=draft.html,

@@ -9,8 +9,9 @@ from markupsafe import Markup
 
 from webapp.adapters.mime import sanitizer
 from webapp.extensions import db
-from webapp.models import Attachment, EmailAccount, EmailMessage
+from webapp.models import Attachment, EmailAccount, EmailMessage, User
 from webapp.services.errors import NotFound
+from webapp.services.identity import users
 from webapp.services.reading import messages
 
 # The frame's own document around the message HTML; its inline style is what the page CSP allows.
@@ -42,6 +43,7 @@ class OpenedMessage:
     account: EmailAccount
     shown: MessageView
     near: messages.Neighbours
+    can_send: bool = False  # the viewer may answer from the account (Reply, Forward)
 
 
 def open_message(
@@ -51,6 +53,7 @@ def open_message(
     show_images: bool,
     inline_link: Callable[[Attachment], str],
     filters: messages.Filters,
+    viewer: User | None = None,
 ) -> OpenedMessage:
     """Open ``message`` as the message page does: parse it now if the fetch has not yet, mark it read, and
     find the messages next to it in the list (under ``filters``) the user came from."""
@@ -60,7 +63,8 @@ def open_message(
         raise NotFound("the message's account was removed")
     shown = message_view(message, account, view, show_images, inline_link)
     messages.mark_seen(message)
-    return OpenedMessage(message, account, shown, messages.neighbours(message, filters))
+    can_send = viewer is not None and users.can_send(viewer, account)
+    return OpenedMessage(message, account, shown, messages.neighbours(message, filters), can_send)
 
 
 def message_view(

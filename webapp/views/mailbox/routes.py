@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -12,9 +12,9 @@ from werkzeug.datastructures import FileStorage
 
 from webapp.models import EmailAccount
 from webapp.models.message import SENT_FOLDER
-from webapp.services.errors import ConnectorError, NotFound
+from webapp.services.errors import ConnectorError, Invalid, NotFound
 from webapp.services.identity import users
-from webapp.services.outgoing import sending
+from webapp.services.outgoing import drafts, sending
 from webapp.services.reading import messages
 from webapp.services.receiving import fetchjobs
 from webapp.views.access import readable_account, sendable_account
@@ -154,30 +154,101 @@ def cancel_fetch(account_id: int, job_id: str) -> ResponseReturnValue:
 @bp.route("/<int:account_id>/compose", methods=["GET", "POST"])
 @login_required
 def compose(account_id: int) -> ResponseReturnValue:
-    """Write and send a message from an account the user may send from; it is kept in Sent."""
+    """Write a message from an account the user may send from: Send now (kept in Sent), Queue (optionally
+    not before a time) or Save draft. What was written is kept as a draft first, attachments included,
+    so a failed send loses nothing; ``?draft=ID`` continues a draft."""
     account = sendable_account(account_id)
     form = ComposeForm()
-    if form.validate_on_submit():
-        draft = sending.Draft(
-            to=form.to.data or "",
-            cc=form.cc.data or "",
-            bcc=form.bcc.data or "",
-            subject=form.subject.data or "",
-            text=form.text.data or "",
-            html=form.html.data or "",
-            attachments=tuple(_uploads(form.attachments.data)),
-        )
+    draft_id = request.args.get("draft", type=int)
+    stored: list[Any] = []
+    if request.method == "GET" and draft_id is not None:
+        message = _draft_or_404(account, draft_id)
+        _fill_form(form, drafts.draft_of_fields(message))
+        form.draft_id.data = str(message.id)
+        stored = list(message.attachments)
+    elif form.validate_on_submit():
+        action = request.form.get("action", "send")
         try:
-            sent = sending.send(account, draft)
+            message = drafts.save(
+                account,
+                _draft_from(form),
+                draft_id=_int(form.draft_id.data),
+                keep_attachments=[int(v) for v in request.form.getlist("keep_attachment") if v.isdigit()],
+            )
+        except NotFound:
+            abort(404)
         except ConnectorError as exc:
             form.form_errors.append(str(exc))
+            return render_template("mailbox/compose.html", account=account, form=form, stored=[], zone=_zone_name())
+        form.draft_id.data = str(message.id)
+        stored = list(message.attachments)
+        try:
+            if action == "save":
+                flash("Draft saved.", "success")
+                return redirect(url_for("mailbox.compose", account_id=account.id, draft=message.id))
+            if action == "queue":
+                queued = drafts.queue(account, message.id, _send_after(form.send_after.data))
+                flash(f"Queued: {queued.subject}", "success")
+                return redirect(url_for("outbox.tab", account_id=account.id, status="queued"))
+            sent = drafts.send(account, message.id)
+        except ConnectorError as exc:
+            form.form_errors.append(f"{exc} — what you wrote is kept as a draft.")
         else:
             if sent is None:
                 flash("Sent, but it could not be kept in Sent: see the Error logs", "warning")
             else:
                 flash(f"Sent: {sent.subject}", "success")
             return redirect(url_for("mailbox.mailbox", account_id=account.id, folder=SENT_FOLDER))
-    return render_template("mailbox/compose.html", account=account, form=form)
+    return render_template("mailbox/compose.html", account=account, form=form, stored=stored, zone=_zone_name())
+
+
+def _draft_or_404(account: EmailAccount, draft_id: int) -> Any:
+    try:
+        return drafts.get(account, draft_id)
+    except NotFound:
+        abort(404)
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
+
+
+def _fill_form(form: ComposeForm, values: dict[str, str]) -> None:
+    for name in ("to", "cc", "bcc", "reply_to", "subject", "text", "html", "in_reply_to", "references"):
+        getattr(form, name).data = values.get(name, "")
+
+
+def _draft_from(form: ComposeForm) -> sending.Draft:
+    return sending.Draft(
+        to=form.to.data or "",
+        cc=form.cc.data or "",
+        bcc=form.bcc.data or "",
+        reply_to=form.reply_to.data or "",
+        subject=form.subject.data or "",
+        text=form.text.data or "",
+        html=form.html.data or "",
+        in_reply_to=form.in_reply_to.data or "",
+        references=form.references.data or "",
+        attachments=tuple(_uploads(form.attachments.data)),
+    )
+
+
+def _zone_name() -> str:
+    zone = user_zone()
+    return str(zone) if zone else "UTC"
+
+
+def _send_after(value: str | None) -> datetime | None:
+    """The form's local time (``datetime-local``: 2026-12-24T09:00) in the user's zone (UTC if unset)."""
+    if not value or not value.strip():
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise Invalid(f"Send after: {value!r} is not a date and time") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=user_zone() or UTC)
+    return when
 
 
 def _uploads(files: list[FileStorage] | None) -> list[sending.OutgoingAttachment]:

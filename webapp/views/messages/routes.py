@@ -46,6 +46,7 @@ def show(message_id: int) -> ResponseReturnValue:
         show_images=show_images,
         inline_link=inline_link,
         filters=state.filters(user_zone() or UTC),
+        viewer=current_user,
     )
     response = Response(
         render_template(
@@ -57,6 +58,7 @@ def show(message_id: int) -> ResponseReturnValue:
             state=state,
             near=opened.near,
             unread_form=MarkUnreadForm(),
+            can_send=opened.can_send,
         )
     )
     response.headers["Content-Security-Policy"] = message_page_csp(show_images)

@@ -1,0 +1,267 @@
+"""Drafts: what a user wrote, kept (attachments in the blob store) until it is sent or queued.
+
+A draft need not be a valid message yet: its fields are kept as typed. A queued or failed message
+cancelled back to a draft is read from its stored message instead. Reply, Reply all and Forward make a
+draft from a received message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from email import message_from_bytes
+from email.policy import compat32
+
+from webapp.adapters.mime import addresses
+from webapp.database import write_transaction
+from webapp.extensions import db
+from webapp.models import Attachment, EmailAccount, EmailMessage
+from webapp.models.base import MAX_ID, utcnow
+from webapp.models.message import MessageStatus
+from webapp.services.errors import Invalid, NotFound
+from webapp.services.outgoing import outbox, sending
+from webapp.services.outgoing.sending import Draft, OutgoingAttachment
+from webapp.services.platform import blobs
+
+FIELDS = ("to", "cc", "bcc", "reply_to", "subject", "text", "html", "in_reply_to", "references")
+_EMPTY_SHA = blobs.sha256(b"")
+_PREFIX = re.compile(r"^\s*((re|fwd?|aw|wg|sv|vs)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
+
+
+def get(account: EmailAccount, draft_id: int) -> EmailMessage:
+    """The account's draft ``draft_id``; NotFound otherwise."""
+    message = db.session.get(EmailMessage, draft_id) if 0 < draft_id <= MAX_ID else None
+    if message is None or message.account_id != account.id or message.status != MessageStatus.DRAFT:
+        raise NotFound(f"no draft {draft_id}")
+    return message
+
+
+def draft_of(message: EmailMessage, *, with_attachments: bool = True) -> Draft:
+    """What ``message`` (a draft, or any stored outgoing message) says, as a :class:`Draft`, attachments
+    read from the blob store."""
+    attachments = tuple(
+        OutgoingAttachment(a.filename, blobs.get(a.sha256), a.content_type)
+        for a in (message.attachments if with_attachments else ())
+        if not a.inline
+    )
+    if message.draft_fields is not None:
+        values = {k: str(message.draft_fields.get(k, "")) for k in FIELDS}
+        return Draft(**values, attachments=attachments)
+
+    def joined(field: str) -> str:
+        return "; ".join(
+            addresses.format_mailbox(addresses.Mailbox(m["address"], m["name"])) for m in message.mailboxes(field)
+        )
+
+    return Draft(
+        to=joined("to"),
+        cc=joined("cc"),
+        bcc=joined("bcc"),
+        reply_to=joined("reply_to"),
+        subject=message.subject,
+        text=message.text_body,
+        html=message.html_body,
+        attachments=attachments,
+    )
+
+
+def draft_of_fields(message: EmailMessage) -> dict[str, str]:
+    """The text fields of a draft as the form shows them (attachments aside)."""
+    if message.draft_fields is not None:
+        return {k: str(message.draft_fields.get(k, "")) for k in FIELDS}
+    draft = draft_of(message, with_attachments=False)
+    return {k: getattr(draft, k) for k in FIELDS}
+
+
+def save(
+    account: EmailAccount,
+    draft: Draft,
+    *,
+    draft_id: int | None = None,
+    keep_attachments: Sequence[int] | None = None,
+) -> EmailMessage:
+    """Create or update a draft. ``draft.attachments`` are added; of the draft's stored attachments, those
+    in ``keep_attachments`` stay (all when None). Nothing is validated but lengths: a draft may be half done."""
+    values = {name: getattr(draft, name) for name in FIELDS}
+    for name, value in values.items():
+        if len(value) > 10_000_000:
+            raise Invalid(f"{name}: too long for a draft")
+    keep = [i for i in keep_attachments or () if 0 < i <= MAX_ID] if keep_attachments is not None else None
+    stored = [(a.filename, blobs.put(a.content), a.content_type, len(a.content)) for a in draft.attachments]
+    with write_transaction():
+        if draft_id is None:
+            message = EmailMessage(
+                account_id=account.id,
+                folder=outbox.OUTBOX_FOLDER,
+                status=MessageStatus.DRAFT,
+                raw_sha256=_EMPTY_SHA,
+                seen=True,
+                from_address=account.address,
+                from_name=account.display_name,
+            )
+            db.session.add(message)
+        else:
+            message = get(account, draft_id)
+            if keep is not None:
+                for attachment in list(message.attachments):
+                    if attachment.id not in keep:
+                        message.attachments.remove(attachment)
+        message.draft_fields = values
+        message.subject = draft.subject
+        message.text_body = draft.text
+        message.html_body = draft.html
+        message.to = _loose_mailboxes(draft.to)
+        message.cc = _loose_mailboxes(draft.cc)
+        message.bcc = _loose_mailboxes(draft.bcc)
+        message.sort_at = message.received_at = utcnow()
+        position = max((a.position for a in message.attachments), default=-1) + 1
+        for offset, (filename, digest, content_type, size) in enumerate(stored):
+            message.attachments.append(
+                Attachment(
+                    position=position + offset,
+                    filename=filename[:255],
+                    content_type=(content_type or "application/octet-stream")[:255],
+                    size=size,
+                    sha256=digest,
+                )
+            )
+        message.has_attachments = bool(message.attachments)
+        db.session.commit()
+    return message
+
+
+def _loose_mailboxes(value: str) -> list[dict[str, str]]:
+    """The addresses of a half-typed field, for lists: those that parse; the rest are kept in draft_fields."""
+    result = []
+    try:
+        items = addresses.split(value)
+    except addresses.AddressError:
+        return []
+    for item in items:
+        try:
+            mailbox = addresses.parse_mailbox(item)
+        except addresses.AddressError:
+            continue
+        result.append({"name": mailbox.name, "address": mailbox.address})
+    return result
+
+
+def delete(account: EmailAccount, draft_id: int) -> None:
+    """Remove a draft (its attachments' bytes go with the next blob collection if nothing else names them)."""
+    with write_transaction():
+        db.session.delete(get(account, draft_id))
+        db.session.commit()
+
+
+def send(account: EmailAccount, draft_id: int) -> EmailMessage | None:
+    """Send draft ``draft_id`` now; on success it becomes the Sent message (the draft is removed). On
+    failure the draft stays as it was, and the error is raised."""
+    draft = draft_of(get(account, draft_id))
+    sent = sending.send(account, draft)
+    delete(account, draft_id)
+    return sent
+
+
+def queue(account: EmailAccount, draft_id: int, send_after: datetime | None = None) -> EmailMessage:
+    """Queue draft ``draft_id`` (built now); the draft is removed once queued."""
+    draft = draft_of(get(account, draft_id))
+    queued = outbox.enqueue(account, draft, send_after=send_after)
+    delete(account, draft_id)
+    return queued
+
+
+def reply(account: EmailAccount, original: EmailMessage, *, to_all: bool) -> EmailMessage:
+    """A draft answering ``original``: to its Reply-To (else From), with everyone else on To and CC for
+    Reply all (never the account itself); ``Re:`` subject, In-Reply-To and References, the text quoted."""
+    own = {account.address.casefold()}
+    senders = original.mailboxes("reply_to") or [{"name": original.from_name, "address": original.from_address}]
+    to = [m for m in senders if m["address"]]
+    cc: list[dict[str, str]] = []
+    if to_all:
+        seen = {m["address"].casefold() for m in to} | own
+        for mailbox in original.mailboxes("to") + original.mailboxes("cc"):
+            key = mailbox["address"].casefold()
+            if mailbox["address"] and key not in seen:
+                seen.add(key)
+                cc.append(mailbox)
+    in_reply_to, references = _thread(original)
+    when = original.date.strftime("%Y-%m-%d %H:%M UTC") if original.date else "an earlier message"
+    quoted = "\n".join(f"> {line}" for line in (original.text_body or "").splitlines())
+    draft = Draft(
+        to=_join(to),
+        cc=_join(cc),
+        subject=_prefixed("Re: ", original.subject),
+        text=f"\n\nOn {when}, {original.sender_label} wrote:\n{quoted}\n",
+        in_reply_to=in_reply_to,
+        references=references,
+    )
+    return save(account, draft)
+
+
+def forward(account: EmailAccount, original: EmailMessage, *, as_attachment: bool = False) -> EmailMessage:
+    """A draft forwarding ``original``: ``Fwd:`` subject, the original's text below a header block, and its
+    attachments — or the whole original as an attached ``.eml`` (``as_attachment``)."""
+    header = [
+        "---------- Forwarded message ----------",
+        f"From: {original.sender_label} <{original.from_address}>"
+        if original.from_name
+        else f"From: {original.from_address}",
+        f"Date: {original.date.strftime('%Y-%m-%d %H:%M UTC') if original.date else ''}",
+        f"Subject: {original.subject}",
+        f"To: {_join(original.mailboxes('to'))}",
+    ]
+    body = "\n".join(header) + "\n\n" + (original.text_body or "")
+    draft = Draft(
+        to="", subject=_prefixed("Fwd: ", original.subject), text="\n\n" + (body if not as_attachment else "")
+    )
+    forwarded = save(account, draft)
+    with write_transaction():
+        forwarded = get(account, forwarded.id)
+        if as_attachment:
+            name = (re.sub(r"[^\w.\- ]+", "_", original.subject)[:80].strip() or "message") + ".eml"
+            forwarded.attachments.append(
+                Attachment(
+                    position=0,
+                    filename=name,
+                    content_type="message/rfc822",
+                    size=original.size,
+                    sha256=original.raw_sha256,
+                )
+            )
+        else:
+            for position, part in enumerate(a for a in original.attachments if not a.inline):
+                forwarded.attachments.append(
+                    Attachment(
+                        position=position,
+                        filename=part.filename,
+                        content_type=part.content_type,
+                        size=part.size,
+                        sha256=part.sha256,
+                    )
+                )
+        forwarded.has_attachments = bool(forwarded.attachments)
+        db.session.commit()
+    return forwarded
+
+
+def _thread(original: EmailMessage) -> tuple[str, str]:
+    """In-Reply-To and References for an answer to ``original`` (RFC 5322 §3.6.4)."""
+    if not original.message_id:
+        return "", ""
+    own = f"<{original.message_id.strip('<>')}>"
+    try:
+        headers = message_from_bytes(blobs.get(original.raw_sha256).split(b"\r\n\r\n", 1)[0], policy=compat32)
+        earlier = " ".join(str(headers.get("References", "")).split())
+    except blobs.BlobMissing:
+        earlier = ""
+    ids = re.findall(r"<[^<>\s@]+@[^<>\s@]+>", earlier)[-20:]  # a long thread keeps its newest ids
+    return own, " ".join([*ids, own])
+
+
+def _join(mailboxes: Sequence[dict[str, str]]) -> str:
+    return "; ".join(addresses.format_mailbox(addresses.Mailbox(m["address"], m.get("name", ""))) for m in mailboxes)
+
+
+def _prefixed(prefix: str, subject: str) -> str:
+    return prefix + _PREFIX.sub("", subject or "").strip()
