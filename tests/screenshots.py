@@ -4,7 +4,7 @@
 
 Starts the test kit's servers (Dovecot, SMTP, Redis, SQLite or ``DATABASE_URL``) in a temporary folder,
 fills an account with the same messages the layout tests use (a 5,000-character subject among them),
-serves the app on 127.0.0.1 and photographs the overview, mailbox, message, compose and account pages
+serves the app on 127.0.0.1 and photographs the overview, mailbox, message, compose, account, outbox and draft pages
 with the Debian Chromium. Run it as root, as the tests (Dovecot starts as root and drops privileges).
 """
 
@@ -43,6 +43,8 @@ def _pages(objects: Any) -> dict[str, str]:
         "message": f"/messages/{objects.rich.id}",
         "compose": f"/accounts/{account}/compose",
         "account": f"/accounts/{account}",
+        "outbox-failed": f"/accounts/{account}/outbox/failed",
+        "draft": f"/accounts/{account}/compose?draft={objects.draft_id}",
     }
 
 
