@@ -83,7 +83,7 @@ def test_compose_send_fetch_read_show_images_download_and_error_logs(
     _login(page, "boss")
     page.get_by_role("link", name="Work").click()
     page.get_by_role("link", name="New Email").click()
-    page.get_by_label("To").fill("alice@example.test; bob@example.test")
+    page.get_by_label("To", exact=True).fill("alice@example.test; bob@example.test")
     page.get_by_label("Subject").fill("Browser test ✓")
     page.get_by_label("Text").fill("Hello from the browser")
     page.get_by_label("HTML (optional)").fill(f'<p>Hello <b>there</b> <img src="{pixel}" alt="pixel"></p>')
