@@ -267,3 +267,53 @@ def test_counts_per_account(make_account, smtp: SmtpServer) -> None:
         )
     assert outbox.counts([account.id]) == {account.id: {"queued": 1, "failed": 1, "draft": 0}}
     assert db.session.scalar(select(EmailMessage.folder).where(EmailMessage.id == failing.id)) == outbox.OUTBOX_FOLDER
+
+
+def test_a_copy_goes_to_the_servers_sent_folder_when_the_account_asks(
+    make_account, smtp: SmtpServer, dovecot, mail_user
+) -> None:
+    from imapclient import IMAPClient
+
+    account = make_account(append_to_sent=True)
+    queued = outbox.enqueue(account, _draft(1))
+    outbox.send_queued()
+    sending_now = connector.send_email(account, {"to": "x@example.test", "subject": "Now", "text": "x"})
+    assert sending_now is True
+    with IMAPClient("127.0.0.1", port=dovecot.imap_port, ssl=False) as client:
+        client.login(*mail_user)
+        client.select_folder("Sent", readonly=True)
+        fetched = client.fetch(client.search(["ALL"]), [b"BODY.PEEK[]", b"FLAGS"])
+    bodies = [data[b"BODY[]"] for data in fetched.values()]
+    assert len(bodies) == 2 and any(f"<{queued.message_id}>".encode() in b for b in bodies)
+    assert all(b"\\Seen" in data[b"FLAGS"] for data in fetched.values())
+    off = make_account(name="Off", append_to_sent=False)
+    outbox.enqueue(off, _draft(2))
+    outbox.send_queued()
+    with IMAPClient("127.0.0.1", port=dovecot.imap_port, ssl=False) as client:
+        client.login(*mail_user)
+        assert client.select_folder("Sent", readonly=True)[b"EXISTS"] == 2
+
+
+def test_an_accounts_connections_are_limited_across_drains(make_account, smtp: SmtpServer) -> None:
+    account = make_account(send_connections=1)
+    outbox.enqueue(account, _draft(1))
+    with delivery.connection_slot(account) as held:
+        assert held is not None
+        busy = delivery.drain(account)  # as a second worker would, while the first holds the connection
+        assert busy.busy and busy.sent == 0 and smtp.received == []
+    assert delivery.drain(account).sent == 1
+    two = make_account(name="Two", send_connections=2)
+    outbox.enqueue(two, _draft(2))
+    with delivery.connection_slot(two) as held:
+        assert held is not None and delivery.drain(two).sent == 1  # the second connection is free
+
+
+def test_the_rate_limit_spaces_messages_out(make_account, smtp: SmtpServer) -> None:
+    import time
+
+    account = make_account(send_per_minute=600)  # one message every 0.1 s
+    for number in range(4):
+        outbox.enqueue(account, _draft(number))
+    started = time.monotonic()
+    assert delivery.drain(account).sent == 4
+    assert time.monotonic() - started >= 0.3  # three gaps at least (a lower bound: never flaky)

@@ -67,6 +67,25 @@ class ImapSession:
             result.append(ServerFolder(folder, sep, flag_names, count))
         return result
 
+    def sent_folder(self) -> str:
+        """The folder the server uses for sent mail: the one flagged \\Sent (RFC 6154), else ``Sent``."""
+        for flags, _delimiter, name in self._client.list_folders():
+            names = {f.decode("ascii", "replace") if isinstance(f, bytes) else str(f) for f in flags}
+            if "\\Sent" in names:
+                return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+        return "Sent"
+
+    def append(self, folder: str, raw: bytes) -> None:
+        """APPEND ``raw`` to ``folder`` flagged \\Seen, creating the folder if the server asks for it (TRYCREATE)."""
+        target = check_arg(folder)
+        try:
+            self._client.append(target, raw, flags=[b"\\Seen"])
+        except IMAPClientError as exc:
+            if "TRYCREATE" not in str(exc):
+                raise
+            self._client.create_folder(target)
+            self._client.append(target, raw, flags=[b"\\Seen"])
+
     def all_uids(self) -> list[int]:
         """Every UID in the open folder, ascending."""
         return sorted(int(uid) for uid in self._client.search(["ALL"]))

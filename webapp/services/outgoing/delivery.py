@@ -36,6 +36,7 @@ from webapp.models import EmailAccount, EmailMessage
 from webapp.models.base import utcnow
 from webapp.models.message import SENT_FOLDER, MessageStatus
 from webapp.services.account import accounts, errorlog
+from webapp.services.outgoing import sentcopy
 from webapp.services.platform import blobs
 from webapp.services.platform.failpoints import NONE as NO_FAILPOINTS
 from webapp.services.platform.failpoints import FailPoint, FailPoints
@@ -248,6 +249,9 @@ class Drain:
         self.result = DrainResult()
         self.pending: list[_Outcome] = []
         self.log_entries: list[tuple[str, str]] = []  # Error-log entries, written with the outcomes
+        # "Put a copy in the server's Sent folder": IMAP accounts only (POP3 has no folders).
+        self.copy_to_sent = account.append_to_sent and account.incoming_protocol == "imap"
+        self.sent_copies: list[str] = []
         self.lease_renewed = time.monotonic()
         per_minute = account.send_per_minute
         self.interval = 60.0 * max(1, account.send_connections) / per_minute if per_minute > 0 else 0.0
@@ -275,7 +279,14 @@ class Drain:
                         break  # the connection broke: the rest of the chunk went back
             finally:
                 self._flush()
+        if self.sent_copies:
+            self._append_to_sent()
         return self.result
+
+    def _append_to_sent(self) -> None:
+        problem = sentcopy.copy_to_sent_folder(self.account, self.sent_copies)
+        if problem:
+            self.result.errors.append(problem)
 
     def _connect(self) -> AbstractContextManager[smtp.SmtpSession]:
         credentials = accounts.auth(self.account) if self.account.smtp_auth == "login" else None
@@ -358,6 +369,8 @@ class Drain:
             return True
         self.pending.append(_Outcome(message.id, MessageStatus.SENT, accepted, attempts, sent_at=utcnow()))
         self.result.sent += 1
+        if self.copy_to_sent:
+            self.sent_copies.append(message.raw_sha256)
         return True
 
     def _retry_or_fail(self, message: _Claimed, accepted: list[str], attempts: int, reason: str) -> None:

@@ -18,6 +18,8 @@ from webapp.models.base import utcnow
 from webapp.models.message import SENT_FOLDER, MessageStatus
 from webapp.services.account import accounts, errorlog
 from webapp.services.errors import ConnectionFailed, Invalid
+from webapp.services.outgoing import sentcopy
+from webapp.services.platform import blobs
 from webapp.services.platform.failpoints import NONE as NO_FAILPOINTS
 from webapp.services.platform.failpoints import FailPoints
 from webapp.services.receiving import store
@@ -138,7 +140,9 @@ def send(account: EmailAccount, draft: Draft, *, failpoints: FailPoints = NO_FAI
         _store_sent(account, raw, message, failpoints, last_error=reason)
         errorlog.record(account, "send", reason, detail=f"kind={ErrorKind.RECIPIENTS}; {detail}")
         raise ConnectionFailed(reason, ErrorKind.RECIPIENTS)
-    return _store_sent(account, raw, message, failpoints)
+    sent = _store_sent(account, raw, message, failpoints)
+    sentcopy.copy_to_sent_folder(account, [blobs.sha256(raw)])
+    return sent
 
 
 def _store_sent(
