@@ -18,6 +18,7 @@ from webapp.services.account import accounts as _accounts
 from webapp.services.account import connection as _connection
 from webapp.services.account.connection import ConnectionReport
 from webapp.services.errors import Conflict, ConnectionFailed, ConnectorError, Invalid, NotFound
+from webapp.services.outgoing import drafts as _drafts
 from webapp.services.outgoing import outbox as _outbox
 from webapp.services.outgoing import sending as _sending
 from webapp.services.outgoing.sending import Draft, OutgoingAttachment
@@ -56,26 +57,37 @@ def test_connection(account: EmailAccount | int | str) -> ConnectionReport:
     return _connection.test_connection(_account(account))
 
 
-def send_email(account: EmailAccount | int | str, message: Draft | Mapping[str, Any]) -> bool:
+def send_email(account: EmailAccount | int | str, message: Draft | Mapping[str, Any] | EmailMessage) -> bool:
     """Send ``message`` now from ``account``; return True, or raise with the reason.
 
     ``message`` is a :class:`Draft` or a mapping with ``to``, ``subject``, ``text`` and/or ``html``, and
     optionally ``cc``, ``bcc`` (addresses separated by ``;``) and ``attachments`` (paths, or
-    :class:`OutgoingAttachment`). The sent message is stored in the account's Sent view; a failure is
-    also written to the account's Error logs.
+    :class:`OutgoingAttachment`) — or a stored draft of the account (an EmailMessage in status DRAFT,
+    as Mendix's ``SendEmail(EmailAccount, EmailMessage)``), which then becomes the sent message. The sent
+    message is stored in the account's Sent view; a failure is also written to the account's Error logs.
     """
+    sender = _account(account)
+    if isinstance(message, EmailMessage):
+        _drafts.send(sender, message.id)
+        return True
     draft = message if isinstance(message, Draft) else _draft(message)
-    _sending.send(_account(account), draft)
+    _sending.send(sender, draft)
     return True
 
 
 def queue_email(
-    account: EmailAccount | int | str, message: Draft | Mapping[str, Any], send_after: datetime | None = None
+    account: EmailAccount | int | str,
+    message: Draft | Mapping[str, Any] | EmailMessage,
+    send_after: datetime | None = None,
 ) -> EmailMessage:
-    """Queue ``message`` (as for :func:`send_email`) for the workers; ``send_after`` (with a time zone):
-    not before then. Returns the QUEUED message: its Message-ID is what every attempt sends."""
+    """Queue ``message`` (as for :func:`send_email`, a stored draft included) for the workers;
+    ``send_after`` (with a time zone): not before then. Returns the QUEUED message: its Message-ID is
+    what every attempt sends."""
+    sender = _account(account)
+    if isinstance(message, EmailMessage):
+        return _drafts.queue(sender, message.id, send_after)
     draft = message if isinstance(message, Draft) else _draft(message)
-    return _outbox.enqueue(_account(account), draft, send_after=send_after)
+    return _outbox.enqueue(sender, draft, send_after=send_after)
 
 
 def send_queued_emails() -> int:

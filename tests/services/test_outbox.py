@@ -317,3 +317,20 @@ def test_the_rate_limit_spaces_messages_out(make_account, smtp: SmtpServer) -> N
     started = time.monotonic()
     assert delivery.drain(account).sent == 4
     assert time.monotonic() - started >= 0.3  # three gaps at least (a lower bound: never flaky)
+
+
+def test_the_connector_sends_and_queues_a_stored_draft(make_account, smtp: SmtpServer) -> None:
+    from webapp.services.outgoing import drafts
+    from webapp.services.outgoing.sending import OutgoingAttachment
+
+    account = make_account()
+    other = make_account(name="Other")
+    draft = drafts.save(account, _draft(1, attachments=(OutgoingAttachment("a.txt", b"hello"),)))  # type: ignore[arg-type]
+    with pytest.raises(NotFound):
+        connector.send_email(other, draft)  # a draft of another account is not there
+    assert connector.send_email(account, draft) is True
+    assert b'filename="a.txt"' in smtp.received[0].data
+    assert [m.status for m in db.session.query(EmailMessage)] == [MessageStatus.SENT]
+    second = drafts.save(account, _draft(2))
+    queued = connector.queue_email(account.name, second)
+    assert queued.status == MessageStatus.QUEUED and connector.send_queued_emails() == 1
