@@ -23,9 +23,10 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
+from typing import cast
 
 from flask import current_app
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Table, and_, bindparam, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from webapp.adapters.errors import AdapterError, PermanentError
@@ -52,6 +53,36 @@ POSSIBLY_SENT = (
     "the sending worker stopped after handing the message to the server: it may have been delivered. "
     "Check with a recipient before retrying"
 )
+
+
+# The statements a drain runs for every message, built once (Core, no ORM bookkeeping per message).
+_TABLE = cast(Table, EmailMessage.__table__)
+_OURS = and_(_TABLE.c.id == bindparam("b_id"), _TABLE.c.lease_owner == bindparam("b_owner"))
+_RECORD = (
+    update(_TABLE)
+    .where(_OURS)
+    .values(
+        status=bindparam("status"),
+        accepted=bindparam("accepted"),
+        attempts=bindparam("attempts"),
+        last_error=bindparam("last_error"),
+        next_attempt_at=bindparam("next_attempt_at"),
+        possibly_sent=bindparam("possibly_sent"),
+        sent_at=bindparam("sent_at"),
+        folder=bindparam("folder"),
+        lease_owner=None,
+        lease_until=None,
+        send_stage=None,
+    )
+)
+_MARK_DATA = update(_TABLE).where(_OURS).values(send_stage="data")
+_RENEW = (
+    update(_TABLE)
+    .where(_TABLE.c.lease_owner == bindparam("b_owner"), _TABLE.c.status == MessageStatus.SENDING)
+    .values(lease_until=bindparam("until"))
+)
+# Drafts and queued mail live in the folder "" (see services.outgoing.outbox); sent mail in Sent.
+OUTBOX_FOLDER = ""
 
 
 def lease_seconds() -> int:
@@ -242,6 +273,9 @@ class Drain:
     ) -> None:
         self.account = account
         self.renew_slot = renew_slot
+        # Read once: the account's row expires at every commit, and reloading it per message costs a query.
+        self.sender = account.address
+        self.max_attempts = max(1, account.max_send_attempts)
         self.account_id = account.id
         self.owner = owner
         self.now = now
@@ -336,7 +370,7 @@ class Drain:
 
         try:
             raw = blobs.get(message.raw_sha256)
-            report = session.send(self.account.address, recipients, raw, before_data=before_data)
+            report = session.send(self.sender, recipients, raw, before_data=before_data)
         except smtp.RecipientsRefused as exc:
             reason = f"Outgoing server: {exc}"
             if exc.report.refused and all(r.transient for r in exc.report.refused):
@@ -374,7 +408,7 @@ class Drain:
         return True
 
     def _retry_or_fail(self, message: _Claimed, accepted: list[str], attempts: int, reason: str) -> None:
-        if attempts >= max(1, self.account.max_send_attempts):
+        if attempts >= self.max_attempts:
             self._fail(message, accepted, attempts, f"{reason} (after {attempts} attempts)")
             return
         retry_at = (self.now or utcnow()) + backoff(attempts)
@@ -398,7 +432,7 @@ class Drain:
         self.log_entries.append((reason, errorlog.detail_of(exc)))
         for message in self._snapshots(ids):
             attempts = message.attempts + 1
-            if attempts >= max(1, self.account.max_send_attempts):
+            if attempts >= self.max_attempts:
                 self.pending.append(
                     _Outcome(
                         message.id,
@@ -469,47 +503,36 @@ class Drain:
     def _write(self, mark_data: int | None) -> None:
         self.failpoints.hit("send_record")
         with write_transaction():
-            for outcome in self.pending:
-                values: dict[str, object] = {
-                    "status": outcome.status,
-                    "accepted": outcome.accepted,
-                    "attempts": outcome.attempts,
-                    "last_error": outcome.last_error,
-                    "next_attempt_at": outcome.next_attempt_at,
-                    "lease_owner": None,
-                    "lease_until": None,
-                    "send_stage": None,
-                }
-                if outcome.possibly_sent:
-                    values["possibly_sent"] = True
-                if outcome.status == MessageStatus.SENT:
-                    values.update(sent_at=outcome.sent_at, folder=SENT_FOLDER, possibly_sent=False)
-                db.session.execute(
-                    update(EmailMessage)
-                    .where(EmailMessage.id == outcome.message_id, EmailMessage.lease_owner == self.owner)
-                    .values(**values)
-                    .execution_options(synchronize_session=False)
-                )
+            # The session's connection, not the session: no ORM bookkeeping for statements run per message.
+            connection = db.session.connection()
+            if self.pending:
+                connection.execute(_RECORD, [self._params(outcome) for outcome in self.pending])
             for reason, detail in self.log_entries:
                 errorlog.add(self.account_id, "send", reason, detail)
             if mark_data is not None:
-                db.session.execute(
-                    update(EmailMessage)
-                    .where(EmailMessage.id == mark_data, EmailMessage.lease_owner == self.owner)
-                    .values(send_stage="data")
-                    .execution_options(synchronize_session=False)
-                )
+                connection.execute(_MARK_DATA, {"b_id": mark_data, "b_owner": self.owner})
             if time.monotonic() - self.lease_renewed > lease_seconds() / 5:
-                db.session.execute(
-                    update(EmailMessage)
-                    .where(EmailMessage.lease_owner == self.owner, EmailMessage.status == MessageStatus.SENDING)
-                    .values(lease_until=utcnow() + timedelta(seconds=lease_seconds()))
-                    .execution_options(synchronize_session=False)
-                )
+                until = utcnow() + timedelta(seconds=lease_seconds())
+                connection.execute(_RENEW, {"b_owner": self.owner, "until": until})
                 self.lease_renewed = time.monotonic()
                 if self.renew_slot is not None:
                     self.renew_slot()
             db.session.commit()
+
+    def _params(self, outcome: _Outcome) -> dict[str, object]:
+        sent = outcome.status == MessageStatus.SENT
+        return {
+            "b_id": outcome.message_id,
+            "b_owner": self.owner,
+            "status": str(outcome.status),
+            "accepted": outcome.accepted,
+            "attempts": outcome.attempts,
+            "last_error": outcome.last_error,
+            "next_attempt_at": outcome.next_attempt_at,
+            "possibly_sent": outcome.possibly_sent and not sent,
+            "sent_at": outcome.sent_at if sent else None,
+            "folder": SENT_FOLDER if sent else OUTBOX_FOLDER,
+        }
 
     def _record_store_failure(self, exc: Exception) -> None:
         sent = [o.message_id for o in self.pending if o.status == MessageStatus.SENT]

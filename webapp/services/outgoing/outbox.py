@@ -30,7 +30,7 @@ from webapp.services.receiving import store
 log = logging.getLogger(__name__)
 
 # Drafts and queued mail are the app's own: no server folder has an empty name.
-OUTBOX_FOLDER = ""
+OUTBOX_FOLDER = delivery.OUTBOX_FOLDER
 SEND_JOB = "jobs.send.send_account"
 LIST_STATUSES = ("draft", "queued", "sending", "sent", "failed")
 MAX_KEY_LENGTH = 200
