@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from flask import Flask, g
-from sqlalchemy import event
+from sqlalchemy import Connection, Engine, event
 
 from webapp.extensions import db
 
@@ -103,6 +103,18 @@ def write_transaction() -> Iterator[None]:
         # commit itself is committed now.
         if outermost and session.in_transaction():
             session.commit()
+    finally:
+        _immediate.reset(token)
+
+
+@contextmanager
+def write_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection of its own in a write transaction (``BEGIN IMMEDIATE`` on SQLite), committed when the
+    block ends: for a thread that writes beside the session (the outbox's writer)."""
+    token = _immediate.set(True)
+    try:
+        with engine.begin() as connection:
+            yield connection
     finally:
         _immediate.reset(token)
 

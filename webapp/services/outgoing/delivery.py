@@ -19,6 +19,8 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent import futures
+from concurrent.futures import Future
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,12 +28,12 @@ from functools import partial
 from typing import cast
 
 from flask import current_app
-from sqlalchemy import Table, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from webapp.adapters.errors import AdapterError, PermanentError
 from webapp.adapters.mail import smtp
-from webapp.database import write_transaction
+from webapp.database import write_connection, write_transaction
 from webapp.extensions import db
 from webapp.models import EmailAccount, EmailMessage
 from webapp.models.base import utcnow
@@ -276,6 +278,11 @@ class Drain:
         # Read once: the account's row expires at every commit, and reloading it per message costs a query.
         self.sender = account.address
         self.max_attempts = max(1, account.max_send_attempts)
+        # One writer thread: a message's outcome is committed while the next one's envelope goes out.
+        self.engine = db.engine
+        self.lease = lease_seconds()  # read here: the writer thread has no app context
+        self.writer = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-writer")
+        self.reader = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-reader")
         self.account_id = account.id
         self.owner = owner
         self.now = now
@@ -312,6 +319,8 @@ class Drain:
                     if not self._send_chunk(session, ids):
                         break  # the connection broke: the rest of the chunk went back
             finally:
+                self.writer.shutdown(wait=True)
+                self.reader.shutdown(wait=True, cancel_futures=True)
                 self._flush()
         if self.sent_copies:
             self._append_to_sent()
@@ -330,12 +339,15 @@ class Drain:
     def _send_chunk(self, session: smtp.SmtpSession, ids: Sequence[int]) -> bool:
         """Send the claimed messages ``ids`` in order; False when the connection broke (the rest are back)."""
         rows = {m.id: m for m in self._snapshots(ids)}
+        # The chunk's bytes are read by the writer's neighbour thread while the messages before them go out.
+        reader = blobs.thread_reader()
+        raws = {m.id: self.reader.submit(reader, m.raw_sha256) for m in rows.values()} if reader else {}
         for position, message_id in enumerate(ids):
             message = rows.get(message_id)
             if message is None:  # swept from under us (the lease expired): someone else has it now
                 continue
             self._pace()
-            if not self._send_one(session, message):
+            if not self._send_one(session, message, raws.get(message_id)):
                 self._release(ids[position + 1 :])
                 return False
         return True
@@ -355,23 +367,30 @@ class Drain:
         db.session.commit()  # end the read: the writes below take the write lock themselves
         return rows
 
-    def _send_one(self, session: smtp.SmtpSession, message: _Claimed) -> bool:
+    def _send_one(self, session: smtp.SmtpSession, message: _Claimed, raw_read: Future[bytes] | None = None) -> bool:
         """Send one message; False when the connection broke."""
         accepted = list(message.accepted or [])
         recipients = [r for r in (message.envelope or []) if r not in accepted]
         attempts = message.attempts + 1
         in_data = False
 
+        # The previous message's outcome and this one's DATA mark are committed by the writer thread while
+        # MAIL FROM and RCPT TO go back and forth; DATA waits for that commit. (Should every recipient be
+        # refused, the mark stands until the outcome is written just after: a worker killed in between
+        # leaves it "possibly sent" although it was not — over-cautious, never a double send.)
+        writing = self._write_beside(mark_data=message.id)
+
         def before_data() -> None:
             nonlocal in_data
-            self._flush(mark_data=message.id)
+            writing.result()
             in_data = True
             self.failpoints.hit("send_data")
 
         try:
-            raw = blobs.get(message.raw_sha256)
+            raw = raw_read.result() if raw_read is not None else blobs.get(message.raw_sha256)
             report = session.send(self.sender, recipients, raw, before_data=before_data)
         except smtp.RecipientsRefused as exc:
+            writing.result()
             reason = f"Outgoing server: {exc}"
             if exc.report.refused and all(r.transient for r in exc.report.refused):
                 self._retry_or_fail(message, accepted, attempts, reason)
@@ -379,6 +398,7 @@ class Drain:
                 self._fail(message, accepted, attempts, reason)
             return True
         except AdapterError as exc:
+            writing.result()
             reason = f"Outgoing server: {exc}"
             broken = exc.kind in ("timeout", "reset", "network", "tls") or not _is_reply(exc)
             if in_data and broken:
@@ -390,8 +410,11 @@ class Drain:
                 self._retry_or_fail(message, accepted, attempts, reason)
             return not broken
         except blobs.BlobMissing:
+            writing.result()
             self._fail(message, accepted, attempts, "the message's stored bytes are missing")
             return True
+        finally:
+            futures.wait([writing])  # never two writers at once, whatever happened
         self.last_send = time.monotonic()
         accepted += list(report.accepted)
         if report.refused:
@@ -479,6 +502,39 @@ class Drain:
             if wait > 0:
                 time.sleep(wait)
 
+    def _write_beside(self, mark_data: int) -> Future[None]:
+        """Start writing the waiting outcomes and the DATA mark of ``mark_data`` in the writer thread, on a
+        connection of its own; Error-log entries (rare: failures) are written first, here."""
+        if self.log_entries:
+            self._flush()
+        outcomes, self.pending = self.pending, []
+        return self.writer.submit(self._flush_beside, outcomes, mark_data)
+
+    def _flush_beside(self, outcomes: list[_Outcome], mark_data: int) -> None:
+        for attempt in range(STORE_RETRIES):
+            try:
+                self.failpoints.hit("send_record")
+                with write_connection(self.engine) as connection:
+                    if outcomes:
+                        connection.execute(_RECORD, [self._params(outcome) for outcome in outcomes])
+                    connection.execute(_MARK_DATA, {"b_id": mark_data, "b_owner": self.owner})
+                    self._renew_lease(connection)
+                return
+            except (SQLAlchemyError, FailPoint):
+                if attempt == STORE_RETRIES - 1:
+                    log.exception("outbox: recording what the SMTP server did failed")
+                    self.pending[:0] = outcomes  # for the Error-log entry of the final flush
+                    raise
+                time.sleep(0.2 * 2**attempt)
+
+    def _renew_lease(self, connection: Connection) -> None:
+        if time.monotonic() - self.lease_renewed > self.lease / 5:
+            until = utcnow() + timedelta(seconds=self.lease)
+            connection.execute(_RENEW, {"b_owner": self.owner, "until": until})
+            self.lease_renewed = time.monotonic()
+            if self.renew_slot is not None:
+                self.renew_slot()
+
     def _flush(self, mark_data: int | None = None) -> None:
         """Write the outcomes waiting, and mark ``mark_data`` as entering DATA, in one commit. The server
         has already acted on these outcomes: a failing database is retried, then the Error logs say so
@@ -511,12 +567,7 @@ class Drain:
                 errorlog.add(self.account_id, "send", reason, detail)
             if mark_data is not None:
                 connection.execute(_MARK_DATA, {"b_id": mark_data, "b_owner": self.owner})
-            if time.monotonic() - self.lease_renewed > lease_seconds() / 5:
-                until = utcnow() + timedelta(seconds=lease_seconds())
-                connection.execute(_RENEW, {"b_owner": self.owner, "until": until})
-                self.lease_renewed = time.monotonic()
-                if self.renew_slot is not None:
-                    self.renew_slot()
+            self._renew_lease(connection)
             db.session.commit()
 
     def _params(self, outcome: _Outcome) -> dict[str, object]:

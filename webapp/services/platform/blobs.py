@@ -6,6 +6,7 @@ processes and workers on several machines that do not share a folder.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -72,6 +73,12 @@ def get(digest: str) -> bytes:
     if blob is None:
         raise BlobMissing(digest)
     return blob.data
+
+
+def thread_reader() -> Callable[[str], bytes] | None:
+    """:func:`get` for another thread (no app context, no session): the folder store's own reader; None
+    when blobs are in the database (then read them with :func:`get`)."""
+    return None if _in_database() else _folder_store().get
 
 
 # Whatever the setting or the command line says: bytes stored this recently may belong to rows not
