@@ -17,4 +17,6 @@ def send_account(account_id: int) -> dict[str, int]:
         if account is None:
             return {"sent": 0, "retrying": 0, "failed": 0}
         result = delivery.drain(account)
+        if result.sent:
+            outbox.complete_bodies(account)
         return {"sent": result.sent, "retrying": result.retrying, "failed": result.failed, "busy": int(result.busy)}

@@ -334,3 +334,21 @@ def test_the_connector_sends_and_queues_a_stored_draft(make_account, smtp: SmtpS
     second = drafts.save(account, _draft(2))
     queued = connector.queue_email(account.name, second)
     assert queued.status == MessageStatus.QUEUED and connector.send_queued_emails() == 1
+
+
+def test_bulk_queued_mail_is_listed_at_once_and_its_bodies_parsed_once_sent(make_account, smtp: SmtpServer) -> None:
+    from webapp.models.message import BodyState
+    from webapp.services.outgoing.sending import OutgoingAttachment
+
+    account = make_account()
+    items = [(_draft(n, attachments=(OutgoingAttachment("n.txt", b"note"),)), None) for n in range(3)]  # type: ignore[arg-type]
+    assert outbox.enqueue_many(account, items) == (3, 0)
+    queued = outbox.listing(account, "queued")
+    assert sorted(m.subject for m in queued) == ["Queued 0", "Queued 1", "Queued 2"]
+    assert {m.to[0]["address"] for m in queued} == {"r0@example.test", "r1@example.test", "r2@example.test"}
+    assert {m.body_state for m in queued} == {BodyState.PENDING}
+    outbox.send_queued()
+    sent = outbox.listing(account, "sent")
+    assert {m.body_state for m in sent} == {BodyState.PARSED}
+    assert all(m.text_body.startswith("Body") and [a.filename for a in m.attachments] == ["n.txt"] for m in sent)
+    assert all(b'filename="n.txt"' in r.data for r in smtp.received) and len(smtp.received) == 3

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
 
@@ -23,7 +24,7 @@ from webapp.models.message import MessageStatus
 from webapp.services.errors import ConnectorError, Invalid, NotFound
 from webapp.services.outgoing import delivery
 from webapp.services.outgoing.sending import Draft, build
-from webapp.services.platform import queues
+from webapp.services.platform import blobs, queues
 from webapp.services.platform.redisconn import coordination
 from webapp.services.receiving import store
 
@@ -69,22 +70,40 @@ def enqueue_many(account: EmailAccount, items: Sequence[tuple[Draft, str | None]
         except ConnectorError as exc:
             raise Invalid(f"line {number}: {exc}") from None
         built.append((message, raw, key))
-    queued = skipped = 0
     with write_transaction():
-        keys = [key for _m, _r, key in built if key is not None]
-        known = set(_known_keys(account, keys))
+        known = set(_known_keys(account, [key for _m, _r, key in built if key is not None]))
+        rows = []
         for message, raw, key in built:
             if key is not None and key in known:
-                skipped += 1
                 continue
-            _add(account, raw, message.recipients, _bcc(message.bcc), None, key)
             if key is not None:
                 known.add(key)
-            queued += 1
+            rows.append(_queued_row(raw, message.recipients, _bcc(message.bcc), key))
+        # One multi-row INSERT, headers read by our own reader; bodies are parsed later (the message page,
+        # or the drain once its mail is out), as for fetched mail.
+        store.insert_received(account, rows)
         db.session.commit()
+    queued, skipped = len(rows), len(built) - len(rows)
     if queued:
         nudge(account)
     return queued, skipped
+
+
+def _queued_row(raw: bytes, recipients: list[str], bcc: tuple[str, ...], key: str | None) -> dict[str, Any]:
+    row = store.prepare_received(store.Received(store.Origin(OUTBOX_FOLDER), raw, seen=True), 0, _put_later)
+    row.update(
+        status=MessageStatus.QUEUED,
+        envelope=recipients,
+        accepted=[],
+        queue_key=key,
+        send_after=None,
+        bcc=[{"name": "", "address": a} for a in bcc],
+    )
+    return row
+
+
+def _put_later(data: bytes) -> str:
+    return blobs.put(data, durable=False)  # insert_received flushes the blob store once for the batch
 
 
 def _known_keys(account: EmailAccount, keys: Sequence[str]) -> list[str]:
@@ -184,9 +203,18 @@ def send_queued(limit: int | None = None, now: datetime | None = None) -> PassRe
         if account is None:
             continue
         outcome.accounts += 1
-        total.add(delivery.drain(account, limit=limit, now=now))
+        drained = delivery.drain(account, limit=limit, now=now)
+        total.add(drained)
+        if drained.sent:
+            complete_bodies(account)
     outcome.result = total
     return outcome
+
+
+def complete_bodies(account: EmailAccount) -> None:
+    """Parse the bodies of mail queued in bulk (stored with its headers only) once it is out, off the
+    sending path; the message page does it for one message when it is opened first."""
+    store.complete_pending(account)
 
 
 def _status(name: str) -> MessageStatus:
