@@ -352,3 +352,20 @@ def test_bulk_queued_mail_is_listed_at_once_and_its_bodies_parsed_once_sent(make
     assert {m.body_state for m in sent} == {BodyState.PARSED}
     assert all(m.text_body.startswith("Body") and [a.filename for a in m.attachments] == ["n.txt"] for m in sent)
     assert all(b'filename="n.txt"' in r.data for r in smtp.received) and len(smtp.received) == 3
+
+
+def test_a_page_that_died_sending_a_draft_leaves_a_draft(make_account, smtp: SmtpServer) -> None:
+    from webapp.services.outgoing import drafts
+
+    account = make_account()
+    draft = drafts.save(account, _draft(2))
+    with write_transaction():
+        db.session.execute(
+            update(EmailMessage)
+            .where(EmailMessage.id == draft.id)
+            .values(status="SENDING", lease_owner=delivery.DRAFT_TAKER, lease_until=utcnow() - timedelta(seconds=1))
+        )
+    assert delivery.sweep() == (0, 0)  # never queued: a draft has no bytes to send
+    assert _reload(draft).status == MessageStatus.DRAFT
+    outbox.send_queued()
+    assert smtp.received == []

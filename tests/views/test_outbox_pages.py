@@ -201,3 +201,38 @@ def test_who_may_see_and_act_on_an_outbox(
     assert post_form(own, {}, url=f"/accounts/{other.id}/drafts/{queued.id}/delete").status_code == 404
     assert client.get(f"/accounts/{other.id}/compose?draft={queued.id}").status_code == 404
     assert _rows(MessageStatus.QUEUED)[0].id == queued.id
+
+
+def test_a_draft_sent_from_four_tabs_at_once_goes_out_once(
+    make_user, make_account, smtp: SmtpServer, web_server: str
+) -> None:
+    import threading
+
+    from tests.webclient import WebClient
+    from webapp.services.outgoing import drafts
+
+    account = make_account()
+    users.grant(make_user("writer"), account, read=True, send=True)
+    draft = drafts.save(account, Draft(to="bob@example.test", subject="Once", text="x"))
+    page = f"/accounts/{account.id}/compose"
+    clients = []
+    for _ in range(4):
+        client = WebClient(web_server)
+        client.login("writer")
+        clients.append((client, client.get(f"{page}?draft={draft.id}")[1]))
+    start = threading.Barrier(4)
+    answers: list[tuple[int, str]] = []
+
+    def click(client: WebClient, form: str) -> None:
+        fields = {"to": "bob@example.test", "subject": "Once", "text": "x", "action": "send", "draft_id": str(draft.id)}
+        start.wait(timeout=30)
+        answers.append(client.post(page, fields, page=form))
+
+    threads = [threading.Thread(target=click, args=pair) for pair in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert len(smtp.received) == 1, answers
+    assert all(code < 500 for code, _ in answers) and sum("Sent: Once" in text for _, text in answers) == 1
+    assert _rows(MessageStatus.DRAFT) == [] and len(_rows(MessageStatus.SENT)) == 1

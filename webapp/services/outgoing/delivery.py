@@ -85,6 +85,8 @@ _RENEW = (
 )
 # Drafts and queued mail live in the folder "" (see services.outgoing.outbox); sent mail in Sent.
 OUTBOX_FOLDER = ""
+# The lease owner of a draft being sent now by a page or a call (services.outgoing.drafts), not a drain.
+DRAFT_TAKER = "draft"
 
 
 def lease_seconds() -> int:
@@ -187,8 +189,23 @@ def sweep(now: datetime | None = None) -> tuple[int, int]:
     """Expired leases: messages that never reached DATA go back to QUEUED, the others are FAILED as
     possibly sent. Returns (requeued, marked possibly sent)."""
     now = now or utcnow()
-    expired = and_(EmailMessage.status == MessageStatus.SENDING, EmailMessage.lease_until < now)
+    expired = and_(
+        EmailMessage.status == MessageStatus.SENDING,
+        EmailMessage.lease_until < now,
+        or_(EmailMessage.lease_owner.is_(None), EmailMessage.lease_owner != DRAFT_TAKER),
+    )
     with write_transaction():
+        # A draft whose sender (a page request) died while sending it now: it is a draft again.
+        db.session.execute(
+            update(EmailMessage)
+            .where(
+                EmailMessage.status == MessageStatus.SENDING,
+                EmailMessage.lease_until < now,
+                EmailMessage.lease_owner == DRAFT_TAKER,
+            )
+            .values(status=MessageStatus.DRAFT, lease_owner=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
         marked = db.session.execute(
             update(EmailMessage)
             .where(expired, EmailMessage.send_stage == "data")

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from email import message_from_bytes
 from email.policy import compat32
+
+from sqlalchemy import update
 
 from webapp.adapters.mime import addresses
 from webapp.database import write_transaction
@@ -19,8 +21,8 @@ from webapp.extensions import db
 from webapp.models import Attachment, EmailAccount, EmailMessage
 from webapp.models.base import MAX_ID, utcnow
 from webapp.models.message import MessageStatus
-from webapp.services.errors import Invalid, NotFound
-from webapp.services.outgoing import outbox, sending
+from webapp.services.errors import Conflict, Invalid, NotFound
+from webapp.services.outgoing import delivery, outbox, sending
 from webapp.services.outgoing.sending import Draft, OutgoingAttachment
 from webapp.services.platform import blobs
 
@@ -156,19 +158,69 @@ def delete(account: EmailAccount, draft_id: int) -> None:
 
 def send(account: EmailAccount, draft_id: int) -> EmailMessage | None:
     """Send draft ``draft_id`` now; on success it becomes the Sent message (the draft is removed). On
-    failure the draft stays as it was, and the error is raised."""
-    draft = draft_of(get(account, draft_id))
-    sent = sending.send(account, draft)
-    delete(account, draft_id)
+    failure the draft stays as it was, and the error is raised. Two requests sending the same draft at
+    once (a double click, two tabs): one sends, the other gets Conflict."""
+    draft = _take(account, draft_id)
+    try:
+        sent = sending.send(account, draft)
+    except BaseException:
+        _give_back(draft_id)
+        raise
+    _remove(draft_id)
     return sent
 
 
 def queue(account: EmailAccount, draft_id: int, send_after: datetime | None = None) -> EmailMessage:
-    """Queue draft ``draft_id`` (built now); the draft is removed once queued."""
-    draft = draft_of(get(account, draft_id))
-    queued = outbox.enqueue(account, draft, send_after=send_after)
-    delete(account, draft_id)
+    """Queue draft ``draft_id`` (built now); the draft is removed once queued — once, however many
+    requests ask at the same time (the others get Conflict)."""
+    draft = _take(account, draft_id)
+    try:
+        queued = outbox.enqueue(account, draft, send_after=send_after)
+    except BaseException:
+        _give_back(draft_id)
+        raise
+    _remove(draft_id)
     return queued
+
+
+# A draft being sent or queued right now; a conditional UPDATE makes exactly one request its sender.
+_TAKER = delivery.DRAFT_TAKER
+
+
+def _take(account: EmailAccount, draft_id: int) -> Draft:
+    message = get(account, draft_id)
+    with write_transaction():
+        taken = db.session.execute(
+            update(EmailMessage)
+            .where(EmailMessage.id == draft_id, EmailMessage.status == MessageStatus.DRAFT)
+            .values(status=MessageStatus.SENDING, lease_owner=_TAKER, lease_until=utcnow() + timedelta(hours=1))
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+        db.session.commit()
+    if not taken:
+        raise Conflict(f"draft {draft_id} is being sent or queued already")
+    db.session.refresh(message)
+    return draft_of(message)
+
+
+def _give_back(draft_id: int) -> None:
+    db.session.rollback()
+    with write_transaction():
+        db.session.execute(
+            update(EmailMessage)
+            .where(EmailMessage.id == draft_id, EmailMessage.lease_owner == _TAKER)
+            .values(status=MessageStatus.DRAFT, lease_owner=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+
+
+def _remove(draft_id: int) -> None:
+    with write_transaction():
+        message = db.session.get(EmailMessage, draft_id)
+        if message is not None and message.lease_owner == _TAKER:
+            db.session.delete(message)
+        db.session.commit()
 
 
 def reply(account: EmailAccount, original: EmailMessage, *, to_all: bool) -> EmailMessage:
