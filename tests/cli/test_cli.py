@@ -82,6 +82,10 @@ def test_accounts_commands(
             "max_size": 50 * 1024 * 1024,
             "every": 0,
             "after_fetch": "none",
+            "max_send_attempts": 3,
+            "send_connections": 1,
+            "send_per_minute": 0,
+            "append_to_sent": False,
         }
     ]
     assert "alice-mail-pw" not in run("accounts", "list", "--json").stdout

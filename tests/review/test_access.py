@@ -47,6 +47,7 @@ def world(app: Flask, make_user, make_account, dovecot: Dovecot) -> dict:
             "topic": "webhooks",
             "server": "incoming",
             "action": "grant",
+            "status": "queued",
         }
     return out
 
@@ -124,6 +125,10 @@ def test_reader_reaches_nothing_of_another_account_and_nothing_admin(app: Flask,
         ("POST", f"/accounts/{mine['account_id']}/webhooks/{mine['webhook_id']}/test"),
         ("GET", f"/accounts/{mine['account_id']}/webhooks/{mine['webhook_id']}"),
         ("GET", f"/accounts/{mine['account_id']}/server-folders"),
+        ("GET", f"/accounts/{mine['account_id']}/outbox/queued"),
+        ("POST", f"/accounts/{mine['account_id']}/outbox/send-now"),
+        ("POST", f"/accounts/{mine['account_id']}/outbox/retry-failed"),
+        ("POST", f"/messages/{mine['message_id']}/answer"),
     ):
         data = {"csrf_token": token, "to": "x@example.test", "subject": "s", "text": "t"}
         response = (

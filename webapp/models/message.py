@@ -44,7 +44,7 @@ class EmailMessage(Base):
         Index("ix_email_message_outbox", "account_id", "status", "id"),
         Index("ix_email_message_lease", "status", "lease_until"),
         # A bulk file's line key: a line queued before is skipped, so a rerun never doubles mail.
-        UniqueConstraint("account_id", "queue_key", name="uq_email_message_queue_key"),
+        Index("uq_email_message_queue_key", "account_id", "queue_key", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

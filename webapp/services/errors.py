@@ -30,3 +30,8 @@ class ConnectionFailed(ConnectorError):
     def __init__(self, message: str, kind: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+class PartlySent(ConnectionFailed):
+    """The server took the message for some recipients and refused the others: it is in Sent (sending it
+    again would reach the first ones twice)."""

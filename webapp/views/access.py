@@ -52,8 +52,14 @@ def readable_message(message_id: int, user: User | None = None) -> EmailMessage:
         message = messages.get(message_id)
     except NotFound:
         abort(404)
-    readable_account(message.account_id, user)
+    account = readable_account(message.account_id, user)
+    if message.status in _UNSENT and not users.can_send(user or current_user, account):
+        # Drafts and mail waiting to go out belong to those who may send from the account.
+        abort(403, "This message has not been sent: it is for those who may send from this account.")
     return message
+
+
+_UNSENT = frozenset({"DRAFT", "QUEUED", "SENDING", "FAILED"})
 
 
 def _account(account_id: int) -> EmailAccount:

@@ -161,7 +161,11 @@ def _sendmail(
     if len(refused) == len(recipients):
         client.rset()
         raise smtplib.SMTPRecipientsRefused(refused)
-    before_data()
+    try:
+        before_data()
+    except BaseException:
+        _abandon(client, 0)  # RSET: the next message starts a transaction of its own
+        raise
     code, reply = client.data(raw)
     if code != 250:
         _abandon(client, code)

@@ -282,6 +282,10 @@ def _attachment(attachment: OutgoingAttachment) -> tuple[str, bytes, str]:
     content_type = attachment.content_type.strip().lower()
     if not _CONTENT_TYPE.match(content_type):
         content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    if content_type.startswith(("message/", "multipart/")):
+        # A message/rfc822 part may not be base64-encoded (RFC 2046), and the bytes of a received message are
+        # not always 7-bit clean: an attached .eml goes as bytes; mail programs open it by its name.
+        content_type = "application/octet-stream"
     return filename, attachment.content, content_type
 
 

@@ -28,9 +28,12 @@ def read_jsonl(path: Path) -> list[tuple[Draft, str | None]]:
             if not line.strip():
                 continue
             try:
-                values = json.loads(line.decode("utf-8"))
+                # utf-8-sig on the first line: Windows editors start the file with a byte order mark.
+                values = json.loads(line.decode("utf-8-sig" if number == 1 else "utf-8"))
             except (UnicodeDecodeError, ValueError) as exc:
                 raise Invalid(f"line {number}: not a JSON object ({exc})") from None
+            except RecursionError:
+                raise Invalid(f"line {number}: nested too deeply") from None
             items.append(_item(number, values, path.parent))
     if not items:
         raise Invalid("no messages in the file")
@@ -40,6 +43,10 @@ def read_jsonl(path: Path) -> list[tuple[Draft, str | None]]:
 def _item(number: int, values: Any, folder: Path) -> tuple[Draft, str | None]:
     if not isinstance(values, dict):
         raise Invalid(f"line {number}: not a JSON object")
+    try:
+        json.dumps(values, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise Invalid(f"line {number}: holds text that is not valid Unicode (a lone surrogate)") from None
     unknown = sorted(set(values) - KEYS)
     if unknown:
         raise Invalid(f"line {number}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(KEYS))})")
@@ -64,6 +71,8 @@ def _item(number: int, values: Any, folder: Path) -> tuple[Draft, str | None]:
             attachments.append(OutgoingAttachment(path.name, path.read_bytes()))
         except OSError as exc:
             raise Invalid(f"line {number}: attachment {name!r} cannot be read: {exc.strerror}") from None
+        except ValueError:  # a NUL in the path
+            raise Invalid(f"line {number}: attachment {name!r} is not a file path") from None
     key = values.get("key")
     if key is not None and not isinstance(key, str):
         raise Invalid(f"line {number}: key: a string")

@@ -101,6 +101,10 @@ def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
     return timedelta(seconds=base * (0.5 + (rng or random).random()))
 
 
+class LeaseLost(Exception):
+    """The message's lease expired and the sweep gave it back before its DATA: another worker sends it."""
+
+
 @dataclass
 class DrainResult:
     """What one drain did: counts of messages, and the reasons of failures worth showing."""
@@ -323,6 +327,11 @@ class Drain:
             try:
                 while limit is None or tried < limit:
                     chunk = CLAIM_CHUNK if limit is None else min(CLAIM_CHUNK, limit - tried)
+                    if self.interval:
+                        # Rate-limited: wait first, then claim one message, so that no claimed message waits
+                        # out the pause (its lease could expire and another worker take it).
+                        self._pace()
+                        chunk = 1
                     ids = claim(self.account_id, self.owner, chunk, self.now)
                     if not ids:
                         break
@@ -363,7 +372,6 @@ class Drain:
             message = rows.get(message_id)
             if message is None:  # swept from under us (the lease expired): someone else has it now
                 continue
-            self._pace()
             if not self._send_one(session, message, raws.get(message_id)):
                 self._release(ids[position + 1 :])
                 return False
@@ -399,15 +407,18 @@ class Drain:
 
         def before_data() -> None:
             nonlocal in_data
-            writing.result()
+            writing.result()  # LeaseLost: not ours any more, DATA is not sent (handled below)
             in_data = True
             self.failpoints.hit("send_data")
 
         try:
             raw = raw_read.result() if raw_read is not None else blobs.get(message.raw_sha256)
             report = session.send(self.sender, recipients, raw, before_data=before_data)
+        except LeaseLost:
+            return True  # the sweep gave it to another worker while this one was busy: not ours to send
         except smtp.RecipientsRefused as exc:
-            writing.result()
+            if not _joined(writing):
+                return True  # no longer ours (see LeaseLost)
             reason = f"Outgoing server: {exc}"
             if exc.report.refused and all(r.transient for r in exc.report.refused):
                 self._retry_or_fail(message, accepted, attempts, reason)
@@ -415,7 +426,8 @@ class Drain:
                 self._fail(message, accepted, attempts, reason)
             return True
         except AdapterError as exc:
-            writing.result()
+            if not _joined(writing):
+                return True  # no longer ours (see LeaseLost)
             reason = f"Outgoing server: {exc}"
             broken = exc.kind in ("timeout", "reset", "network", "tls") or not _is_reply(exc)
             if in_data and broken:
@@ -427,7 +439,8 @@ class Drain:
                 self._retry_or_fail(message, accepted, attempts, reason)
             return not broken
         except blobs.BlobMissing:
-            writing.result()
+            if not _joined(writing):
+                return True  # no longer ours (see LeaseLost)
             self._fail(message, accepted, attempts, "the message's stored bytes are missing")
             return True
         finally:
@@ -534,8 +547,10 @@ class Drain:
                 with write_connection(self.engine) as connection:
                     if outcomes:
                         connection.execute(_RECORD, [self._params(outcome) for outcome in outcomes])
-                    connection.execute(_MARK_DATA, {"b_id": mark_data, "b_owner": self.owner})
+                    marked = connection.execute(_MARK_DATA, {"b_id": mark_data, "b_owner": self.owner}).rowcount
                     self._renew_lease(connection)
+                if not marked:
+                    raise LeaseLost(mark_data)
                 return
             except (SQLAlchemyError, FailPoint):
                 if attempt == STORE_RETRIES - 1:
@@ -614,6 +629,15 @@ class Drain:
             )
         except Exception:  # the database is what failed; the log line above remains
             log.exception("outbox: the Error logs could not be written either")
+
+
+def _joined(writing: Future[None]) -> bool:
+    """Wait for the writer; False when the message turned out not to be ours any more."""
+    try:
+        writing.result()
+    except LeaseLost:
+        return False
+    return True
 
 
 def _is_reply(exc: AdapterError) -> bool:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from email import message_from_bytes
+from email.message import Message
 from email.policy import compat32
 
 from sqlalchemy import update
@@ -20,14 +21,15 @@ from webapp.database import write_transaction
 from webapp.extensions import db
 from webapp.models import Attachment, EmailAccount, EmailMessage
 from webapp.models.base import MAX_ID, utcnow
-from webapp.models.message import MessageStatus
-from webapp.services.errors import Conflict, Invalid, NotFound
+from webapp.models.message import BodyState, MessageStatus
+from webapp.services.errors import Conflict, Invalid, NotFound, PartlySent
 from webapp.services.outgoing import delivery, outbox, sending
 from webapp.services.outgoing.sending import Draft, OutgoingAttachment
 from webapp.services.platform import blobs
 
 FIELDS = ("to", "cc", "bcc", "reply_to", "subject", "text", "html", "in_reply_to", "references")
 _EMPTY_SHA = blobs.sha256(b"")
+_MSG_IDS = re.compile(r"<[^<>\s@]+@[^<>\s@]+>")
 _PREFIX = re.compile(r"^\s*((re|fwd?|aw|wg|sv|vs)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 
 
@@ -56,6 +58,7 @@ def draft_of(message: EmailMessage, *, with_attachments: bool = True) -> Draft:
             addresses.format_mailbox(addresses.Mailbox(m["address"], m["name"])) for m in message.mailboxes(field)
         )
 
+    in_reply_to, references = _sent_thread(message)
     return Draft(
         to=joined("to"),
         cc=joined("cc"),
@@ -64,8 +67,27 @@ def draft_of(message: EmailMessage, *, with_attachments: bool = True) -> Draft:
         subject=message.subject,
         text=message.text_body,
         html=message.html_body,
+        in_reply_to=in_reply_to,
+        references=references,
         attachments=attachments,
     )
+
+
+def _sent_thread(message: EmailMessage) -> tuple[str, str]:
+    """The In-Reply-To and References a built message carries (a cancelled reply keeps its thread)."""
+    headers = _headers(message)
+    if headers is None:
+        return "", ""
+    return " ".join(_MSG_IDS.findall(str(headers.get("In-Reply-To", "")))), " ".join(
+        _MSG_IDS.findall(str(headers.get("References", "")))
+    )
+
+
+def _headers(message: EmailMessage) -> Message | None:
+    try:
+        return message_from_bytes(blobs.get(message.raw_sha256).split(b"\r\n\r\n", 1)[0], policy=compat32)
+    except blobs.BlobMissing:
+        return None
 
 
 def draft_of_fields(message: EmailMessage) -> dict[str, str]:
@@ -163,6 +185,9 @@ def send(account: EmailAccount, draft_id: int) -> EmailMessage | None:
     draft = _take(account, draft_id)
     try:
         sent = sending.send(account, draft)
+    except PartlySent:
+        _remove(draft_id)  # it is in Sent: a second Send would reach the accepted recipients again
+        raise
     except BaseException:
         _give_back(draft_id)
         raise
@@ -263,10 +288,12 @@ def forward(account: EmailAccount, original: EmailMessage, *, as_attachment: boo
         f"Subject: {original.subject}",
         f"To: {_join(original.mailboxes('to'))}",
     ]
+    if as_attachment and original.body_state == BodyState.OVERSIZE:
+        raise Invalid("this message was over the size limit: only its headers were kept, so it cannot be attached")
     body = "\n".join(header) + "\n\n" + (original.text_body or "")
-    draft = Draft(
-        to="", subject=_prefixed("Fwd: ", original.subject), text="\n\n" + (body if not as_attachment else "")
-    )
+    if as_attachment:
+        body = f"The forwarded message is attached: {original.subject or '(no subject)'}"
+    draft = Draft(to="", subject=_prefixed("Fwd: ", original.subject), text="\n\n" + body)
     forwarded = save(account, draft)
     with write_transaction():
         forwarded = get(account, forwarded.id)
@@ -299,15 +326,12 @@ def forward(account: EmailAccount, original: EmailMessage, *, as_attachment: boo
 
 def _thread(original: EmailMessage) -> tuple[str, str]:
     """In-Reply-To and References for an answer to ``original`` (RFC 5322 §3.6.4)."""
-    if not original.message_id:
-        return "", ""
-    own = f"<{original.message_id.strip('<>')}>"
-    try:
-        headers = message_from_bytes(blobs.get(original.raw_sha256).split(b"\r\n\r\n", 1)[0], policy=compat32)
-        earlier = " ".join(str(headers.get("References", "")).split())
-    except blobs.BlobMissing:
-        earlier = ""
-    ids = re.findall(r"<[^<>\s@]+@[^<>\s@]+>", earlier)[-20:]  # a long thread keeps its newest ids
+    own = f"<{(original.message_id or '').strip().strip('<>')}>"
+    if not _MSG_IDS.fullmatch(own):
+        return "", ""  # no usable Message-ID (missing, or not id@domain): the reply starts a thread
+    headers = _headers(original)
+    earlier = " ".join(str(headers.get("References", "")).split()) if headers is not None else ""
+    ids = _MSG_IDS.findall(earlier)[-20:]  # a long thread keeps its newest ids
     return own, " ".join([*ids, own])
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -49,6 +49,13 @@ def enqueue(
     same key for the account returns the first message instead (Conflict never: re-running a file is safe)."""
     if send_after is not None and send_after.tzinfo is None:
         raise Invalid("send after: give a time with its zone (e.g. 2026-12-24T09:00:00+01:00)")
+    if send_after is not None:
+        try:
+            send_after = send_after.astimezone(UTC)
+        except OverflowError:
+            raise Invalid("send after: out of range") from None
+        if not 2000 <= send_after.year <= 9000:
+            raise Invalid("send after: out of range (years 2000 to 9000)")
     if key is not None and not 0 < len(key) <= MAX_KEY_LENGTH:
         raise Invalid(f"key: 1 to {MAX_KEY_LENGTH} characters")
     message, raw = build(account, draft)
@@ -172,7 +179,8 @@ def nudge(account: EmailAccount) -> None:
                 description=f"send queued mail of {account.name}",
             )
     except Exception as exc:  # noqa: BLE001 - best effort: the schedule picks it up
-        log.warning("account %s: no worker nudged for queued mail (%s); the schedule will send it", account.name, exc)
+        # Info: a command's one line of output is its own (a Redis that is down says so there).
+        log.info("account %s: no worker nudged for queued mail (%s); the schedule will send it", account.name, exc)
 
 
 def started_draining(account_id: int) -> None:
@@ -297,6 +305,13 @@ def cancel(account: EmailAccount | None, message_id: int) -> EmailMessage:
     """Take a queued (or failed) message out of the queue: it becomes a draft. One being sent right now
     cannot be stopped (Invalid)."""
     message = get(account, message_id)
+    if message.accepted:
+        raise Invalid(
+            f"message {message_id} already went to {', '.join(message.accepted)}: a draft of it would be sent to "
+            "them again; Retry it instead (only the others get it)"
+        )
+    # Bulk-queued mail has only its headers parsed: the draft needs the bodies and attachments.
+    store.complete(message)
     with write_transaction():
         changed = db.session.execute(
             update(EmailMessage)

@@ -17,7 +17,7 @@ from webapp.models import EmailAccount, EmailMessage
 from webapp.models.base import utcnow
 from webapp.models.message import SENT_FOLDER, MessageStatus
 from webapp.services.account import accounts, errorlog
-from webapp.services.errors import ConnectionFailed, Invalid
+from webapp.services.errors import ConnectionFailed, Invalid, PartlySent
 from webapp.services.outgoing import sentcopy
 from webapp.services.platform import blobs
 from webapp.services.platform.failpoints import NONE as NO_FAILPOINTS
@@ -139,7 +139,7 @@ def send(account: EmailAccount, draft: Draft, *, failpoints: FailPoints = NO_FAI
         reason = f"Outgoing server: {endpoint.describe()} refused some recipients: {report.describe_refusals()}"
         _store_sent(account, raw, message, failpoints, last_error=reason)
         errorlog.record(account, "send", reason, detail=f"kind={ErrorKind.RECIPIENTS}; {detail}")
-        raise ConnectionFailed(reason, ErrorKind.RECIPIENTS)
+        raise PartlySent(reason, ErrorKind.RECIPIENTS)
     sent = _store_sent(account, raw, message, failpoints)
     sentcopy.copy_to_sent_folder(account, [blobs.sha256(raw)])
     return sent

@@ -12,7 +12,7 @@ from werkzeug.datastructures import FileStorage
 
 from webapp.models import EmailAccount
 from webapp.models.message import SENT_FOLDER
-from webapp.services.errors import ConnectorError, Invalid, NotFound
+from webapp.services.errors import ConnectorError, Invalid, NotFound, PartlySent
 from webapp.services.identity import users
 from webapp.services.outgoing import drafts, sending
 from webapp.services.reading import messages
@@ -173,7 +173,7 @@ def compose(account_id: int) -> ResponseReturnValue:
                 account,
                 _draft_from(form),
                 draft_id=_int(form.draft_id.data),
-                keep_attachments=[int(v) for v in request.form.getlist("keep_attachment") if v.isdigit()],
+                keep_attachments=[int(v) for v in request.form.getlist("keep_attachment") if _is_number(v)],
             )
         except NotFound:
             abort(404)
@@ -191,6 +191,9 @@ def compose(account_id: int) -> ResponseReturnValue:
                 flash(f"Queued: {queued.subject}", "success")
                 return redirect(url_for("outbox.tab", account_id=account.id, status="queued"))
             sent = drafts.send(account, message.id)
+        except PartlySent as exc:
+            flash(f"Sent, but not to everyone: {exc}", "error")
+            return redirect(url_for("mailbox.mailbox", account_id=account.id, folder=SENT_FOLDER))
         except ConnectorError as exc:
             form.form_errors.append(f"{exc} — what you wrote is kept as a draft.")
         else:
@@ -209,8 +212,13 @@ def _draft_or_404(account: EmailAccount, draft_id: int) -> Any:
         abort(404)
 
 
+def _is_number(value: str) -> bool:
+    # ASCII digits only: "²".isdigit() is true, int("²") is not.
+    return value.isascii() and value.isdigit() and len(value) < 20
+
+
 def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
+    return int(value) if value and _is_number(value) else None
 
 
 def _fill_form(form: ComposeForm, values: dict[str, str]) -> None:

@@ -127,7 +127,11 @@ def answer(message_id: int) -> ResponseReturnValue:
     if how in ("reply", "reply-all"):
         draft = drafts.reply(account, original, to_all=how == "reply-all")
     elif how in ("forward", "forward-eml"):
-        draft = drafts.forward(account, original, as_attachment=how == "forward-eml")
+        try:
+            draft = drafts.forward(account, original, as_attachment=how == "forward-eml")
+        except ConnectorError as exc:
+            flash(str(exc), "error")
+            return redirect(url_for("messages.show", message_id=original.id))
     else:
         abort(400)
     return redirect(url_for("mailbox.compose", account_id=account.id, draft=draft.id))
