@@ -15,6 +15,7 @@ from email.message import Message
 from email.policy import compat32
 
 from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError
 
 from webapp.adapters.mime import addresses
 from webapp.database import write_transaction
@@ -27,6 +28,8 @@ from webapp.services.outgoing import delivery, outbox, sending
 from webapp.services.outgoing.sending import Draft, OutgoingAttachment
 from webapp.services.platform import blobs
 
+LABELS = {"to": "To", "cc": "CC", "bcc": "BCC", "reply_to": "Reply-To", "subject": "Subject", "text": "Text",
+          "html": "HTML", "in_reply_to": "In-Reply-To", "references": "References"}  # fmt: skip
 FIELDS = ("to", "cc", "bcc", "reply_to", "subject", "text", "html", "in_reply_to", "references")
 _EMPTY_SHA = blobs.sha256(b"")
 _MSG_IDS = re.compile(r"<[^<>\s@]+@[^<>\s@]+>")
@@ -35,7 +38,11 @@ _PREFIX = re.compile(r"^\s*((re|fwd?|aw|wg|sv|vs)\s*(\[\d+\])?\s*:\s*)+", re.IGN
 
 def get(account: EmailAccount, draft_id: int) -> EmailMessage:
     """The account's draft ``draft_id``; NotFound otherwise."""
-    message = db.session.get(EmailMessage, draft_id) if 0 < draft_id <= MAX_ID else None
+    try:
+        message = db.session.get(EmailMessage, draft_id) if 0 < draft_id <= MAX_ID else None
+    except DBAPIError:  # an id the database's column cannot hold (PostgreSQL: integer out of range)
+        db.session.rollback()
+        message = None
     if message is None or message.account_id != account.id or message.status != MessageStatus.DRAFT:
         raise NotFound(f"no draft {draft_id}")
     return message
@@ -110,8 +117,13 @@ def save(
     values = {name: getattr(draft, name) for name in FIELDS}
     for name, value in values.items():
         if len(value) > 10_000_000:
-            raise Invalid(f"{name}: too long for a draft")
+            raise Invalid(f"{LABELS.get(name, name)}: too long for a draft")
+        if "\0" in value:  # PostgreSQL cannot store NUL in text, and no mail may carry it
+            raise Invalid(f"{LABELS.get(name, name)}: a NUL (control character) is not allowed")
     keep = [i for i in keep_attachments or () if 0 < i <= MAX_ID] if keep_attachments is not None else None
+    for attachment in draft.attachments:
+        if "\0" in attachment.filename:
+            raise Invalid("attachment filename: a NUL (control character) is not allowed")
     stored = [(a.filename, blobs.put(a.content), a.content_type, len(a.content)) for a in draft.attachments]
     with write_transaction():
         if draft_id is None:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import DBAPIError
 
 from webapp.adapters.mime import addresses
 from webapp.database import write_transaction
@@ -262,7 +263,11 @@ def counts(account_ids: Sequence[int]) -> dict[int, dict[str, int]]:
 
 def get(account: EmailAccount | None, message_id: int) -> EmailMessage:
     """An outgoing message (of ``account`` when given); NotFound otherwise."""
-    message = db.session.get(EmailMessage, message_id) if 0 < message_id <= MAX_ID else None
+    try:
+        message = db.session.get(EmailMessage, message_id) if 0 < message_id <= MAX_ID else None
+    except DBAPIError:  # an id the database's column cannot hold (PostgreSQL: integer out of range)
+        db.session.rollback()
+        message = None
     if message is None or message.status == MessageStatus.RECEIVED or (account and message.account_id != account.id):
         raise NotFound(f"no outgoing message {message_id}")
     return message
