@@ -121,9 +121,8 @@ def save(
         if "\0" in value:  # PostgreSQL cannot store NUL in text, and no mail may carry it
             raise Invalid(f"{LABELS.get(name, name)}: a NUL (control character) is not allowed")
     keep = [i for i in keep_attachments or () if 0 < i <= MAX_ID] if keep_attachments is not None else None
-    for attachment in draft.attachments:
-        if "\0" in attachment.filename:
-            raise Invalid("attachment filename: a NUL (control character) is not allowed")
+    if any("\0" in upload.filename for upload in draft.attachments):
+        raise Invalid("attachment filename: a NUL (control character) is not allowed")
     stored = [(a.filename, blobs.put(a.content), a.content_type, len(a.content)) for a in draft.attachments]
     with write_transaction():
         if draft_id is None:
