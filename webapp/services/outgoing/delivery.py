@@ -567,15 +567,15 @@ class Drain:
             if self.renew_slot is not None:
                 self.renew_slot()
 
-    def _flush(self, mark_data: int | None = None) -> None:
-        """Write the outcomes waiting, and mark ``mark_data`` as entering DATA, in one commit. The server
+    def _flush(self) -> None:
+        """Write the outcomes (and Error-log entries) waiting, in one commit. The server
         has already acted on these outcomes: a failing database is retried, then the Error logs say so
         (the lease then expires and the sweep marks the message possibly sent: never sent twice)."""
-        if not self.pending and not self.log_entries and mark_data is None:
+        if not self.pending and not self.log_entries:
             return
         for attempt in range(STORE_RETRIES):
             try:
-                self._write(mark_data)
+                self._write()
             except (SQLAlchemyError, FailPoint) as exc:
                 db.session.rollback()
                 if attempt == STORE_RETRIES - 1:
@@ -588,7 +588,7 @@ class Drain:
                 self.log_entries.clear()
                 return
 
-    def _write(self, mark_data: int | None) -> None:
+    def _write(self) -> None:
         self.failpoints.hit("send_record")
         with write_transaction():
             # The session's connection, not the session: no ORM bookkeeping for statements run per message.
@@ -597,8 +597,6 @@ class Drain:
                 connection.execute(_RECORD, [self._params(outcome) for outcome in self.pending])
             for reason, detail in self.log_entries:
                 errorlog.add(self.account_id, "send", reason, detail)
-            if mark_data is not None:
-                connection.execute(_MARK_DATA, {"b_id": mark_data, "b_owner": self.owner})
             self._renew_lease(connection)
             db.session.commit()
 

@@ -143,25 +143,13 @@ def _insert(
             )
             if existing is not None:
                 return existing
-        queued = _add(account, raw, recipients, bcc, send_after, key)
+        queued = store.add(account, store.Origin(OUTBOX_FOLDER), raw, status=MessageStatus.QUEUED, seen=True, bcc=bcc)
+        queued.envelope = recipients
+        queued.accepted = []
+        queued.send_after = send_after
+        queued.queue_key = key
         db.session.commit()
         return queued
-
-
-def _add(
-    account: EmailAccount,
-    raw: bytes,
-    recipients: list[str],
-    bcc: tuple[str, ...],
-    send_after: datetime | None,
-    key: str | None,
-) -> EmailMessage:
-    queued = store.add(account, store.Origin(OUTBOX_FOLDER), raw, status=MessageStatus.QUEUED, seen=True, bcc=bcc)
-    queued.envelope = recipients
-    queued.accepted = []
-    queued.send_after = send_after
-    queued.queue_key = key
-    return queued
 
 
 def nudge(account: EmailAccount) -> None:
