@@ -157,13 +157,15 @@ def _sent_message() -> bytes:
     )
 
 
+@pytest.mark.parametrize("pipelining", [True, False])
 def test_send_delivers_the_exact_bytes(
-    dovecot: Dovecot, smtp: SmtpServer, creds: PasswordAuth, trust: TlsPolicy, pki: Pki
+    dovecot: Dovecot, smtp: SmtpServer, creds: PasswordAuth, trust: TlsPolicy, pki: Pki, pipelining: bool
 ) -> None:
     import ssl as ssl_module
 
     from imapclient import IMAPClient
 
+    smtp.pipelining = pipelining
     raw = _sent_message()
     endpoint = Endpoint("smtp", "tls", "127.0.0.1", smtp.tls_port, timeout=5, tls=trust)
     smtp_adapter.send(endpoint, creds, "alice@example.test", ["alice@example.test", "bob@example.test"], raw)
@@ -185,9 +187,11 @@ def test_send_delivers_the_exact_bytes(
         (None, "550 5.1.1 No such user", PermanentError),
     ],
 )
+@pytest.mark.parametrize("pipelining", [True, False])
 def test_send_failures_are_transient_or_permanent(
-    smtp: SmtpServer, creds: PasswordAuth, trust: TlsPolicy, data_reply, rcpt_reply, error
+    smtp: SmtpServer, creds: PasswordAuth, trust: TlsPolicy, data_reply, rcpt_reply, error, pipelining: bool
 ) -> None:
+    smtp.pipelining = pipelining
     smtp.fail_with, smtp.fail_rcpt_with = data_reply, rcpt_reply
     endpoint = Endpoint("smtp", "starttls", "127.0.0.1", smtp.port, timeout=5, tls=trust)
     with pytest.raises(error) as info:
@@ -196,9 +200,11 @@ def test_send_failures_are_transient_or_permanent(
     assert smtp.received == []
 
 
+@pytest.mark.parametrize("pipelining", [True, False])
 def test_a_send_report_names_each_recipient_accepted_or_refused(
-    smtp: SmtpServer, creds: PasswordAuth, trust: TlsPolicy
+    smtp: SmtpServer, creds: PasswordAuth, trust: TlsPolicy, pipelining: bool
 ) -> None:
+    smtp.pipelining = pipelining
     smtp.refuse = {"gone@example.test": "550 5.1.1 No such user", "busy@example.test": "452 4.2.2 Over quota"}
     endpoint = Endpoint("smtp", "starttls", "127.0.0.1", smtp.port, timeout=5, tls=trust)
     recipients = ["alice@example.test", "gone@example.test", "busy@example.test"]

@@ -4,6 +4,7 @@ Modes: ``pass`` (forward), ``reset`` (accept, then reset the connection), ``blac
 answer), ``delay`` (forward each chunk after ``delay`` seconds). ``reset_after`` resets once that many
 bytes went from server to client. Changing the mode affects new connections and chunks in flight.
 ``hold(command)`` keeps the client line containing ``command`` (and with it the connection) until released.
+``from_client`` records each chunk the client sent, as read (how a client batches its writes).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class FaultProxy:
     answers: list[tuple[bytes, bytes]] = field(default_factory=list)
     answered: list[bytes] = field(default_factory=list)
     holds: list[Hold] = field(default_factory=list)
+    from_client: list[bytes] = field(default_factory=list)
 
     def start(self) -> FaultProxy:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -129,6 +131,8 @@ class FaultProxy:
                         continue  # swallow: the peer waits forever
                     if self.mode == "reset":
                         return _reset_both(client, upstream)
+                    if source is client:
+                        self.from_client.append(chunk)
                     if self.mode == "delay" and self.delay:
                         time.sleep(self.delay)
                     if source is client and (self.answers or self.holds):

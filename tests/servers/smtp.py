@@ -4,6 +4,8 @@ Two listeners: plain with STARTTLS offered (AUTH allowed on loopback without TLS
 AUTH PLAIN/LOGIN checks the Dovecot users. ``fail_with`` makes it answer a 4xx/5xx reply instead.
 ``smtputf8`` (on by default, as aiosmtpd's Controller has it) says whether new connections offer
 SMTPUTF8; without it, aiosmtpd answers non-ASCII addresses with "500 Error: strict ASCII mode".
+``pipelining`` (on by default, as real MTAs have it) says whether EHLO offers PIPELINING (RFC 2920);
+aiosmtpd reads commands one after the other from its buffer, which is all a pipelining server needs.
 """
 
 from __future__ import annotations
@@ -33,6 +35,14 @@ class Received:
 class DeliveringHandler:
     def __init__(self, server: SmtpServer) -> None:
         self.server = server
+
+    async def handle_EHLO(
+        self, smtp: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname  # what aiosmtpd does itself when no hook takes EHLO
+        if self.server.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(
         self, smtp: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -83,6 +93,7 @@ class SmtpServer:
     fail_rcpt_with: str | None = None
     refuse: dict[str, str] = field(default_factory=dict)  # recipient → the reply refusing it
     smtputf8: bool = True
+    pipelining: bool = True
     received: list[Received] = field(default_factory=list)
     transactions: int = 0  # DATA commands completed, accepted or not
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -124,6 +135,7 @@ class SmtpServer:
         self.fail_rcpt_with = None
         self.refuse = {}
         self.smtputf8 = True
+        self.pipelining = True
         with self.lock:
             self.received.clear()
             self.transactions = 0

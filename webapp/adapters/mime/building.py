@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import binascii
 import email
+import functools
 import mimetypes
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy as email_policy
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage, Message
 from email.utils import format_datetime, make_msgid
 
@@ -193,6 +195,35 @@ def _header_form(mailbox: Mailbox, utf8: bool) -> str:
     return addresses.format_mailbox(Mailbox(address, " ".join(mailbox.name.split())))
 
 
+class _RememberingHeaders(HeaderRegistry):
+    """The email package's header registry, remembering what it parsed: parsing a header value (the
+    address and parameter grammars) is most of the time of building and checking a message, and a
+    run of messages repeats most values (From, Date, the MIME headers). Header objects are immutable
+    strings, so one parse can serve every message holding the same value."""
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        # The registry makes a new class at every lookup; one per header name serves as well.
+        return self._class_of(name.lower())
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - as below
+    def _class_of(self, name: str) -> type[BaseHeader]:
+        return super().__getitem__(name)
+
+    def __call__(self, name: str, value: str) -> BaseHeader:
+        if len(value) > 1000:  # long values are rarely repeated: not kept (bounded memory)
+            return super().__call__(name, value)
+        return self._remembered(name, value)
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one module-level instance, never freed anyway
+    def _remembered(self, name: str, value: str) -> BaseHeader:
+        return super().__call__(name, value)
+
+
+_HEADERS = _RememberingHeaders()
+_SMTP_POLICY = email_policy.SMTP.clone(header_factory=_HEADERS)
+_READ_POLICY = email_policy.default.clone(header_factory=_HEADERS)
+
+
 def build(message: OutgoingMessage, *, domain: str | None = None) -> bytes:
     """Return the message as bytes with CRLF line endings, ready for SMTP (BCC is not a header).
 
@@ -215,7 +246,7 @@ def build(message: OutgoingMessage, *, domain: str | None = None) -> bytes:
         raise HeaderError("To: at least one recipient is required")
     attachments = [_attachment(a) for a in message.attachments]
     utf8 = any(addresses.needs_smtputf8(m.address) for m in (sender, *to, *cc, *reply_to))
-    policy = email_policy.SMTP.clone(cte_type="7bit", utf8=utf8)
+    policy = _SMTP_POLICY.clone(cte_type="7bit", utf8=utf8)
     if utf8:
         # Python 3.11's folder drops the quotes of a long quoted name in UTF-8 headers (the check
         # after building catches it); folding only beyond RFC 5322's hard limit avoids it.
@@ -299,7 +330,7 @@ def verify(built: EmailMessage, raw: bytes, intended: dict[str, list[str]]) -> N
     if not getattr(built.policy, "utf8", False) and not raw.isascii():
         raise VerificationError("refused: the built message holds 8-bit header or body bytes")
     try:
-        parsed = email.message_from_string(raw.decode("utf-8"), policy=email_policy.default)
+        parsed = email.message_from_string(raw.decode("utf-8"), policy=_READ_POLICY)
     except (UnicodeDecodeError, ValueError, LookupError) as exc:
         raise VerificationError(f"refused: the built message cannot be read back ({type(exc).__name__})") from None
     wanted_parts, sent_parts = list(built.walk()), list(parsed.walk())

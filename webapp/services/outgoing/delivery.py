@@ -33,7 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from webapp.adapters.errors import AdapterError, PermanentError
 from webapp.adapters.mail import smtp
-from webapp.database import write_connection, write_transaction
+from webapp.database import write_on, write_transaction
 from webapp.extensions import db
 from webapp.models import EmailAccount, EmailMessage
 from webapp.models.base import utcnow
@@ -303,6 +303,7 @@ class Drain:
         self.engine = db.engine
         self.lease = lease_seconds()  # read here: the writer thread has no app context
         self.writer = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-writer")
+        self.writer_connection: Connection | None = None  # the writer thread's own, held for the whole drain
         self.reader = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-reader")
         self.account_id = account.id
         self.owner = owner
@@ -345,6 +346,7 @@ class Drain:
                     if not self._send_chunk(session, ids):
                         break  # the connection broke: the rest of the chunk went back
             finally:
+                self.writer.submit(self._close_writer_connection)  # in its own thread, after the last write
                 self.writer.shutdown(wait=True)
                 self.reader.shutdown(wait=True, cancel_futures=True)
                 self._flush()
@@ -415,19 +417,21 @@ class Drain:
             raw = raw_read.result() if raw_read is not None else blobs.get(message.raw_sha256)
             report = session.send(self.sender, recipients, raw, before_data=before_data)
         except LeaseLost:
-            return True  # the sweep gave it to another worker while this one was busy: not ours to send
+            # The sweep gave it to another worker while this one was busy: not ours to send. (A pipelined
+            # DATA was already answered 354: the session closed the connection to leave it.)
+            return session.open
         except smtp.RecipientsRefused as exc:
             if not _joined(writing):
-                return True  # no longer ours (see LeaseLost)
+                return session.open  # no longer ours (see LeaseLost)
             reason = f"Outgoing server: {exc}"
             if exc.report.refused and all(r.transient for r in exc.report.refused):
                 self._retry_or_fail(message, accepted, attempts, reason)
             else:
                 self._fail(message, accepted, attempts, reason)
-            return True
+            return session.open  # closed after a 421: the server is leaving
         except AdapterError as exc:
             if not _joined(writing):
-                return True  # no longer ours (see LeaseLost)
+                return session.open  # no longer ours (see LeaseLost)
             reason = f"Outgoing server: {exc}"
             broken = exc.kind in ("timeout", "reset", "network", "tls") or not _is_reply(exc)
             if in_data and broken:
@@ -437,7 +441,7 @@ class Drain:
                 self._fail(message, accepted, attempts, reason)
             else:
                 self._retry_or_fail(message, accepted, attempts, reason)
-            return not broken
+            return not broken and session.open
         except blobs.BlobMissing:
             if not _joined(writing):
                 return True  # no longer ours (see LeaseLost)
@@ -544,7 +548,9 @@ class Drain:
         for attempt in range(STORE_RETRIES):
             try:
                 self.failpoints.hit("send_record")
-                with write_connection(self.engine) as connection:
+                if self.writer_connection is None:
+                    self.writer_connection = self.engine.connect()
+                with write_on(self.writer_connection) as connection:
                     if outcomes:
                         connection.execute(_RECORD, [self._params(outcome) for outcome in outcomes])
                     marked = connection.execute(_MARK_DATA, {"b_id": mark_data, "b_owner": self.owner}).rowcount
@@ -553,11 +559,20 @@ class Drain:
                     raise LeaseLost(mark_data)
                 return
             except (SQLAlchemyError, FailPoint):
+                self._close_writer_connection()  # a broken connection is not reused: the retry opens another
                 if attempt == STORE_RETRIES - 1:
                     log.exception("outbox: recording what the SMTP server did failed")
                     self.pending[:0] = outcomes  # for the Error-log entry of the final flush
                     raise
                 time.sleep(0.2 * 2**attempt)
+
+    def _close_writer_connection(self) -> None:
+        if self.writer_connection is not None:
+            connection, self.writer_connection = self.writer_connection, None
+            try:
+                connection.close()
+            except SQLAlchemyError:
+                log.warning("outbox: closing the writer's database connection failed", exc_info=True)
 
     def _renew_lease(self, connection: Connection) -> None:
         if time.monotonic() - self.lease_renewed > self.lease / 5:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent import futures
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -70,14 +71,24 @@ def enqueue_many(account: EmailAccount, items: Sequence[tuple[Draft, str | None]
     """Queue every draft, or none: each is built first (Invalid names the 1-based position of a bad one),
     then all go in one transaction. A draft whose key was queued before is skipped. (queued, skipped)."""
     built = []
-    for number, (draft, key) in enumerate(items, start=1):
-        if key is not None and not 0 < len(key) <= MAX_KEY_LENGTH:
-            raise Invalid(f"line {number}: key: 1 to {MAX_KEY_LENGTH} characters")
-        try:
-            message, raw = build(account, draft)
-        except ConnectorError as exc:
-            raise Invalid(f"line {number}: {exc}") from None
-        built.append((message, raw, key))
+    # The files of the blob store are created by threads while the next drafts are built (creating a
+    # file costs about what building a small message does); the rows below touch them again, so a
+    # garbage collection between the two spares them (or they are written anew).
+    writer = blobs.thread_writer()
+    with futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="outbox-blobs") as pool:
+        writes = []
+        for number, (draft, key) in enumerate(items, start=1):
+            if key is not None and not 0 < len(key) <= MAX_KEY_LENGTH:
+                raise Invalid(f"line {number}: key: 1 to {MAX_KEY_LENGTH} characters")
+            try:
+                message, raw = build(account, draft)
+            except ConnectorError as exc:
+                raise Invalid(f"line {number}: {exc}") from None
+            built.append((message, raw, key))
+            if writer is not None:
+                writes.append(pool.submit(writer, raw))
+        for write in writes:
+            write.result()  # a full disk is an error before anything is queued
     with write_transaction():
         known = set(_known_keys(account, [key for _m, _r, key in built if key is not None]))
         rows = []

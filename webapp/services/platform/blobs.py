@@ -81,6 +81,16 @@ def thread_reader() -> Callable[[str], bytes] | None:
     return None if _in_database() else _folder_store().get
 
 
+def thread_writer() -> Callable[[bytes], str] | None:
+    """:func:`put` with ``durable=False`` for other threads (no app context): the folder store's own
+    writer, so that a batch can create its files while the caller goes on; None when blobs are in the
+    database (they join the caller's transaction there)."""
+    if _in_database():
+        return None
+    store = _folder_store()
+    return lambda data: store.put(data, durable=False)
+
+
 # Whatever the setting or the command line says: bytes stored this recently may belong to rows not
 # committed yet (a message being sent, a batch of a fetch).
 MIN_GRACE_SECONDS = 60
