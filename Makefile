@@ -7,7 +7,7 @@ PORT ?= 5000
 HOST ?= 127.0.0.1
 HTMX := webapp/static/vendor/htmx.min.js
 
-.PHONY: install install-dev run test lint fmt bench clean
+.PHONY: install install-dev run test test-suite lint fmt bench clean
 
 # Shared, idempotent set-up: quick when nothing changed. `install` is what running needs; `install-dev`
 # adds the test and lint tools (the `dev` extras), for `make test`, `make lint`, `make fmt`, `make bench`.
@@ -41,6 +41,11 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/lint-imports
 
 test: install-dev lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The suite alone, without the lint: .ci/run lints once, then runs the suite on SQLite and on
+# PostgreSQL at the same time (each on servers, ports, a Redis db and a database of its own).
+test-suite: install-dev
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Minutes, not seconds: run by hand; figures go into docs/benchmarks.md.
