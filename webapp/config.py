@@ -55,6 +55,21 @@ DEFAULTS: dict[str, Any] = {
     # A worker sending queued mail holds it this long at a time (renewed as it goes); a stopped worker's
     # messages are put back (or marked possibly sent) after it.
     "SEND_LEASE_SECONDS": 300,
+    # Subscriptions to incoming mail (IMAP IDLE, docs/subscriptions.md): an IDLE lasts at most this long
+    # before DONE proves the connection alive and a new IDLE starts (RFC 2177: under 29 minutes); a
+    # connection that answers nothing is noticed after it plus the account's timeout.
+    "SUBSCRIPTION_IDLE_SECONDS": 300,
+    # A server without IDLE is fetched this often instead.
+    "SUBSCRIPTION_POLL_SECONDS": 60,
+    # Reconnecting: waits of 2 s, 4 s, … at most SUBSCRIPTION_BACKOFF_MAX_SECONDS (times 0.5-1.5), then
+    # CONNECTIONRETRYEXHAUSTED after SUBSCRIPTION_RETRIES failed attempts in a row.
+    "SUBSCRIPTION_RETRIES": 10,
+    "SUBSCRIPTION_BACKOFF_SECONDS": 2.0,
+    "SUBSCRIPTION_BACKOFF_MAX_SECONDS": 300.0,
+    # Each subscribed account is held by one subscriber process through a lease in Redis, renewed every
+    # SUBSCRIPTION_CHECK_SECONDS; another process takes it over once the lease expires.
+    "SUBSCRIPTION_LEASE_SECONDS": 30,
+    "SUBSCRIPTION_CHECK_SECONDS": 2.0,
     # How long `fetch --wait` waits for a job before giving up (seconds).
     "FETCH_WAIT_SECONDS": 3600,
     # Webhooks may POST to private and loopback addresses (on-premises receivers); False refuses them.

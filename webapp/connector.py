@@ -2,12 +2,12 @@
 
 Call it inside an app context (``with app.app_context():``). Functions take model objects or ids (or
 account names) and raise a :class:`ConnectorError` subclass carrying the reason when they fail. The
-remaining actions arrive with the issues that build them (templates, subscriptions, autoconfig).
+remaining actions arrive with the issues that build them (templates, autoconfig).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from webapp.services.outgoing import outbox as _outbox
 from webapp.services.outgoing import sending as _sending
 from webapp.services.outgoing.sending import Draft, OutgoingAttachment
 from webapp.services.receiving import fetchjobs as _fetchjobs
+from webapp.services.receiving import subscriptions as _subscriptions
 
 __all__ = [
     "Attachment",
@@ -40,7 +41,9 @@ __all__ = [
     "retrieve_email_messages",
     "send_email",
     "send_queued_emails",
+    "subscribe_to_incoming_email",
     "test_connection",
+    "unsubscribe_from_incoming_email",
 ]
 
 
@@ -111,6 +114,38 @@ def retrieve_email_messages(
     str). See docs/webhooks.md.
     """
     return _fetchjobs.enqueue(_account(account), on_fetch, on_complete, on_error, trigger=_RunTrigger.API)
+
+
+def subscribe_to_incoming_email(
+    account: EmailAccount | int | str,
+    on_new_email: str | Callable[..., Any] | None = None,
+    on_state_changed: str | Callable[..., Any] | None = None,
+) -> None:
+    """Subscribe the account to incoming mail (Mendix ``SubscribeToIncomingEmail``; IMAP only).
+
+    The subscription is stored: ``email-connector subscriber`` (which ``make run`` starts) takes it within
+    seconds, and again after any restart; subscribing twice changes the one subscription. New mail is
+    stored as a fetch stores it and handed to ``on_new_email`` as a list of complete EmailMessage;
+    ``on_state_changed(state, comment)`` hears CONNECTED, RECONNECTED, CONNECTIONTOSERVERLOST,
+    CONNECTIONRETRYEXHAUSTED and SUBSCRIPTIONFAILED. Callbacks are module-level functions (or their
+    dotted paths: they run in the subscriber process) or URLs of the account's webhooks.
+    """
+    _subscriptions.subscribe(_account(account), _target(on_new_email), _target(on_state_changed))
+
+
+def unsubscribe_from_incoming_email(account: EmailAccount | int | str) -> bool:
+    """End the account's subscription (Mendix ``UnsubscribeFromIncomingEmail``); False if there was none."""
+    return _subscriptions.unsubscribe(_account(account))
+
+
+def _target(callback: str | Callable[..., Any] | None) -> str | None:
+    """A callback as stored: a module-level function becomes its dotted path (it runs in another process)."""
+    if callback is None or isinstance(callback, str):
+        return callback
+    module, name = getattr(callback, "__module__", None), getattr(callback, "__qualname__", "")
+    if not module or not name or "<" in name or "." in name:
+        raise Invalid("a callback must be a module-level function (or its dotted path): it runs in the subscriber")
+    return f"{module}.{name}"
 
 
 def _draft(values: Mapping[str, Any]) -> Draft:

@@ -62,13 +62,15 @@ def worker(info: ScriptInfo, queue_names: tuple[str, ...], burst: bool) -> None:
 @click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", "5000")), show_default="5000 or $PORT")
 @pass_script_info
 def up(info: ScriptInfo, host: str, port: int) -> None:
-    """Start the embedded Redis (unless REDIS_URL is set), a worker, the scheduler and the web server."""
+    """Start the embedded Redis (unless REDIS_URL is set), a worker, the scheduler, the subscriber and the
+    web server."""
     app = info.load_app()
     _warn_about_python()
     exe = [sys.executable, "-m", "webapp.cli"]
     children: dict[str, list[str]] = {
         "worker": [*exe, "worker"],
         "scheduler": [*exe, "scheduler"],
+        "subscriber": [*exe, "subscriber"],
         "web": [*exe, "run", "--host", host, "--port", str(port)],
     }
     with contextlib.ExitStack() as stack:

@@ -8,6 +8,7 @@ from webapp.models.log import ErrorLog
 from webapp.models.message import Attachment, Blob, EmailMessage
 from webapp.models.session import UserSession
 from webapp.models.setting import AppSetting
+from webapp.models.subscription import Subscription
 from webapp.models.user import User
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "ErrorLog",
     "FetchRun",
     "FolderState",
+    "Subscription",
     "User",
     "UserSession",
     "Webhook",

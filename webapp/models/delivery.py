@@ -11,7 +11,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.models.base import Base, UTCDateTime, utcnow
 
-EVENTS = ("fetch", "complete", "error")  # what a webhook subscribes to
+# What a webhook subscribes to: a fetch's events, and a subscription's (new mail, state changes).
+EVENTS = ("fetch", "complete", "error", "new_email", "subscription_state")
 TEST = "test"  # sent on demand from the account page or `webhooks test`
 
 

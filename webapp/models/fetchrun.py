@@ -23,6 +23,7 @@ class RunTrigger(StrEnum):
     SCHEDULE = "schedule"
     COMMAND = "command"  # email-connector fetch (queued or --inline)
     API = "api"  # webapp.connector.retrieve_email_messages
+    IDLE = "idle"  # a subscription: the server announced new mail, or the gap after a (re)connect
 
 
 class FetchRun(Base):

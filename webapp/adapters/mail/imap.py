@@ -9,7 +9,8 @@ was written and tested for, and imapclient's own FETCH otherwise.
 from __future__ import annotations
 
 import imaplib
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,7 +18,7 @@ from datetime import datetime
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
-from webapp.adapters.errors import AdapterError, AuthError, PermanentError
+from webapp.adapters.errors import AdapterError, AuthError, PermanentError, TransientError
 from webapp.adapters.mail import imapfetch
 from webapp.adapters.mail.auth import Auth
 from webapp.adapters.mail.endpoint import Endpoint
@@ -52,6 +53,41 @@ class ImapSession:
                 f"the folder {folder!r} cannot be opened: {_server_text(exc)}", kind="folder"
             ) from None
         return FolderInfo(folder, int(info.get(b"UIDVALIDITY", 0)), int(info.get(b"EXISTS", 0)))
+
+    def noop(self) -> None:
+        """NOOP: proves the connection alive (and resets the server's auto-logout timer)."""
+        self._client.noop()
+
+    @property
+    def can_idle(self) -> bool:
+        """Does the server offer IDLE (RFC 2177)?"""
+        return bool(self._client.has_capability("IDLE"))
+
+    def idle(self, seconds: float, stop: Callable[[], bool] = lambda: False) -> bool:
+        """IDLE in the open folder for at most ``seconds`` (less once the server announces new mail, or
+        ``stop()`` says so), then DONE; True when the server announced new mail (EXISTS or RECENT).
+
+        DONE's answer is the watchdog: a connection that went silent (no RST, a dead NAT entry) gives no
+        answer within the endpoint's timeout and comes out as a timeout error; a closed one as a reset.
+        Call it again at once to go on idling (RFC 2177 asks for a new IDLE at least every 29 minutes).
+        """
+        client = self._client
+        client.idle()
+        deadline = time.monotonic() + max(0.0, seconds)
+        news = False
+        while not news and not stop():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            wait, started = min(left, IDLE_SLICE_SECONDS), time.monotonic()
+            responses = client.idle_check(timeout=wait)
+            if any(_says_bye(r) for r in responses):
+                raise TransientError(f"{self.endpoint.describe()} closed the connection (BYE)", kind="reset")
+            news = any(_announces_mail(r) for r in responses)
+            if not responses and time.monotonic() - started < wait / 2:
+                break  # readable, yet no line: the connection ended (imapclient returns nothing then); DONE tells
+        _done, responses = client.idle_done()
+        return news or any(_announces_mail(r) for r in responses)
 
     def list_folders(self) -> list[ServerFolder]:
         """The server's folders with their message counts (LIST, then STATUS for each selectable one)."""
@@ -193,6 +229,10 @@ def session(endpoint: Endpoint, auth: Auth) -> Iterator[ImapSession]:
         raise translate(exc, endpoint) from None
     try:
         yield ImapSession(client, endpoint)
+    except imaplib.IMAP4.abort as exc:  # the connection ended under a command (EOF, a broken socket)
+        raise TransientError(
+            f"{endpoint.describe()} closed the connection unexpectedly", kind="reset", detail=_server_text(exc)
+        ) from None
     except (IMAPClientError, imaplib.IMAP4.error) as exc:
         raise PermanentError(f"{endpoint.describe()} refused: {_server_text(exc)}") from None
     except AdapterError:
@@ -248,6 +288,18 @@ def _server_text(exc: Exception) -> str:
     if text.startswith("b'") or text.startswith('b"'):
         text = text[2:-1]
     return text.strip() or exc.__class__.__name__
+
+
+# idle() looks at its stop() this often: how long stopping a subscription may take.
+IDLE_SLICE_SECONDS = 0.5
+
+
+def _announces_mail(response: object) -> bool:
+    return isinstance(response, tuple) and len(response) >= 2 and response[1] in (b"EXISTS", b"RECENT")
+
+
+def _says_bye(response: object) -> bool:
+    return isinstance(response, tuple) and len(response) >= 1 and response[0] == b"BYE"
 
 
 def _close(client: IMAPClient | None) -> None:

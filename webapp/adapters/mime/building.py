@@ -195,6 +195,18 @@ def _header_form(mailbox: Mailbox, utf8: bool) -> str:
     return addresses.format_mailbox(Mailbox(address, " ".join(mailbox.name.split())))
 
 
+class _FoldedOnce(BaseHeader):
+    """A header object that folds once per policy: the registry below hands the same objects to a run
+    of messages, and folding (the generator's part of building) is pure in the value and the policy."""
+
+    def fold(self, *, policy: email_policy.Policy) -> str:
+        folds: dict[email_policy.Policy, str] = self.__dict__.setdefault("_folds", {})
+        folded = folds.get(policy)
+        if folded is None:
+            folded = folds[policy] = super().fold(policy=policy)  # keeps the policy alive: no id reuse
+        return folded
+
+
 class _RememberingHeaders(HeaderRegistry):
     """The email package's header registry, remembering what it parsed: parsing a header value (the
     address and parameter grammars) is most of the time of building and checking a message, and a
@@ -219,9 +231,15 @@ class _RememberingHeaders(HeaderRegistry):
         return super().__call__(name, value)
 
 
-_HEADERS = _RememberingHeaders()
-_SMTP_POLICY = email_policy.SMTP.clone(header_factory=_HEADERS)
+_HEADERS = _RememberingHeaders(base_class=_FoldedOnce)
 _READ_POLICY = email_policy.default.clone(header_factory=_HEADERS)
+# One policy object per kind of message, made once: folded headers are remembered per policy object.
+_BUILD_POLICIES = {
+    False: email_policy.SMTP.clone(header_factory=_HEADERS, cte_type="7bit", utf8=False),
+    # Python 3.11's folder drops the quotes of a long quoted name in UTF-8 headers (the check after
+    # building catches it); folding only beyond RFC 5322's hard limit avoids it.
+    True: email_policy.SMTP.clone(header_factory=_HEADERS, cte_type="7bit", utf8=True, max_line_length=998),
+}
 
 
 def build(message: OutgoingMessage, *, domain: str | None = None) -> bytes:
@@ -246,12 +264,7 @@ def build(message: OutgoingMessage, *, domain: str | None = None) -> bytes:
         raise HeaderError("To: at least one recipient is required")
     attachments = [_attachment(a) for a in message.attachments]
     utf8 = any(addresses.needs_smtputf8(m.address) for m in (sender, *to, *cc, *reply_to))
-    policy = _SMTP_POLICY.clone(cte_type="7bit", utf8=utf8)
-    if utf8:
-        # Python 3.11's folder drops the quotes of a long quoted name in UTF-8 headers (the check
-        # after building catches it); folding only beyond RFC 5322's hard limit avoids it.
-        policy = policy.clone(max_line_length=998)
-    built = EmailMessage(policy=policy)
+    built = EmailMessage(policy=_BUILD_POLICIES[utf8])
     built["From"] = _header_form(sender, utf8)
     built["To"] = ", ".join(_header_form(m, utf8) for m in to)
     if cc:

@@ -41,6 +41,7 @@ from webapp.services.receiving import store
 log = logging.getLogger(__name__)
 
 MIN_SECRET_LENGTH = 16
+NEW_EMAIL = "new_email"  # a subscribed account's new mail (services.receiving.subscriptions)
 
 
 def check_callback(account: EmailAccount, target: str) -> str:
@@ -57,16 +58,25 @@ class Listener:
     """The fetch's batch listener: records the batch's ``fetch`` event for ``on_fetch`` and the account's
     webhooks, held until the batch's bodies and attachments are stored (:func:`release_held`)."""
 
-    def __init__(self, on_fetch: str | None = None) -> None:
+    def __init__(
+        self, on_fetch: str | None = None, *, subscribed: bool = False, on_new_email: str | None = None
+    ) -> None:
         self.on_fetch = on_fetch
+        # A subscribed account's batches are also its subscription's ``new_email`` events, whatever fetch
+        # stored them (the subscriber's, a page's, the schedule's): each new message is handed over once.
+        self.subscribed = subscribed
+        self.on_new_email = on_new_email
 
     def in_transaction(self, account: EmailAccount, ids: Sequence[int], key: str) -> None:
-        """Record the batch's ``fetch`` event, held, for a dotted-path ``on_fetch`` and the account's webhooks."""
-        delivery_id = f"{account.id}:{key}:fetch"
-        payload = dispatch.payload(account, "fetch", delivery_id, {"message_ids": sorted(ids)})
-        if self.on_fetch and not webhooks.is_url(self.on_fetch) and not dispatch.exists(delivery_id, self.on_fetch):
-            dispatch.record(account, self.on_fetch, None, "fetch", delivery_id, payload, status=HELD)
-        dispatch.queue_webhooks(account, "fetch", delivery_id, payload, self.on_fetch, status=HELD)
+        """Record the batch's ``fetch`` event (and, for a subscribed account, its ``new_email`` event), held,
+        for the dotted-path callbacks and the account's webhooks."""
+        events = [("fetch", self.on_fetch)] + ([(NEW_EMAIL, self.on_new_email)] if self.subscribed else [])
+        for event, target in events:
+            delivery_id = f"{account.id}:{key}:{event}"
+            payload = dispatch.payload(account, event, delivery_id, {"message_ids": sorted(ids)})
+            if target and not webhooks.is_url(target) and not dispatch.exists(delivery_id, target):
+                dispatch.record(account, target, None, event, delivery_id, payload, status=HELD)
+            dispatch.queue_webhooks(account, event, delivery_id, payload, target, status=HELD)
 
 
 def release_held(account: EmailAccount) -> int:

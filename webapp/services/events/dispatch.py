@@ -246,11 +246,13 @@ def _elapsed_ms(started: float) -> int:
 def _call_later(delivery: Delivery) -> None:
     """A dotted-path callback retried outside its batch: it gets the stored messages (or the summary)."""
     function = resolve(delivery.target)
-    if delivery.event == "fetch":
+    if delivery.event in ("fetch", "new_email"):
         ids = [m["id"] for m in delivery.payload.get("messages", [])]
         batch = list(db.session.scalars(select(EmailMessage).where(EmailMessage.id.in_(ids)).order_by(EmailMessage.id)))
         function(batch)
     elif delivery.event == "complete":
         function(delivery.payload.get("summary", {}))
+    elif delivery.event == "subscription_state":
+        function(delivery.payload.get("state", ""), delivery.payload.get("comment", ""))
     else:
         function(delivery.payload.get("error", ""))

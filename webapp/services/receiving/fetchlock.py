@@ -40,7 +40,8 @@ def _token() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
 
 
-def _holder_is_dead(token: str) -> bool:
+def holder_is_dead(token: str) -> bool:
+    """Is ``token`` (host:pid:…) a process of this machine that no longer runs?"""
     host, _, rest = token.partition(":")
     pid = rest.partition(":")[0]
     if host != socket.gethostname() or not pid.isdigit():
@@ -61,7 +62,7 @@ def hold(account_id: int) -> Iterator[Held]:
     token = _token()
     if not lock.acquire(token):
         holder = lock.holder()
-        if not (holder and _holder_is_dead(holder) and lock.replace(holder, token)):
+        if not (holder and holder_is_dead(holder) and lock.replace(holder, token)):
             raise AlreadyRunning("a fetch of this account is already running")
     try:
         yield Held(lock, token)

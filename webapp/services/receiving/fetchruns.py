@@ -20,7 +20,7 @@ from webapp.services.errors import ConnectorError
 from webapp.services.events import callbacks
 from webapp.services.platform.failpoints import NONE as NO_FAILPOINTS
 from webapp.services.platform.failpoints import FailPoints
-from webapp.services.receiving import fetching
+from webapp.services.receiving import fetching, subscriptions
 from webapp.services.receiving.fetching import Cancelled, FetchSummary, Progress
 from webapp.services.receiving.fetchlock import AlreadyRunning
 
@@ -44,7 +44,8 @@ def run(
     account_id = account.id
     run_id = _start(account_id, trigger, job_id)
     try:
-        listener = callbacks.Listener(on_fetch=on_fetch)
+        subscribed, on_new_email = subscriptions.active_target(account)
+        listener = callbacks.Listener(on_fetch=on_fetch, subscribed=subscribed, on_new_email=on_new_email)
         summary = fetching.fetch(account, progress, cancelled=cancelled, listener=listener, failpoints=failpoints)
     except fetching.AccountRemoved:
         db.session.rollback()  # its history and callbacks went with it: nobody is left to tell

@@ -10,7 +10,7 @@ from flask_login import current_user, login_required
 
 from webapp.models import Delivery, EmailAccount, Webhook
 from webapp.models.account import DEFAULT_BATCH_SIZE, DEFAULT_FETCH_COUNT, DEFAULT_MAX_SEND_ATTEMPTS, DEFAULT_TIMEOUT
-from webapp.models.delivery import DELIVERED
+from webapp.models.delivery import DELIVERED, EVENTS
 from webapp.services.account import accounts, connection, errorlog, status
 from webapp.services.account.accounts import AccountSettings
 from webapp.services.errors import ConnectorError, NotFound
@@ -251,7 +251,7 @@ def add_webhook(account_id: int) -> ResponseReturnValue:
     form = WebhookForm()
     if not form.validate_on_submit():
         return _webhooks_response(account, 400, webhook_form=form)
-    events = [e for e in ("fetch", "complete", "error") if getattr(form, f"event_{e}").data]
+    events = [e for e in EVENTS if getattr(form, f"event_{e}").data]
     try:
         hook, secret = webhooks.add_webhook(account, form.url.data or "", events)
     except ConnectorError as exc:
