@@ -178,6 +178,10 @@ def scenario(dovecot: Dovecot, smtp: SmtpServer, ca: Path, hooks: Receiver) -> l
         Step(("webhooks", "deliveries", "1"), says="test"),
         Step(("webhooks", "redeliver", "1"), says="redelivery of 1 delivered"),
         Step(("webhooks", "remove", "1"), says="webhook 1 removed"),
+        Step(("subscriptions", "start", "Work"), says="subscribed: Work"),
+        Step(("subscriptions", "list", "--json"), says='"state": "WAITING"'),
+        Step(("subscriber",), serves="subscriber: listening"),
+        Step(("subscriptions", "stop", "Work"), says="unsubscribed: Work"),
         Step(("keys", "rotate"), says="1 secret(s) re-encrypted"),
         Step(("db", "downgrade")),
         Step(("accounts", "list"), code=1, says="is not up to date (revision "),
@@ -365,7 +369,7 @@ def test_every_command_with_redis_down_says_so_in_one_line(place: Place, steps: 
     }
     down = f"error: Redis at redis://127.0.0.1:{closed}/0 does not answer: start it or fix REDIS_URL"
     first_steps(steps)
-    needs_redis = {("fetch",), ("worker",), ("run",), ("up",), ("scheduler",)}
+    needs_redis = {("fetch",), ("worker",), ("run",), ("up",), ("scheduler",), ("subscriber",)}
     for step in steps:
         if command_of(step.args)[:1] == ("db",) and step.args != ("db", "upgrade"):
             continue  # migrations never touch Redis (and the downgrade would only hide the rest)

@@ -10,6 +10,7 @@ from click.testing import Result
 
 from tests.servers.webhookreceiver import Receiver
 from webapp.adapters import webhook
+from webapp.models.delivery import EVENTS
 from webapp.services.events import dispatch, webhooks
 
 
@@ -35,7 +36,7 @@ def test_add_list_remove(run: Callable[..., Result], make_account, receiver: Rec
     assert given.exit_code == 0, given.output
     described = json.loads(given.stdout)  # only JSON on stdout
     assert "secret" not in described and "a-secret-of-my-own" not in given.output
-    assert described["account"] == "Other" and described["events"] == ["fetch", "complete", "error"]
+    assert described["account"] == "Other" and described["events"] == list(EVENTS)
     dispatch.send_test(webhooks.get_webhook(described["id"]))
     request = receiver.requests[0]
     assert webhook.verify("a-secret-of-my-own-1234", request.body, request.headers["x-emailconnector-signature"])
@@ -43,7 +44,7 @@ def test_add_list_remove(run: Callable[..., Result], make_account, receiver: Rec
     listed = json.loads(run("webhooks", "list", "--json").stdout)
     assert [(r["id"], r["account"], r["url"], r["events"]) for r in listed] == [
         (hook_id, "Work", receiver.url("/in"), ["fetch", "error"]),
-        (described["id"], "Other", receiver.url("/o"), ["fetch", "complete", "error"]),
+        (described["id"], "Other", receiver.url("/o"), list(EVENTS)),
     ]
     assert [r["id"] for r in json.loads(run("webhooks", "list", "Other", "--json").stdout)] == [described["id"]]
     assert run("webhooks", "list").stdout.splitlines()[0] == f"{hook_id}\tWork\t{receiver.url('/in')}\tfetch,error"

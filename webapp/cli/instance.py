@@ -41,7 +41,7 @@ from webapp.services.platform.redisconn import coordination
 CREATES = ("db", "upgrade")
 HELP_ONLY = "emailconnector.help_only"
 # Long-running commands: a Redis named by REDIS_URL must answer before they start.
-SERVICES = {"run", "up", "worker", "scheduler"}
+SERVICES = {"run", "up", "worker", "scheduler", "subscriber"}
 
 
 class Cli(click.Group):

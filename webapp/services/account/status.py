@@ -1,5 +1,6 @@
 """How each account is doing, for the overview and the account page: unread mail, the last fetch, the next
-scheduled one, and whether the last fetch or connection test failed."""
+scheduled one, its subscription to incoming mail, and whether the last fetch, the connection test or the
+subscription failed."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from webapp.extensions import db
-from webapp.models import EmailAccount, EmailMessage, FetchRun
+from webapp.models import EmailAccount, EmailMessage, FetchRun, Subscription
 from webapp.models.fetchrun import RunStatus
 from webapp.models.message import MessageStatus
+from webapp.models.subscription import GIVEN_UP, SubscriptionState
 from webapp.services import schedule
 from webapp.services.outgoing import outbox
 from webapp.services.receiving import fetchjobs
@@ -27,10 +29,15 @@ class AccountStatus:
     test_failed: bool  # the last Test connection failed for a server
     queued: int = 0  # outgoing mail waiting (queued or being sent)
     failed: int = 0  # outgoing mail that failed
+    subscription: Subscription | None = None  # active only (a stopped one is not shown)
 
     @property
     def problem(self) -> str | None:
         """Why the account needs attention, in a few words; None when it does not."""
+        if self.subscription is not None and self.subscription.state in GIVEN_UP:
+            return "the subscription to incoming mail stopped"
+        if self.subscription is not None and self.subscription.state == SubscriptionState.CONNECTIONTOSERVERLOST:
+            return "the subscription lost its connection (reconnecting)"
         if self.last_run is not None and self.last_run.status == RunStatus.FAILED:
             return "the last fetch failed"
         if self.test_failed:
@@ -57,6 +64,12 @@ def of_accounts(accounts: Sequence[EmailAccount]) -> dict[int, AccountStatus]:
     newest = select(func.max(FetchRun.id)).where(FetchRun.account_id.in_(ids)).group_by(FetchRun.account_id)
     runs = {run.account_id: run for run in db.session.scalars(select(FetchRun).where(FetchRun.id.in_(newest)))}
     outgoing = outbox.counts(ids)
+    subscribed = {
+        s.account_id: s
+        for s in db.session.scalars(
+            select(Subscription).where(Subscription.account_id.in_(ids), Subscription.active.is_(True))
+        )
+    }
     return {
         account.id: AccountStatus(
             unread=int(unread.get(account.id, 0)),
@@ -66,6 +79,7 @@ def of_accounts(accounts: Sequence[EmailAccount]) -> dict[int, AccountStatus]:
             test_failed=account.last_test_incoming_ok is False or account.last_test_outgoing_ok is False,
             queued=outgoing[account.id]["queued"],
             failed=outgoing[account.id]["failed"],
+            subscription=subscribed.get(account.id),
         )
         for account in accounts
     }

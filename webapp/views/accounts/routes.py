@@ -15,7 +15,7 @@ from webapp.services.account import accounts, connection, errorlog, status
 from webapp.services.account.accounts import AccountSettings
 from webapp.services.errors import ConnectorError, NotFound
 from webapp.services.events import dispatch, webhooks
-from webapp.services.receiving import fetchruns, serverfolders
+from webapp.services.receiving import fetchruns, serverfolders, subscriptions
 from webapp.views.access import admin_required, readable_account
 from webapp.views.accounts.forms import AccountForm, ConfirmForm, WebhookForm
 from webapp.views.htmx import is_htmx, render, vary
@@ -115,6 +115,7 @@ def _show_context(
         "labels": {server: connection.protocol_label(account, server) for server in connection.SERVERS},
         "account_status": status.of_account(account),
         "runs": fetchruns.last_runs(account, 10),
+        "subscription": subscriptions.of(account),
         **(_webhooks_context(account) if current_user.is_admin else {}),
     }
 
@@ -151,6 +152,27 @@ def delete(account_id: int) -> ResponseReturnValue:
         flash(f"Account {name} and its stored messages were removed.", "success")
         return redirect(url_for("accounts.index"))
     return render_template("accounts/delete.html", account=account, form=form)
+
+
+@bp.route("/<int:account_id>/subscription", methods=["POST"])
+@admin_required
+def subscription(account_id: int) -> ResponseReturnValue:
+    """Admins: subscribe the account to incoming mail (or start it again), or unsubscribe it."""
+    account = readable_account(account_id)
+    _confirmed()
+    action = request.form.get("action")
+    try:
+        if action == "start":
+            subscriptions.subscribe(account)
+            flash("Subscribed: the subscriber takes the account within seconds.", "success")
+        elif action == "stop":
+            subscriptions.unsubscribe(account)
+            flash("Unsubscribed.", "success")
+        else:
+            abort(400)
+    except ConnectorError as exc:
+        flash(f"Not subscribed: {exc}", "error")
+    return redirect(url_for("accounts.show", account_id=account.id) + "#subscription")
 
 
 @bp.route("/<int:account_id>/test", methods=["POST"])
