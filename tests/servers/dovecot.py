@@ -104,7 +104,7 @@ class Dovecot:
         return self.folder / "dovecot.conf"
 
     def start(self) -> None:
-        binary = require("dovecot")
+        require("dovecot")
         require("openssl")
         self.folder.mkdir(parents=True, exist_ok=True)
         # Dovecot's unprivileged processes must reach the folder (mkdtemp makes it 0700).
@@ -131,8 +131,17 @@ class Dovecot:
                 pop3s=self.pop3s_port,
             )
         )
+        self._launch()
+
+    def restart(self) -> None:
+        """Stop Dovecot and start it again on the same configuration, users and mail (a server restart:
+        every connection is cut)."""
+        self.stop()
+        self._launch()
+
+    def _launch(self) -> None:
         self.process = subprocess.Popen(
-            [binary, "-F", "-c", str(self.config_path)],
+            [require("dovecot"), "-F", "-c", str(self.config_path)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
         )

@@ -66,7 +66,15 @@ def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = ""
         if value:
             return value
         time.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s: {what}")
+    import sys
+    import traceback
+
+    stacks = "\n".join(
+        f"--- {t.name}\n" + "".join(traceback.format_stack(sys._current_frames()[t.ident]))
+        for t in threading.enumerate()
+        if t.name.startswith("subscription-") and t.ident in sys._current_frames()
+    )
+    raise AssertionError(f"not within {timeout} s: {what}\nstates: {STATES}\nruns: {_runs()}\n{stacks}")
 
 
 class Running:
@@ -102,6 +110,13 @@ def _stored(account_id: int) -> int:
 def _state(account_id: int) -> str | None:
     db.session.rollback()
     return db.session.scalar(select(Subscription.state).where(Subscription.account_id == account_id))
+
+
+def _runs() -> list[tuple[str, int, str | None]]:
+    from webapp.models import FetchRun
+
+    db.session.rollback()
+    return [(r.status, r.stored, r.error) for r in db.session.scalars(select(FetchRun).order_by(FetchRun.id))]
 
 
 def _handed() -> list[int]:
@@ -240,3 +255,55 @@ def test_two_subscribers_hold_each_account_once_and_take_over(
         wait_for(lambda: len(other.subscriber.listeners) == 1, timeout=10, what="the other took over")
         dovecot.deliver("alice", make_message(0, "text"))
         wait_for(lambda: len(_handed()) == 1, timeout=10, what="mail after the takeover")
+
+
+def test_hundreds_of_deliveries_through_every_fault_lose_nothing_and_double_nothing(
+    make_account: Callable[..., Any], dovecot: Dovecot, subscriber_app: Flask
+) -> None:
+    """200 messages, delivered in five runs of 40; between runs the connection is reset, the server says
+    BYE (doveadm kick), the connection goes silent (no RST), and Dovecot restarts. Every message is
+    stored once and handed over once."""
+    proxy = FaultProxy(dovecot.imaps_port).start()
+    delivered = 0
+
+    def deliver_run(count: int = 40) -> None:
+        nonlocal delivered
+        for _ in range(count):
+            dovecot.deliver("alice", make_message(delivered, "text"))
+            delivered += 1
+
+    def lost_then_back(fault: Callable[[], object], timeout: float = 20) -> None:
+        fault()
+        wait_for(
+            lambda: _state(account.id) == SubscriptionState.CONNECTIONTOSERVERLOST, timeout, f"{fault} noticed"
+        )
+        deliver_run()  # while disconnected
+        proxy.set("pass")
+        wait_for(lambda: _state(account.id) == SubscriptionState.RECONNECTED, timeout, "RECONNECTED")
+        wait_for(lambda: len(_handed()) == delivered, timeout, f"the {delivered} delivered so far handed over")
+
+    try:
+        account = make_account(incoming_port=proxy.port, timeout=2)
+        subscriptions.subscribe(account, f"{__name__}.record_new_email", f"{__name__}.record_state")
+        with Running(subscriber_app):
+            wait_for(lambda: _state(account.id) == SubscriptionState.CONNECTED, what="CONNECTED")
+            deliver_run()  # while connected
+            wait_for(lambda: len(_handed()) == delivered, what="the first 40")
+            lost_then_back(lambda: proxy.set("reset"))
+            lost_then_back(lambda: dovecot.doveadm("kick", "alice"))
+            lost_then_back(lambda: proxy.set("blackhole"))
+            lost_then_back(dovecot.restart)
+            wait_for(
+                lambda: len(_handed()) == delivered,
+                timeout=30,
+                what=f"all {delivered} handed over ({len(_handed())}, stored {_stored(account.id)}, {STATES}, {_runs()}"
+                f" {dovecot.log_tail(40)})",
+            )
+            assert delivered == 200
+    finally:
+        proxy.stop()
+    handed = _handed()
+    assert len(handed) == len(set(handed)) == 200
+    assert _stored(account.id) == 200
+    states = [state for state, _ in STATES]
+    assert states.count("RECONNECTED") >= 4 and "CONNECTIONRETRYEXHAUSTED" not in states

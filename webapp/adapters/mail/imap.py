@@ -72,9 +72,16 @@ class ImapSession:
         Call it again at once to go on idling (RFC 2177 asks for a new IDLE at least every 29 minutes).
         """
         client = self._client
-        client.idle()
+        try:
+            client.idle()
+        except IMAPClientError as exc:
+            if "BYE" in str(exc):  # the server is leaving (a restart, a kick): reconnect
+                raise TransientError(f"{self.endpoint.describe()} closed the connection (BYE)", kind="reset") from None
+            raise
         deadline = time.monotonic() + max(0.0, seconds)
-        news = False
+        # An EXISTS the server sent before its "+ idling" (mail that came between two IDLEs) is kept by
+        # imaplib, not returned by imapclient: taken here, or that mail would wait for the next one.
+        news = _take_pending_news(client)
         while not news and not stop():
             left = deadline - time.monotonic()
             if left <= 0:
@@ -87,7 +94,12 @@ class ImapSession:
             if not responses and time.monotonic() - started < wait / 2:
                 break  # readable, yet no line: the connection ended (imapclient returns nothing then); DONE tells
         _done, responses = client.idle_done()
-        return news or any(_announces_mail(r) for r in responses)
+        news = news or any(_announces_mail(r) for r in responses)
+        if not news:
+            # What the server may hold back until a command outside IDLE (RFC 2177 allows it): NOOP.
+            _text, responses = client.noop()
+            news = any(_announces_mail(r) for r in responses)
+        return news
 
     def list_folders(self) -> list[ServerFolder]:
         """The server's folders with their message counts (LIST, then STATUS for each selectable one)."""
@@ -296,6 +308,15 @@ IDLE_SLICE_SECONDS = 0.5
 
 def _announces_mail(response: object) -> bool:
     return isinstance(response, tuple) and len(response) >= 2 and response[1] in (b"EXISTS", b"RECENT")
+
+
+def _take_pending_news(client: IMAPClient) -> bool:
+    """Take EXISTS/RECENT responses imaplib kept aside (imaplib internals, as imapfetch uses them)."""
+    untagged = getattr(getattr(client, "_imap", None), "untagged_responses", None)
+    if not isinstance(untagged, dict):
+        return False
+    found = [untagged.pop(key, None) for key in ("EXISTS", "RECENT")]
+    return any(found)
 
 
 def _says_bye(response: object) -> bool:

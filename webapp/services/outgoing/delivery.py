@@ -4,10 +4,12 @@ The database is the truth; Redis only limits how many connections an account use
 workers. A message's life: QUEUED → SENDING (claimed by one drain, with a lease) → SENT, or back to
 QUEUED with a next-attempt time (4xx, connection errors), or FAILED (5xx, or the account's max attempts).
 
-No double sends: before DATA, the drain commits ``send_stage = "data"`` for the message (together with
-the outcome of the message before it, so a message costs one commit). A drain that dies leaves its lease
-to expire; :func:`sweep` then puts back what never reached DATA and marks the rest *possibly sent*
-(FAILED, with the reason) instead of sending it again.
+No double sends: before a message's content goes, the drain has committed ``send_stage = "data"`` for
+it. The marks are committed a window ahead (``MARK_WINDOW`` messages at a time, with the outcomes
+recorded so far), by a writer thread while the messages before them go out, so the sending never waits
+for a commit. A drain that dies leaves its lease to expire; :func:`sweep` then puts back what never
+reached DATA and marks the rest *possibly sent* (FAILED, with the reason) instead of sending it again —
+over-cautious for the marked messages of the window that had not gone out yet, never a double send.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ log = logging.getLogger(__name__)
 CLAIM_CHUNK = 50
 BACKOFF_BASE_SECONDS = 60
 BACKOFF_CAP_SECONDS = 3600
+# DATA marks committed at a time, ahead of the sending: a killed drain leaves at most about this many
+# messages "possibly sent" that were not (and those sent since the last commit), against one commit per
+# message, which made sending wait for the database (PostgreSQL's synchronous commit most of all).
+MARK_WINDOW = 8
 STORE_RETRIES = 5  # recording an outcome the server already acted on: worth waiting for the database
 POSSIBLY_SENT = (
     "the sending worker stopped after handing the message to the server: it may have been delivered. "
@@ -77,7 +83,12 @@ _RECORD = (
         send_stage=None,
     )
 )
-_MARK_DATA = update(_TABLE).where(_OURS).values(send_stage="data")
+_MARK_DATA = (
+    update(_TABLE)
+    .where(_TABLE.c.id.in_(bindparam("ids", expanding=True)), _TABLE.c.lease_owner == bindparam("b_owner"))
+    .values(send_stage="data")
+    .returning(_TABLE.c.id)
+)
 _RENEW = (
     update(_TABLE)
     .where(_TABLE.c.lease_owner == bindparam("b_owner"), _TABLE.c.status == MessageStatus.SENDING)
@@ -370,12 +381,18 @@ class Drain:
         # The chunk's bytes are read by the writer's neighbour thread while the messages before them go out.
         reader = blobs.thread_reader()
         raws = {m.id: self.reader.submit(reader, m.raw_sha256) for m in rows.values()} if reader else {}
-        for position, message_id in enumerate(ids):
-            message = rows.get(message_id)
-            if message is None:  # swept from under us (the lease expired): someone else has it now
-                continue
-            if not self._send_one(session, message, raws.get(message_id)):
-                self._release(ids[position + 1 :])
+        # The DATA marks, a window ahead: ``marking[id]`` is the writer's job whose commit marks ``id``.
+        order = [i for i in ids if i in rows]
+        marking: dict[int, Future[set[int]]] = {}
+        marked_upto = 0  # positions in ``order`` whose mark is committed or on its way
+        for position, message_id in enumerate(order):
+            if position >= marked_upto - MARK_WINDOW // 2:
+                window = order[max(marked_upto, position) : max(marked_upto, position) + MARK_WINDOW]
+                job = self._write_beside(window)
+                marking.update(dict.fromkeys(window, job))
+                marked_upto = max(marked_upto, position) + len(window)
+            if not self._send_one(session, rows[message_id], marking[message_id], raws.get(message_id)):
+                self._release(order[position + 1 :])
                 return False
         return True
 
@@ -394,22 +411,28 @@ class Drain:
         db.session.commit()  # end the read: the writes below take the write lock themselves
         return rows
 
-    def _send_one(self, session: smtp.SmtpSession, message: _Claimed, raw_read: Future[bytes] | None = None) -> bool:
+    def _send_one(
+        self,
+        session: smtp.SmtpSession,
+        message: _Claimed,
+        marking: Future[set[int]],
+        raw_read: Future[bytes] | None = None,
+    ) -> bool:
         """Send one message; False when the connection broke."""
         accepted = list(message.accepted or [])
         recipients = [r for r in (message.envelope or []) if r not in accepted]
         attempts = message.attempts + 1
         in_data = False
-
-        # The previous message's outcome and this one's DATA mark are committed by the writer thread while
-        # MAIL FROM and RCPT TO go back and forth; DATA waits for that commit. (Should every recipient be
-        # refused, the mark stands until the outcome is written just after: a worker killed in between
-        # leaves it "possibly sent" although it was not — over-cautious, never a double send.)
-        writing = self._write_beside(mark_data=message.id)
+        # The message's DATA mark is committed by the writer thread (``marking``), normally long before it
+        # is needed; the content waits for that commit. (Should every recipient be refused, the mark stands
+        # until the outcome is written: a worker killed in between leaves it "possibly sent" although it
+        # was not — over-cautious, never a double send.)
+        writing = marking
 
         def before_data() -> None:
             nonlocal in_data
-            writing.result()  # LeaseLost: not ours any more, DATA is not sent (handled below)
+            if message.id not in marking.result():
+                raise LeaseLost(message.id)  # not ours any more: the content is not sent (handled below)
             in_data = True
             self.failpoints.hit("send_data")
 
@@ -421,7 +444,7 @@ class Drain:
             # DATA was already answered 354: the session closed the connection to leave it.)
             return session.open
         except smtp.RecipientsRefused as exc:
-            if not _joined(writing):
+            if not _ours(writing, message.id):
                 return session.open  # no longer ours (see LeaseLost)
             reason = f"Outgoing server: {exc}"
             if exc.report.refused and all(r.transient for r in exc.report.refused):
@@ -430,7 +453,7 @@ class Drain:
                 self._fail(message, accepted, attempts, reason)
             return session.open  # closed after a 421: the server is leaving
         except AdapterError as exc:
-            if not _joined(writing):
+            if not _ours(writing, message.id):
                 return session.open  # no longer ours (see LeaseLost)
             reason = f"Outgoing server: {exc}"
             broken = exc.kind in ("timeout", "reset", "network", "tls") or not _is_reply(exc)
@@ -443,7 +466,7 @@ class Drain:
                 self._retry_or_fail(message, accepted, attempts, reason)
             return not broken and session.open
         except blobs.BlobMissing:
-            if not _joined(writing):
+            if not _ours(writing, message.id):
                 return True  # no longer ours (see LeaseLost)
             self._fail(message, accepted, attempts, "the message's stored bytes are missing")
             return True
@@ -536,15 +559,16 @@ class Drain:
             if wait > 0:
                 time.sleep(wait)
 
-    def _write_beside(self, mark_data: int) -> Future[None]:
-        """Start writing the waiting outcomes and the DATA mark of ``mark_data`` in the writer thread, on a
-        connection of its own; Error-log entries (rare: failures) are written first, here."""
+    def _write_beside(self, mark_data: Sequence[int]) -> Future[set[int]]:
+        """Start writing the waiting outcomes and the DATA marks of ``mark_data`` in the writer thread, on a
+        connection of its own; the job's result is the ids marked (those still ours). Error-log entries
+        (rare: failures) are written first, here."""
         if self.log_entries:
             self._flush()
         outcomes, self.pending = self.pending, []
-        return self.writer.submit(self._flush_beside, outcomes, mark_data)
+        return self.writer.submit(self._flush_beside, outcomes, list(mark_data))
 
-    def _flush_beside(self, outcomes: list[_Outcome], mark_data: int) -> None:
+    def _flush_beside(self, outcomes: list[_Outcome], mark_data: list[int]) -> set[int]:
         for attempt in range(STORE_RETRIES):
             try:
                 self.failpoints.hit("send_record")
@@ -553,11 +577,9 @@ class Drain:
                 with write_on(self.writer_connection) as connection:
                     if outcomes:
                         connection.execute(_RECORD, [self._params(outcome) for outcome in outcomes])
-                    marked = connection.execute(_MARK_DATA, {"b_id": mark_data, "b_owner": self.owner}).rowcount
+                    marked = set(connection.scalars(_MARK_DATA, {"ids": mark_data, "b_owner": self.owner}))
                     self._renew_lease(connection)
-                if not marked:
-                    raise LeaseLost(mark_data)
-                return
+                return marked
             except (SQLAlchemyError, FailPoint):
                 self._close_writer_connection()  # a broken connection is not reused: the retry opens another
                 if attempt == STORE_RETRIES - 1:
@@ -565,6 +587,7 @@ class Drain:
                     self.pending[:0] = outcomes  # for the Error-log entry of the final flush
                     raise
                 time.sleep(0.2 * 2**attempt)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _close_writer_connection(self) -> None:
         if self.writer_connection is not None:
@@ -644,13 +667,9 @@ class Drain:
             log.exception("outbox: the Error logs could not be written either")
 
 
-def _joined(writing: Future[None]) -> bool:
-    """Wait for the writer; False when the message turned out not to be ours any more."""
-    try:
-        writing.result()
-    except LeaseLost:
-        return False
-    return True
+def _ours(marking: Future[set[int]], message_id: int) -> bool:
+    """Wait for the writer's job that marks ``message_id``; False when it turned out not to be ours any more."""
+    return message_id in marking.result()
 
 
 def _is_reply(exc: AdapterError) -> bool:
