@@ -274,9 +274,7 @@ def test_hundreds_of_deliveries_through_every_fault_lose_nothing_and_double_noth
 
     def lost_then_back(fault: Callable[[], object], timeout: float = 20) -> None:
         fault()
-        wait_for(
-            lambda: _state(account.id) == SubscriptionState.CONNECTIONTOSERVERLOST, timeout, f"{fault} noticed"
-        )
+        wait_for(lambda: _state(account.id) == SubscriptionState.CONNECTIONTOSERVERLOST, timeout, f"{fault} noticed")
         deliver_run()  # while disconnected
         proxy.set("pass")
         wait_for(lambda: _state(account.id) == SubscriptionState.RECONNECTED, timeout, "RECONNECTED")
