@@ -6,10 +6,12 @@ can fill directly (``deliver``) — Dovecot sees new files at once.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -135,8 +137,13 @@ class Dovecot:
 
     def restart(self) -> None:
         """Stop Dovecot and start it again on the same configuration, users and mail (a server restart:
-        every connection is cut)."""
+        every connection is cut — Dovecot's client processes outlive a stopped master, so they are
+        stopped too)."""
+        clients = _descendants(self.process.pid) if self.process is not None else []
         self.stop()
+        for pid in clients:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
         self._launch()
 
     def _launch(self) -> None:
@@ -248,3 +255,21 @@ class Dovecot:
         targets = [path] if path.is_file() else [path, *path.rglob("*")]
         for target in targets:
             os.chown(target, entry.pw_uid, entry.pw_gid)
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (from /proc), children first."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found

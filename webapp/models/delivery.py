@@ -12,7 +12,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from webapp.models.base import Base, UTCDateTime, utcnow
 
 # What a webhook subscribes to: a fetch's events, and a subscription's (new mail, state changes).
-EVENTS = ("fetch", "complete", "error", "new_email", "subscription_state")
+# Each fits the ``event`` column (10 characters), which every test of events checks (test_event_names_fit).
+EVENTS = ("fetch", "complete", "error", "new_email", "idle_state")
 TEST = "test"  # sent on demand from the account page or `webhooks test`
 
 

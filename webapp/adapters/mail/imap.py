@@ -52,6 +52,7 @@ class ImapSession:
             raise PermanentError(
                 f"the folder {folder!r} cannot be opened: {_server_text(exc)}", kind="folder"
             ) from None
+        _take_pending_news(self._client)  # the counts just read are no news to idle()
         return FolderInfo(folder, int(info.get(b"UIDVALIDITY", 0)), int(info.get(b"EXISTS", 0)))
 
     def noop(self) -> None:

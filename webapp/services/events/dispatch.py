@@ -252,7 +252,7 @@ def _call_later(delivery: Delivery) -> None:
         function(batch)
     elif delivery.event == "complete":
         function(delivery.payload.get("summary", {}))
-    elif delivery.event == "subscription_state":
+    elif delivery.event == "idle_state":
         function(delivery.payload.get("state", ""), delivery.payload.get("comment", ""))
     else:
         function(delivery.payload.get("error", ""))

@@ -55,6 +55,12 @@ def holder_is_dead(token: str) -> bool:
     return False
 
 
+def is_held(account_id: int) -> bool:
+    """Is a fetch of the account running now (its lock held by a live holder)?"""
+    holder = coordination().lock(f"fetch:lock:{account_id}", TTL_SECONDS).holder()
+    return holder is not None and not holder_is_dead(holder)
+
+
 @contextmanager
 def hold(account_id: int) -> Iterator[Held]:
     """Hold the account's fetch lock, or raise AlreadyRunning."""

@@ -44,13 +44,12 @@ from webapp.models.subscription import SubscriptionState
 from webapp.services.account import accounts, errorlog
 from webapp.services.errors import ConnectionFailed, ConnectorError
 from webapp.services.platform.redisconn import coordination
-from webapp.services.receiving import fetchruns, subscriptions
+from webapp.services.receiving import fetchlock, fetchruns, subscriptions
 from webapp.services.receiving.fetchlock import AlreadyRunning, holder_is_dead
 
 log = logging.getLogger(__name__)
 
-# A fetch of the account already running (a page, the schedule): wait for it this often, this many times.
-BUSY_RETRIES = 30
+# A fetch of the account already running (a page, the schedule): try ours again this often.
 BUSY_PAUSE_SECONDS = 1.0
 # A listener thread that ended unexpectedly is started again no sooner than this.
 CRASH_PAUSE_SECONDS = 30.0
@@ -99,6 +98,7 @@ class Subscriber:
         self.listeners: dict[int, _Listener] = {}
         self.crashed: dict[int, float] = {}
         self.rounds = 0  # checks done (how tests and the log tell it is alive)
+        self.stopping: list[_Listener] = []  # told to stop; their leases go once they have
 
     def run(self, stop: threading.Event) -> None:
         """Check, take and renew subscriptions every SUBSCRIPTION_CHECK_SECONDS until ``stop`` is set; then
@@ -114,11 +114,11 @@ class Subscriber:
                 stop.wait(self.settings.check_seconds)
         finally:
             with self.app.app_context():
-                for subscription_id in list(self.listeners):
-                    self._drop(subscription_id, release=True)
+                self._stop_all()
 
     def check(self) -> None:
         """One round: drop what is no longer ours or wanted, renew the rest, take what is free."""
+        self._reap()
         wanted = subscriptions.wanted()
         db.session.rollback()  # no transaction stays open between rounds
         for subscription_id, listener in list(self.listeners.items()):
@@ -132,8 +132,9 @@ class Subscriber:
             elif not self._lock(subscription_id).refresh(self.token):
                 log.warning("subscriber: lost the lease of subscription %s to another process", subscription_id)
                 self._drop(subscription_id, release=False)
+        stopping = {listener.subscription_id for listener in self.stopping}
         for subscription_id, (account_id, generation) in wanted.items():
-            if subscription_id in self.listeners:
+            if subscription_id in self.listeners or subscription_id in stopping:
                 continue
             if time.monotonic() - self.crashed.get(subscription_id, -CRASH_PAUSE_SECONDS) < CRASH_PAUSE_SECONDS:
                 continue
@@ -154,12 +155,31 @@ class Subscriber:
         return bool(holder and holder != self.token and holder_is_dead(holder) and lock.replace(holder, self.token))
 
     def _drop(self, subscription_id: int, *, release: bool) -> None:
+        """Tell the listener to stop; its lease is released once it has (see :meth:`_reap`). Not waited for
+        here: DONE and LOGOUT can take the account's timeout, and the other leases must be renewed."""
         listener = self.listeners.pop(subscription_id)
         listener.stop.set()
-        # Bounded: DONE and LOGOUT wait at most the account's timeout each.
-        listener.join(timeout=listener.timeout * 2 + 5)
-        if release:
-            self._lock(subscription_id).release(self.token)
+        listener.release = release
+        self.stopping.append(listener)
+        self._reap()
+
+    def _reap(self) -> None:
+        """Release the leases of the listeners that have stopped."""
+        for listener in list(self.stopping):
+            listener.join(timeout=0.05)
+            if listener.is_alive():
+                continue
+            self.stopping.remove(listener)
+            if listener.release:
+                self._lock(listener.subscription_id).release(self.token)
+
+    def _stop_all(self) -> None:
+        """At the end of :meth:`run`: stop every listener and wait for each (bounded), then free the leases."""
+        for subscription_id in list(self.listeners):
+            self._drop(subscription_id, release=True)
+        for listener in list(self.stopping):
+            listener.join(timeout=listener.timeout * 2 + 5)  # DONE and LOGOUT, the account's timeout each
+        self._reap()
 
 
 @dataclass
@@ -180,6 +200,7 @@ class _Listener(threading.Thread):
         self.generation = generation
         self.stop = threading.Event()
         self.finished = False  # ended as it meant to (stopped, or gave up with its state recorded)
+        self.release = True  # free the lease once stopped (not when another process has taken it)
         self.timeout = 30.0
 
     def run(self) -> None:
@@ -235,31 +256,33 @@ class _Listener(threading.Thread):
             state = SubscriptionState.RECONNECTED if progress.connected_once else SubscriptionState.CONNECTED
             self._state(state, f"{folder} on {endpoint.describe()}: {how}")
             progress.connected_once = True
-            self._fill(account)
-            progress.failures = 0  # connected and caught up: the next drop starts the count again
+            # A fetch is owed until one has run: the gap now, and whatever the server announces later.
+            # While another fetch of the account runs (a page, the schedule), ours waits for it and then
+            # catches what arrived after it started: the owed fetch is tried again after a short IDLE.
+            owed = not self._fill(account)
+            progress.failures = 0  # connected: the next drop starts the count again
             while not self.stop.is_set():
                 if session.can_idle:
-                    news = session.idle(self.settings.idle_seconds, self.stop.is_set)
+                    wait = BUSY_PAUSE_SECONDS if owed else self.settings.idle_seconds
+                    news = session.idle(wait, self.stop.is_set)
                 else:
-                    self.stop.wait(self.settings.poll_seconds)
+                    self.stop.wait(BUSY_PAUSE_SECONDS if owed else self.settings.poll_seconds)
                     session.noop()
                     news = True
-                if news and not self.stop.is_set():
-                    self._fill(account)
+                if (news or owed) and not self.stop.is_set():
+                    owed = not self._fill(account)
 
-    def _fill(self, account: EmailAccount) -> None:
-        """Fetch the account (the gap after a (re)connect, or what the server just announced)."""
-        for _ in range(BUSY_RETRIES):
-            try:
-                summary = fetchruns.run(account, trigger=RunTrigger.IDLE)
-            except AlreadyRunning:
-                # Another fetch is storing (and announcing) the account's mail; ours then catches what
-                # arrived after it started.
-                if self.stop.wait(BUSY_PAUSE_SECONDS):
-                    return
-                continue
-            subscriptions.note_new_mail(self.subscription_id, summary.stored)
-            return
+    def _fill(self, account: EmailAccount) -> bool:
+        """Fetch the account (the gap after a (re)connect, or what the server just announced); False when
+        another fetch of it is running (then ours is still owed)."""
+        if fetchlock.is_held(account.id):
+            return False  # not even tried: no failed run in the history, no error event
+        try:
+            summary = fetchruns.run(account, trigger=RunTrigger.IDLE)
+        except AlreadyRunning:
+            return False  # it started just now
+        subscriptions.note_new_mail(self.subscription_id, summary.stored)
+        return True
 
     def _state(self, state: SubscriptionState, comment: str) -> None:
         subscriptions.set_state(self.subscription_id, self.generation, state, comment, self.subscriber.name)

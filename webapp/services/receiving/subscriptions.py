@@ -6,7 +6,7 @@ A subscription is a row of its own (one per account), so it survives restarts: t
 it up without any start-up step, and subscribing twice changes the row instead of adding a listener.
 New mail reaches ``on_new_email`` as the ``new_email`` event of the fetch that stored it (recorded in
 the batch's transaction: exactly once per batch, whatever fetch stored it); a state change reaches
-``on_state_changed(state, comment)`` as the ``subscription_state`` event. Both also go to the
+``on_state_changed(state, comment)`` as the ``idle_state`` event. Both also go to the
 account's webhooks that take those events.
 """
 
@@ -16,7 +16,7 @@ import secrets as pysecrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from webapp.database import writes
 from webapp.extensions import db
@@ -27,7 +27,7 @@ from webapp.services.errors import Invalid
 from webapp.services.events import callbacks, dispatch, webhooks
 
 NEW_EMAIL = "new_email"
-STATE_EVENT = "subscription_state"
+STATE_EVENT = "idle_state"
 
 
 def check_can_subscribe(account: EmailAccount) -> None:
@@ -49,7 +49,7 @@ def subscribe(
     for target in (on_new_email, on_state_changed):
         if target:
             callbacks.check_callback(account, target)
-    subscription = _row(account)
+    subscription = _row(account, for_update=True)
     if subscription is None:
         subscription = Subscription(account_id=account.id, generation=0)
         db.session.add(subscription)
@@ -72,7 +72,7 @@ def subscribe(
 @writes
 def unsubscribe(account: EmailAccount) -> bool:
     """Stop the account's subscription (the subscriber lets it go within seconds); False if there was none."""
-    subscription = _row(account)
+    subscription = _row(account, for_update=True)
     if subscription is None or not subscription.active:
         db.session.rollback()
         return False
@@ -91,8 +91,11 @@ def of(account: EmailAccount) -> Subscription | None:
     return _row(account)
 
 
-def _row(account: EmailAccount) -> Subscription | None:
-    return db.session.scalar(select(Subscription).where(Subscription.account_id == account.id))
+def _row(account: EmailAccount, *, for_update: bool = False) -> Subscription | None:
+    query = select(Subscription).where(Subscription.account_id == account.id)
+    # Subscribe and unsubscribe read, then write the generation: the row lock makes two of them (or one
+    # and a listener's state) take turns on PostgreSQL (SQLite's write transaction already does).
+    return db.session.scalar(query.with_for_update() if for_update else query)
 
 
 @dataclass(frozen=True)
@@ -170,18 +173,26 @@ def set_state(
     """Record a state change of the subscription (if it is still the same generation: a stopped or
     restarted subscription is not overwritten by a listener that is on its way out) and tell
     ``on_state_changed`` and the webhooks. False when the subscription moved on meanwhile."""
+    now = utcnow()
+    values: dict[str, object] = {"state": state, "state_since": now, "state_comment": comment[:2000], "holder": holder}
+    if state in (*GIVEN_UP, SubscriptionState.CONNECTIONTOSERVERLOST):
+        values.update(last_error=comment[:2000], last_error_at=now)
+    # One conditional UPDATE: a stop or restart committed meanwhile (a new generation, or inactive) wins,
+    # whatever the order in which the two transactions reached the row.
+    changed = db.session.execute(
+        update(Subscription)
+        .where(
+            Subscription.id == subscription_id,
+            Subscription.generation == generation,
+            Subscription.active.is_(True),
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
     subscription = db.session.get(Subscription, subscription_id)
-    if subscription is None or subscription.generation != generation or not subscription.active:
+    if not changed or subscription is None:
         db.session.rollback()
         return False
-    now = utcnow()
-    subscription.state = state
-    subscription.state_since = now
-    subscription.state_comment = comment[:2000]
-    subscription.holder = holder
-    if state in (*GIVEN_UP, SubscriptionState.CONNECTIONTOSERVERLOST):
-        subscription.last_error = comment[:2000]
-        subscription.last_error_at = now
     account = db.session.get(EmailAccount, subscription.account_id)
     if account is not None:
         delivery_id = f"{account.id}:{STATE_EVENT}:{pysecrets.token_hex(8)}"

@@ -128,6 +128,4 @@ class WebhookForm(FlaskForm):
     event_complete = BooleanField("Fetch complete", id="webhook-event-complete", default=True)
     event_error = BooleanField("Fetch failed", id="webhook-event-error", default=True)
     event_new_email = BooleanField("New mail (subscription)", id="webhook-event-new-email", default=True)
-    event_subscription_state = BooleanField(
-        "Subscription state changed", id="webhook-event-subscription-state", default=True
-    )
+    event_idle_state = BooleanField("Subscription state changed", id="webhook-event-subscription-state", default=True)
