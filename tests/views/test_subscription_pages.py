@@ -38,7 +38,7 @@ def test_an_admin_subscribes_and_unsubscribes_from_the_account_page(
     assert subscription is not None and subscription.active and subscription.state == SubscriptionState.WAITING
     shown = _text(client.get(page))
     assert "WAITING since" in shown and "no subscriber yet" in shown and "Unsubscribe" in shown
-    assert "live: waiting since" in _text(client.get("/"))
+    assert "subscription WAITING since" in _text(client.get("/"))
 
     assert post_form(page, {"action": "stop"}, url=f"{page}/subscription").status_code == 302
     subscription = _subscription()
@@ -60,6 +60,7 @@ def test_a_given_up_subscription_shows_why_and_can_be_started_again(
     page = f"/accounts/{account.id}"
     shown = _text(client.get(page))
     assert "SUBSCRIPTIONFAILED since" in shown and "authentication failed" in shown and "Start again" in shown
+    assert "yes, but <strong>stopped</strong>" in shown and "Held by" not in shown
     overview = _text(client.get("/"))
     assert "The subscription to incoming mail stopped" in overview and "authentication failed" in overview
     post_form(page, {"action": "start"}, url=f"{page}/subscription")
@@ -90,4 +91,36 @@ def test_a_pop3_account_is_told_why_it_cannot_subscribe(
     assert "POP3 cannot announce new mail" in _text(client.get(page))
     refused = post_form(page, {"action": "start"}, url=f"{page}/subscription", follow_redirects=True)
     assert "Not subscribed:" in _text(refused) and "only IMAP accounts can subscribe" in _text(refused)
+    assert _subscription() is None
+
+
+def test_saving_the_account_connects_its_subscription_again(
+    client: FlaskClient, make_user, make_account, login, post_form
+) -> None:
+    account = make_account()
+    subscription = subscriptions.subscribe(account)
+    generation = subscription.generation
+    subscriptions.set_state(subscription.id, generation, SubscriptionState.SUBSCRIPTIONFAILED, "auth failed", "h:1")
+    make_user("root", role="admin")
+    login("root")
+    edit = f"/accounts/{account.id}/edit"
+    form = client.get(edit).get_data(as_text=True)
+    assert "Work" in form
+    from webapp.services.account import accounts
+
+    accounts.update(account, accounts.settings_of(account))  # what the form's Save does, then:
+    assert subscriptions.settings_changed(account)
+    restarted = _subscription()
+    assert restarted is not None and restarted.state == SubscriptionState.WAITING
+    assert restarted.generation > generation
+
+
+def test_a_callback_that_cannot_be_imported_is_refused_at_once(make_account) -> None:
+    import pytest
+
+    from webapp.services.errors import Invalid
+
+    account = make_account()
+    with pytest.raises(Invalid, match="cannot be imported"):
+        subscriptions.subscribe(account, "does.not.exist")
     assert _subscription() is None

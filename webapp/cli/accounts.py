@@ -27,6 +27,7 @@ from webapp.models.account import (
 from webapp.services.account import accounts, connection
 from webapp.services.account.accounts import AccountSettings
 from webapp.services.errors import ConnectorError
+from webapp.services.receiving import subscriptions
 
 group = AppGroup("accounts", help="Manage mail accounts.")
 
@@ -211,9 +212,10 @@ def update(
         if folders:
             settings = replace(settings, folder=folders[0])
         accounts.update(account, settings)
+        restarted = subscriptions.settings_changed(account)
     except ConnectorError as exc:
         fail(str(exc))
-    click.echo(f"account {account.name} updated")
+    click.echo(f"account {account.name} updated" + ("; its subscription connects again" if restarted else ""))
 
 
 @group.command("list")

@@ -164,7 +164,8 @@ def _run_in_transaction(delivery: Delivery, batch: Sequence[EmailMessage]) -> No
         delivery.status = PENDING
         delivery.last_error = webhook_http.redact_text(f"{type(exc).__name__}: {exc}")[:2000]
         delivery.next_attempt_at = utcnow() + dispatch.backoff(1)
-        log.warning("account %s: on_fetch %s failed: %s", delivery.account_id, delivery.target, delivery.last_error)
+        name = "on_new_email" if delivery.event == NEW_EMAIL else "on_fetch"
+        log.warning("account %s: %s %s failed: %s", delivery.account_id, name, delivery.target, delivery.last_error)
         return
     delivery.status = DELIVERED
     delivery.delivered_at = utcnow()

@@ -49,6 +49,8 @@ def subscribe(
     for target in (on_new_email, on_state_changed):
         if target:
             callbacks.check_callback(account, target)
+            if not webhooks.is_url(target):
+                dispatch.resolve(target)  # a dotted path that cannot be imported is refused now, not at the first mail
     subscription = _row(account, for_update=True)
     if subscription is None:
         subscription = Subscription(account_id=account.id, generation=0)
@@ -67,6 +69,28 @@ def subscribe(
         subscription.holder = None
     db.session.commit()
     return subscription
+
+
+@writes
+def settings_changed(account: EmailAccount) -> bool:
+    """The account's settings changed (a new password, another server): a subscribed account's listener
+    starts again with them — also after it had given up. False when the account is not subscribed."""
+    subscription = _row(account, for_update=True)
+    if subscription is None or not subscription.active:
+        db.session.rollback()
+        return False
+    subscription.generation = (subscription.generation or 0) + 1
+    subscription.state_since = utcnow()
+    subscription.holder = None
+    if account.incoming_protocol != "imap":
+        subscription.active = False
+        subscription.state = SubscriptionState.STOPPED
+        subscription.state_comment = "unsubscribed: the account receives with POP3 now, which cannot announce mail"
+    else:
+        subscription.state = SubscriptionState.WAITING
+        subscription.state_comment = "the account's settings changed: connecting again"
+    db.session.commit()
+    return True
 
 
 @writes

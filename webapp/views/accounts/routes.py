@@ -115,7 +115,16 @@ def _show_context(
         "labels": {server: connection.protocol_label(account, server) for server in connection.SERVERS},
         "account_status": status.of_account(account),
         "runs": fetchruns.last_runs(account, 10),
-        "subscription": subscriptions.of(account),
+        "subscription": (subscription := subscriptions.of(account)),
+        # Webhook URLs as scheme and host only: their paths often carry secrets.
+        "subscription_callbacks": [
+            (what, webhooks.shown(target))
+            for what, target in (
+                ("new mail", subscription.on_new_email if subscription else None),
+                ("state changes", subscription.on_state_changed if subscription else None),
+            )
+            if target
+        ],
         **(_webhooks_context(account) if current_user.is_admin else {}),
     }
 
@@ -135,7 +144,9 @@ def edit(account_id: int) -> ResponseReturnValue:
         except ConnectorError as exc:
             form.form_errors.append(str(exc))
         else:
-            flash("Account saved.", "success")
+            restarted = subscriptions.settings_changed(account)
+            again = " Its subscription connects again with the new settings." if restarted else ""
+            flash("Account saved." + again, "success")
             return redirect(url_for("accounts.show", account_id=account.id))
     return render_template("accounts/form.html", form=form, account=account)
 
