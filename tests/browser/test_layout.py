@@ -253,7 +253,7 @@ def test_the_list_fills_while_the_fetch_runs_in_a_status_row_of_its_own_without_
         job_id = page.locator("#fetch").get_attribute("hx-get").split("/fetch/")[1].split("?")[0]
         assert not fetchjobs.status(job_id).finished
         expect(page.locator("#fetch progress")).to_be_visible()
-        assert page.locator("#messages time[data-local]").count() == 0  # app.js formatted the new rows too
+        expect(page.locator("#messages time[data-local]")).to_have_count(0)  # app.js formatted the new rows too
         # The status is a row of its own between the head and the folders, on top of nothing.
         status = page.locator("#fetch").bounding_box()
         folders = page.locator("nav.folders").bounding_box()

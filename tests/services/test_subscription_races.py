@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 
 from tests.servers.dovecot import Dovecot
 from tests.servers.messages import make as make_message
-from tests.services.test_subscriber import FAST, Running, _handed, _state, _stored, wait_for
+from tests.services.test_subscriber import FAST, HANDED, Running, _handed, _state, _stored, wait_for
 from webapp.extensions import db
 from webapp.models import Delivery, FetchRun, Subscription
 from webapp.models.delivery import EVENTS, TEST
@@ -103,6 +103,7 @@ def test_announced_mail_is_fetched_once_another_fetch_lets_go(
     """Mail announced while another fetch (a page, the schedule) holds the account's fetch lock is owed,
     and fetched as soon as the lock is free — not left until some other mail arrives."""
     monkeypatch.setattr(subscriber_service, "BUSY_PAUSE_SECONDS", 0.2)
+    HANDED.clear()  # the records of test_subscriber's callbacks, which this test uses too
     app = make_app(**FAST)
     account = make_account()
     subscriptions.subscribe(account, "tests.services.test_subscriber.record_new_email")

@@ -242,9 +242,9 @@ def session(endpoint: Endpoint, auth: Auth) -> Iterator[ImapSession]:
         raise translate(exc, endpoint) from None
     try:
         yield ImapSession(client, endpoint)
-    except imaplib.IMAP4.abort as exc:  # the connection ended under a command (EOF, a broken socket)
+    except imaplib.IMAP4.abort as exc:  # the connection ended under a command (EOF, a broken socket, a BYE)
         raise TransientError(
-            f"{endpoint.describe()} closed the connection unexpectedly", kind="reset", detail=_server_text(exc)
+            f"{endpoint.describe()} closed the connection: {_server_text(exc)}", kind="reset", detail=_server_text(exc)
         ) from None
     except (IMAPClientError, imaplib.IMAP4.error) as exc:
         raise PermanentError(f"{endpoint.describe()} refused: {_server_text(exc)}") from None
