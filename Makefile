@@ -7,7 +7,7 @@ PORT ?= 5000
 HOST ?= 127.0.0.1
 HTMX := webapp/static/vendor/htmx.min.js
 
-.PHONY: install install-dev run test test-suite lint fmt bench clean
+.PHONY: install install-dev run test test-suite lint fmt bench soak clean
 
 # Shared, idempotent set-up: quick when nothing changed. `install` is what running needs; `install-dev`
 # adds the test and lint tools (the `dev` extras), for `make test`, `make lint`, `make fmt`, `make bench`.
@@ -52,6 +52,10 @@ test-suite: install-dev
 bench: install-dev
 	$(BIN)/python -m bench.fetch
 	$(BIN)/python -m bench.mailbox
+
+# Subscriptions over half an hour of faults (issue 17); figures go into docs/benchmarks.md. Not in CI.
+soak: install-dev
+	$(BIN)/python -m bench.soak --minutes $${MINUTES:-30}
 
 fmt: $(VENV)/.installed-dev
 	$(BIN)/ruff format .
