@@ -254,7 +254,9 @@ class Dovecot:
         entry = pwd.getpwnam(RUN_AS)
         targets = [path] if path.is_file() else [path, *path.rglob("*")]
         for target in targets:
-            os.chown(target, entry.pw_uid, entry.pw_gid)
+            # Dovecot creates and removes lock files in a mailbox while it is being read: one gone is fine.
+            with contextlib.suppress(FileNotFoundError):
+                os.chown(target, entry.pw_uid, entry.pw_gid)
 
 
 def _descendants(pid: int) -> list[int]:
