@@ -427,7 +427,6 @@ class Drain:
         # is needed; the content waits for that commit. (Should every recipient be refused, the mark stands
         # until the outcome is written: a worker killed in between leaves it "possibly sent" although it
         # was not — over-cautious, never a double send.)
-        writing = marking
 
         def before_data() -> None:
             nonlocal in_data
@@ -444,7 +443,7 @@ class Drain:
             # DATA was already answered 354: the session closed the connection to leave it.)
             return session.open
         except smtp.RecipientsRefused as exc:
-            if not _ours(writing, message.id):
+            if not _ours(marking, message.id):
                 return session.open  # no longer ours (see LeaseLost)
             reason = f"Outgoing server: {exc}"
             if exc.report.refused and all(r.transient for r in exc.report.refused):
@@ -453,7 +452,7 @@ class Drain:
                 self._fail(message, accepted, attempts, reason)
             return session.open  # closed after a 421: the server is leaving
         except AdapterError as exc:
-            if not _ours(writing, message.id):
+            if not _ours(marking, message.id):
                 return session.open  # no longer ours (see LeaseLost)
             reason = f"Outgoing server: {exc}"
             broken = exc.kind in ("timeout", "reset", "network", "tls") or not _is_reply(exc)
@@ -466,12 +465,12 @@ class Drain:
                 self._retry_or_fail(message, accepted, attempts, reason)
             return not broken and session.open
         except blobs.BlobMissing:
-            if not _ours(writing, message.id):
+            if not _ours(marking, message.id):
                 return True  # no longer ours (see LeaseLost)
             self._fail(message, accepted, attempts, "the message's stored bytes are missing")
             return True
         finally:
-            futures.wait([writing])  # never two writers at once, whatever happened
+            futures.wait([marking])  # never two writers at once, whatever happened
         self.last_send = time.monotonic()
         accepted += list(report.accepted)
         if report.refused:

@@ -62,11 +62,7 @@ def subscribe(
     restarting = not subscription.active or subscription.state in GIVEN_UP
     subscription.active = True
     if restarting:
-        subscription.generation = (subscription.generation or 0) + 1
-        subscription.state = SubscriptionState.WAITING
-        subscription.state_since = utcnow()
-        subscription.state_comment = "waiting for a subscriber process to take it"
-        subscription.holder = None
+        _next_generation(subscription, SubscriptionState.WAITING, "waiting for a subscriber process to take it")
     db.session.commit()
     return subscription
 
@@ -79,16 +75,12 @@ def settings_changed(account: EmailAccount) -> bool:
     if subscription is None or not subscription.active:
         db.session.rollback()
         return False
-    subscription.generation = (subscription.generation or 0) + 1
-    subscription.state_since = utcnow()
-    subscription.holder = None
     if account.incoming_protocol != "imap":
         subscription.active = False
-        subscription.state = SubscriptionState.STOPPED
-        subscription.state_comment = "unsubscribed: the account receives with POP3 now, which cannot announce mail"
+        comment = "unsubscribed: the account receives with POP3 now, which cannot announce mail"
+        _next_generation(subscription, SubscriptionState.STOPPED, comment)
     else:
-        subscription.state = SubscriptionState.WAITING
-        subscription.state_comment = "the account's settings changed: connecting again"
+        _next_generation(subscription, SubscriptionState.WAITING, "the account's settings changed: connecting again")
     db.session.commit()
     return True
 
@@ -101,13 +93,18 @@ def unsubscribe(account: EmailAccount) -> bool:
         db.session.rollback()
         return False
     subscription.active = False
-    subscription.generation = (subscription.generation or 0) + 1
-    subscription.state = SubscriptionState.STOPPED
-    subscription.state_since = utcnow()
-    subscription.state_comment = "unsubscribed"
-    subscription.holder = None
+    _next_generation(subscription, SubscriptionState.STOPPED, "unsubscribed")
     db.session.commit()
     return True
+
+
+def _next_generation(subscription: Subscription, state: SubscriptionState, comment: str) -> None:
+    """Start, restart or stop: a new generation (the listener of the old one lets go) in ``state``."""
+    subscription.generation = (subscription.generation or 0) + 1
+    subscription.state = state
+    subscription.state_since = utcnow()
+    subscription.state_comment = comment
+    subscription.holder = None
 
 
 def of(account: EmailAccount) -> Subscription | None:
