@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import socket
+import ssl
+import threading
+import warnings
+from collections.abc import Callable
+
 import pytest
 
 from tests.servers.dovecot import Dovecot
@@ -126,6 +134,57 @@ def test_unknown_host_is_a_dns_error(creds: PasswordAuth) -> None:
     with pytest.raises(TransientError, match="DNS: the name 'no-such-host.invalid' could not be resolved") as info:
         imap.check_login(endpoint, creds)
     assert info.value.kind == "dns"
+
+
+class _HangsUpBeforeTheGreeting:
+    """A server that accepts a connection (and completes the TLS handshake, with ``tls``) and then closes it
+    without a greeting."""
+
+    def __init__(self, pki: Pki, tls: bool) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.context: ssl.SSLContext | None = None
+        if tls:
+            self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.context.load_cert_chain(pki.cert_pem, pki.key_pem)
+        self.thread = threading.Thread(target=self._serve_one, daemon=True)
+        self.thread.start()
+
+    def _serve_one(self) -> None:
+        with self.listener:
+            self.listener.settimeout(10)
+            connection, _ = self.listener.accept()
+            with connection:
+                if self.context is not None:
+                    connection.settimeout(10)
+                    with contextlib.suppress(OSError), self.context.wrap_socket(connection, server_side=True):
+                        pass
+        # leaving the with blocks closed the connection: the client reads EOF where the greeting should be
+
+
+def _check_and_forget(check: Callable[[Endpoint, PasswordAuth], str], endpoint: Endpoint, creds: PasswordAuth) -> str:
+    with pytest.raises((TransientError, PermanentError)) as info:
+        check(endpoint, creds)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("security", ["none", "tls"])
+@pytest.mark.parametrize("protocol", ["imap", "pop3", "smtp"])
+def test_a_server_that_hangs_up_before_its_greeting_leaves_no_socket_open(
+    pki: Pki, creds: PasswordAuth, trust: TlsPolicy, protocol: str, security: str
+) -> None:
+    """Found by CI: poplib left its socket to the garbage collector when the greeting never came (a
+    descriptor held for as long as the worker lives without a collection)."""
+    server = _HangsUpBeforeTheGreeting(pki, tls=security == "tls")
+    endpoint = Endpoint(protocol, security, "127.0.0.1", server.port, timeout=5, tls=trust)
+    check = {"imap": imap.check_login, "pop3": pop3.check_login, "smtp": smtp_adapter.check_login}[protocol]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        said = _check_and_forget(check, endpoint, creds)
+        gc.collect()  # an unclosed socket says so when it is collected
+    server.thread.join(10)
+    assert "127.0.0.1" in said
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
 def test_missing_folder_is_named(dovecot: Dovecot, creds: PasswordAuth, trust: TlsPolicy) -> None:

@@ -188,6 +188,18 @@ def test_cancel_makes_a_draft_and_retry_only_takes_failed_mail(make_account, smt
         outbox.cancel(account, queued.id)
 
 
+def test_a_claim_takes_at_most_its_limit_oldest_first(make_account) -> None:
+    """Found by CI on PostgreSQL: the claim as one UPDATE … IN (SELECT … LIMIT 1 SKIP LOCKED) could take two
+    messages (the planner may run the subquery again, and it skips the rows just updated)."""
+    account = make_account()
+    other = make_account(name="Other")
+    queued = [outbox.enqueue(account, _draft(n)).id for n in range(6)]
+    outbox.enqueue(other, _draft(9))
+    taken = [delivery.claim(account.id, "worker", 1) for _ in range(6)]
+    assert taken == [[message_id] for message_id in queued]
+    assert delivery.claim(account.id, "worker", 5) == []  # nothing due is left; the other account's is not taken
+
+
 def test_the_sweep_puts_back_what_never_reached_data_and_marks_the_rest(make_account, smtp: SmtpServer) -> None:
     account = make_account()
     before = outbox.enqueue(account, _draft(1))

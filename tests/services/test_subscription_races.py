@@ -82,8 +82,16 @@ def test_a_listener_state_write_does_not_overwrite_an_unsubscribe(app: Flask, ma
     thread = threading.Thread(target=listener_writes_state)
     thread.start()
     try:
-        waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-        wait_for(lambda: db.session.execute(waiting).scalar(), 10, "the listener waiting for the row lock")
+        waiting = text(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+
+        def listener_waits() -> bool:
+            # A new transaction each time: pg_stat_activity is a snapshot taken once per transaction.
+            with db.engine.connect() as connection:
+                return bool(connection.execute(waiting).scalar())
+
+        wait_for(listener_waits, 10, "the listener waiting for the row lock")
     finally:
         transaction.commit()
         blocker.close()

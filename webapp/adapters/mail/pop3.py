@@ -43,11 +43,28 @@ class _LongLines:
         return line[:-1], octets
 
 
-class _POP3(_LongLines, poplib.POP3):
+class _ClosedOnFailedGreeting:
+    """poplib connects in its constructor and leaves the socket open when the greeting fails (EOF, a
+    timeout, a reset after the TLS handshake): close it there, not whenever the garbage collector runs."""
+
+    sock: Any
+    file: Any
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().__init__(*args, **kwargs)
+        except BaseException:
+            for stream in (getattr(self, "file", None), getattr(self, "sock", None)):
+                if stream is not None:
+                    stream.close()
+            raise
+
+
+class _POP3(_ClosedOnFailedGreeting, _LongLines, poplib.POP3):
     pass
 
 
-class _POP3_SSL(_LongLines, poplib.POP3_SSL):
+class _POP3_SSL(_ClosedOnFailedGreeting, _LongLines, poplib.POP3_SSL):
     pass
 
 

@@ -167,8 +167,11 @@ def new_owner() -> str:
 def claim(account_id: int, owner: str, limit: int, now: datetime | None = None) -> list[int]:
     """Claim up to ``limit`` of the account's due QUEUED messages for ``owner``; their ids, oldest first.
 
-    One conditional UPDATE: on PostgreSQL the candidates are locked with SKIP LOCKED (concurrent drains
-    take different rows without waiting), on SQLite the write transaction holds the database's write lock.
+    Two statements in one write transaction: the candidates are selected (on PostgreSQL locked with SKIP
+    LOCKED, so concurrent drains take different rows without waiting; on SQLite the transaction holds the
+    database's write lock), then claimed. Not one UPDATE … WHERE id IN (SELECT … LIMIT … SKIP LOCKED):
+    PostgreSQL may run such a subquery again for a later row, skip the rows the UPDATE has just changed,
+    and so claim more than ``limit`` (found by CI: a rate-limited drain sent two messages without a pause).
     """
     now = now or utcnow()
     due = (
@@ -184,18 +187,21 @@ def claim(account_id: int, owner: str, limit: int, now: datetime | None = None) 
         .with_for_update(skip_locked=True)
     )
     with write_transaction():
-        claimed = db.session.scalars(
-            update(EmailMessage)
-            .where(EmailMessage.id.in_(due.scalar_subquery()), EmailMessage.status == MessageStatus.QUEUED)
-            .values(
-                status=MessageStatus.SENDING,
-                lease_owner=owner,
-                lease_until=now + timedelta(seconds=lease_seconds()),
-                send_stage=None,
-            )
-            .returning(EmailMessage.id)
-            .execution_options(synchronize_session=False)
-        ).all()
+        candidates = db.session.scalars(due).all()
+        claimed: Sequence[int] = []
+        if candidates:
+            claimed = db.session.scalars(
+                update(EmailMessage)
+                .where(EmailMessage.id.in_(candidates), EmailMessage.status == MessageStatus.QUEUED)
+                .values(
+                    status=MessageStatus.SENDING,
+                    lease_owner=owner,
+                    lease_until=now + timedelta(seconds=lease_seconds()),
+                    send_stage=None,
+                )
+                .returning(EmailMessage.id)
+                .execution_options(synchronize_session=False)
+            ).all()
         db.session.commit()
     return sorted(claimed)
 
