@@ -280,3 +280,21 @@ def test_a_send_report_names_each_recipient_accepted_or_refused(
     with pytest.raises(smtp_adapter.RecipientsRefusedForNow) as refused:
         smtp_adapter.send(endpoint, creds, "alice@example.test", ["alice@example.test"], _sent_message())
     assert refused.value.report.refused[0].code == 451 and refused.value.report.accepted == ()
+
+
+def test_idle_takes_new_mail_announced_before_idling(dovecot: Dovecot, creds: PasswordAuth) -> None:
+    """A server may send a new message's EXISTS between IDLE and its "+ idling" (found by the new-user
+    review: imapclient's idle() raised on it, and the subscription counted a reconnect)."""
+    proxy = FaultProxy(dovecot.imap_port).start()
+    proxy.rewrite(b"+ idling", b"* 99 EXISTS\r\n+ idling")
+    try:
+        endpoint = Endpoint("imap", "none", "127.0.0.1", proxy.port, timeout=5)
+        with imap.session(endpoint, creds) as session:
+            session.examine("INBOX")
+            assert session.idle(10) is True  # the announcement is the news: no waiting out the 10 s
+            proxy.rewrites.clear()
+            assert session.idle(0.2) is False  # and the connection idles on as before
+            session.noop()
+    finally:
+        proxy.stop()
+    assert proxy.connections == 1

@@ -4,6 +4,7 @@ Modes: ``pass`` (forward), ``reset`` (accept, then reset the connection), ``blac
 answer), ``delay`` (forward each chunk after ``delay`` seconds). ``reset_after`` resets once that many
 bytes went from server to client. Changing the mode affects new connections and chunks in flight.
 ``hold(command)`` keeps the client line containing ``command`` (and with it the connection) until released.
+``rewrite(old, new)`` changes what the server says (plain connections only).
 ``from_client`` records each chunk the client sent, as read (how a client batches its writes).
 """
 
@@ -49,6 +50,7 @@ class FaultProxy:
     answers: list[tuple[bytes, bytes]] = field(default_factory=list)
     answered: list[bytes] = field(default_factory=list)
     holds: list[Hold] = field(default_factory=list)
+    rewrites: list[tuple[bytes, bytes]] = field(default_factory=list)
     from_client: list[bytes] = field(default_factory=list)
 
     def start(self) -> FaultProxy:
@@ -78,6 +80,11 @@ class FaultProxy:
     def answer(self, command: bytes, reply: bytes) -> None:
         """Answer client lines containing ``command`` with ``reply`` (``{tag}`` = the line's first word)."""
         self.answers.append((command, reply))
+
+    def rewrite(self, old: bytes, new: bytes) -> None:
+        """Replace ``old`` with ``new`` in what the server sends (a plain connection): a server that lacks a
+        capability, say. Meant for short protocol lines; a match split across two reads is missed."""
+        self.rewrites.append((old, new))
 
     def hold(self, command: bytes, timeout: float = 120) -> Hold:
         """Hold the client line containing ``command`` until released (at most ``timeout`` seconds): a
@@ -139,6 +146,9 @@ class FaultProxy:
                         chunk, pending = self._answered(pending + chunk, client)
                         if not chunk:
                             continue
+                    if source is upstream:
+                        for before, after in self.rewrites:
+                            chunk = chunk.replace(before, after)
                     if source is upstream and self.reset_after is not None:
                         room = self.reset_after - down
                         if len(chunk) >= room:

@@ -188,6 +188,33 @@ def test_a_dropped_connection_reconnects_and_fills_the_gap(
     assert _stored(account.id) == 4 and len(set(_handed())) == 4
 
 
+def test_a_server_without_idle_is_polled(
+    make_account: Callable[..., Any], dovecot: Dovecot, subscriber_app: Flask
+) -> None:
+    """A server that does not offer IDLE (the proxy takes it out of every CAPABILITY list) is polled every
+    SUBSCRIPTION_POLL_SECONDS (a NOOP on the listening connection, then a fetch): new mail still arrives,
+    once, and IDLE is never sent."""
+    proxy = FaultProxy(dovecot.imap_port).start()
+    proxy.rewrite(b" IDLE", b"")
+    try:
+        account = make_account(incoming_security="none", incoming_port=proxy.port)
+        subscriptions.subscribe(account, f"{__name__}.record_new_email", f"{__name__}.record_state")
+        with Running(subscriber_app):
+            wait_for(lambda: _state(account.id) == SubscriptionState.CONNECTED, what="CONNECTED")
+            assert "polling every 1 s (the server has no IDLE)" in STATES[0][1]
+            for index in range(3):
+                dovecot.deliver("alice", make_message(index, "text"))
+                wait_for(lambda i=index: len(_handed()) == i + 1, timeout=10, what=f"message {index} by polling")
+            polled = b"".join(proxy.from_client).count(b" NOOP\r\n")
+            wait_for(lambda: b"".join(proxy.from_client).count(b" NOOP\r\n") > polled, what="one more poll")
+    finally:
+        proxy.stop()
+    sent = b"".join(proxy.from_client)
+    assert b" IDLE\r\n" not in sent and b" NOOP\r\n" in sent
+    assert [state for state, _ in STATES] == ["CONNECTED"]  # the listening connection held throughout
+    assert _stored(account.id) == 3 and sorted(set(_handed())) == sorted(_handed())
+
+
 def test_a_silent_connection_is_noticed_by_the_watchdog(
     make_account: Callable[..., Any], dovecot: Dovecot, subscriber_app: Flask
 ) -> None:

@@ -73,12 +73,7 @@ class ImapSession:
         Call it again at once to go on idling (RFC 2177 asks for a new IDLE at least every 29 minutes).
         """
         client = self._client
-        try:
-            client.idle()
-        except IMAPClientError as exc:
-            if "BYE" in str(exc):  # the server is leaving (a restart, a kick): reconnect
-                raise TransientError(f"{self.endpoint.describe()} closed the connection (BYE)", kind="reset") from None
-            raise
+        _start_idle(client, self.endpoint)
         deadline = time.monotonic() + max(0.0, seconds)
         # An EXISTS the server sent before its "+ idling" (mail that came between two IDLEs) is kept by
         # imaplib, not returned by imapclient: taken here, or that mail would wait for the next one.
@@ -305,10 +300,36 @@ def _server_text(exc: Exception) -> str:
 
 # idle() looks at its stop() this often: how long stopping a subscription may take.
 IDLE_SLICE_SECONDS = 0.5
+MAX_LINES_BEFORE_IDLING = 10_000  # untagged lines a server may send between IDLE and its "+ idling"
 
 
 def _announces_mail(response: object) -> bool:
     return isinstance(response, tuple) and len(response) >= 2 and response[1] in (b"EXISTS", b"RECENT")
+
+
+def _start_idle(client: IMAPClient, endpoint: Endpoint) -> None:
+    """Send IDLE and read up to the server's "+ idling". imapclient's own ``idle()`` raises when an untagged
+    response (a new message's EXISTS) comes first, which servers may send; here imaplib keeps those for
+    :func:`_take_pending_news`. (imapclient and imaplib internals: its ``idle_check``/``idle_done`` go on
+    from the tag set here.)"""
+    # Asked first (as imapclient's idle() does): asked later, inside IDLE, it would send CAPABILITY there.
+    if not client.has_capability("IDLE"):
+        raise IMAPClientError("the server does not offer IDLE")
+    imap = client._imap
+    tag = imap._command("IDLE")
+    for _ in range(MAX_LINES_BEFORE_IDLING):
+        if imap._get_response() is None:  # the continuation: idling
+            client._idle_tag = tag
+            return
+        if "BYE" in imap.untagged_responses:  # the server is leaving (a restart, a kick): reconnect
+            raise TransientError(f"{endpoint.describe()} closed the connection (BYE)", kind="reset")
+        answered = imap.tagged_commands.get(tag)
+        if answered is not None:  # IDLE refused (NO/BAD)
+            imap.tagged_commands.pop(tag, None)
+            kind, data = answered
+            said = data[0].decode("utf-8", "replace") if data and isinstance(data[0], bytes) else ""
+            raise IMAPClientError(f"IDLE refused: {kind} {said}".strip())
+    raise IMAPClientError(f"no answer to IDLE after {MAX_LINES_BEFORE_IDLING} lines")
 
 
 def _take_pending_news(client: IMAPClient) -> bool:
