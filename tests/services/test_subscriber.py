@@ -201,7 +201,9 @@ def test_a_server_without_idle_is_polled(
         subscriptions.subscribe(account, f"{__name__}.record_new_email", f"{__name__}.record_state")
         with Running(subscriber_app):
             wait_for(lambda: _state(account.id) == SubscriptionState.CONNECTED, what="CONNECTED")
+            wait_for(lambda: STATES, what="the CONNECTED state handed to on_state_changed")
             assert "polling every 1 s (the server has no IDLE)" in STATES[0][1]
+            wait_for(lambda: _runs() == [("finished", 0, None)], what="the fill after connecting")
             for index in range(3):
                 dovecot.deliver("alice", make_message(index, "text"))
                 wait_for(lambda i=index: len(_handed()) == i + 1, timeout=10, what=f"message {index} by polling")
@@ -212,6 +214,8 @@ def test_a_server_without_idle_is_polled(
     sent = b"".join(proxy.from_client)
     assert b" IDLE\r\n" not in sent and b" NOOP\r\n" in sent
     assert [state for state, _ in STATES] == ["CONNECTED"]  # the listening connection held throughout
+    # The history: the fill after connecting, and one row per poll that found mail; the empty polls left none.
+    assert [(status, stored) for status, stored, _ in _runs()] == [("finished", 0)] + [("finished", 1)] * 3
     assert _stored(account.id) == 3 and sorted(set(_handed())) == sorted(_handed())
 
 

@@ -38,9 +38,13 @@ def run(
     progress: Progress | None = None,
     cancelled: fetching.CancelCheck | None = None,
     failpoints: FailPoints = NO_FAILPOINTS,
+    record_empty: bool = True,
 ) -> FetchSummary:
     """Fetch ``account`` as its settings say, with callbacks and a history row; raise ConnectorError (after
-    the ``error`` event) when it fails. Callbacks are dotted paths or webhook URLs (``services.callbacks``)."""
+    the ``error`` event) when it fails. Callbacks are dotted paths or webhook URLs (``services.callbacks``).
+
+    ``record_empty=False`` (a subscription's poll or IDLE wake-up): a run that found nothing leaves no row,
+    or the history would fill with a row a minute that says nothing."""
     account_id = account.id
     run_id = _start(account_id, trigger, job_id)
     try:
@@ -64,7 +68,9 @@ def run(
         raise
     callbacks.release_held(account)
     status = RunStatus.CANCELLED if summary.cancelled else RunStatus.FINISHED
-    _finish(run_id, status, summary, None, close_stale=True)
+    found_nothing = not (summary.stored or summary.quarantined or summary.failed)  # skipped: stored before
+    forget = not record_empty and found_nothing and status == RunStatus.FINISHED
+    _finish(run_id, status, summary, None, close_stale=True, forget=forget)
     callbacks.completed(account, summary.as_dict(), on_complete)
     return summary
 
@@ -79,7 +85,13 @@ def _start(account_id: int, trigger: str, job_id: str | None) -> int:
 
 @writes
 def _finish(
-    run_id: int, status: RunStatus, summary: FetchSummary | None, error: str | None, *, close_stale: bool
+    run_id: int,
+    status: RunStatus,
+    summary: FetchSummary | None,
+    error: str | None,
+    *,
+    close_stale: bool,
+    forget: bool = False,
 ) -> None:
     row = db.session.get(FetchRun, run_id)
     if row is None:  # the account was removed meanwhile
@@ -101,6 +113,8 @@ def _finish(
             .where(FetchRun.account_id == row.account_id, FetchRun.status == RunStatus.RUNNING, FetchRun.id < run_id)
             .values(status=RunStatus.FAILED, ended_at=utcnow(), error="interrupted: its process ended")
         )
+    if forget:
+        db.session.delete(row)
     db.session.commit()
 
 

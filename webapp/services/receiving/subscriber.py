@@ -259,7 +259,7 @@ class _Listener(threading.Thread):
             # A fetch is owed until one has run: the gap now, and whatever the server announces later.
             # While another fetch of the account runs (a page, the schedule), ours waits for it and then
             # catches what arrived after it started: the owed fetch is tried again after a short IDLE.
-            owed = not self._fill(account)
+            owed = not self._fill(account, after_connecting=True)
             progress.failures = 0  # connected: the next drop starts the count again
             while not self.stop.is_set():
                 if session.can_idle:
@@ -272,13 +272,14 @@ class _Listener(threading.Thread):
                 if (news or owed) and not self.stop.is_set():
                     owed = not self._fill(account)
 
-    def _fill(self, account: EmailAccount) -> bool:
+    def _fill(self, account: EmailAccount, *, after_connecting: bool = False) -> bool:
         """Fetch the account (the gap after a (re)connect, or what the server just announced); False when
-        another fetch of it is running (then ours is still owed)."""
+        another fetch of it is running (then ours is still owed). The history keeps the fill after each
+        (re)connect; a wake-up or a poll that found nothing leaves no row."""
         if fetchlock.is_held(account.id):
             return False  # not even tried: no failed run in the history, no error event
         try:
-            summary = fetchruns.run(account, trigger=RunTrigger.IDLE)
+            summary = fetchruns.run(account, trigger=RunTrigger.IDLE, record_empty=after_connecting)
         except AlreadyRunning:
             return False  # it started just now
         subscriptions.note_new_mail(self.subscription_id, summary.stored)
