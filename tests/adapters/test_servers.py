@@ -75,9 +75,9 @@ def test_wrong_password_is_an_auth_error(
 
 
 def test_refused_port(creds: PasswordAuth, trust: TlsPolicy) -> None:
-    from tests.servers.ports import free_port
+    from tests.servers.ports import refused_port
 
-    endpoint = Endpoint("imap", "tls", "127.0.0.1", free_port(), timeout=5, tls=trust)
+    endpoint = Endpoint("imap", "tls", "127.0.0.1", refused_port(), timeout=5, tls=trust)
     with pytest.raises(TransientError, match="refused the connection") as info:
         imap.check_login(endpoint, creds)
     assert info.value.kind == "refused"

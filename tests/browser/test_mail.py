@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.servers.dovecot import Dovecot
-from tests.servers.ports import free_port
+from tests.servers.ports import free_port, refused_port
 from tests.servers.smtp import SmtpServer
 from webapp.services.identity import users
 from webapp.services.outgoing import sending
@@ -114,7 +114,7 @@ def test_compose_send_fetch_read_show_images_download_and_error_logs(
     assert download.suggested_filename == "Bericht ä.pdf"
     assert Path(download.path()).read_bytes() == attachment.read_bytes()
 
-    broken = make_account(name="Broken", incoming_port=free_port())
+    broken = make_account(name="Broken", incoming_port=refused_port())
     page.goto(f"/accounts/{broken.id}")
     page.get_by_role("button", name="Test connection").click()
     expect(page.locator("#test-result")).to_contain_text("refused the connection")

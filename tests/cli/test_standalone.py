@@ -24,7 +24,7 @@ import pytest
 from tests.servers import messages as generated
 from tests.servers.dovecot import Dovecot
 from tests.servers.pki import Pki
-from tests.servers.ports import free_port
+from tests.servers.ports import free_port, refused_port
 from tests.servers.smtp import SmtpServer
 from tests.servers.webhookreceiver import Receiver
 from webapp.adapters import redisserver
@@ -336,7 +336,7 @@ def test_every_command_after_db_upgrade_works_on_the_embedded_defaults(place: Pl
 
 
 def test_every_command_with_postgresql_down_says_so_in_one_line(place: Place, steps: list[Step]) -> None:
-    closed = free_port()
+    closed = refused_port()
     env = {
         **place.env,
         "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{closed}/postgres",
@@ -360,7 +360,7 @@ def test_every_command_with_postgresql_down_says_so_in_one_line(place: Place, st
 
 
 def test_every_command_with_redis_down_says_so_in_one_line(place: Place, steps: list[Step]) -> None:
-    closed = free_port()
+    closed = refused_port()
     env = {
         **place.env,
         "REDIS_URL": f"redis://:secret@127.0.0.1:{closed}/0",

@@ -17,7 +17,7 @@ from tests.servers import messages as generated
 from tests.servers.dovecot import Dovecot
 from tests.servers.faultproxy import FaultProxy
 from tests.servers.pki import Pki
-from tests.servers.ports import free_port
+from tests.servers.ports import refused_port
 from webapp import connector
 from webapp.extensions import db
 from webapp.models import Blob, EmailMessage
@@ -146,7 +146,7 @@ def test_each_fetch_failure_has_its_own_message_and_error_log_entry(
     try:
         cases = [
             ("auth", {"password": "wrong password"}, "authentication failed"),
-            ("refused", {"incoming_port": free_port()}, "refused the connection"),
+            ("refused", {"incoming_port": refused_port()}, "refused the connection"),
             ("tls", {"ca_cert_pem": pki.other_ca_pem.read_text()}, "certificate"),
             ("timeout", {"incoming_port": blackhole.port, "timeout": 1}, "did not answer within 1 seconds"),
         ]

@@ -149,9 +149,9 @@ def test_every_recipient_refused_for_good_fails_at_once(make_account, smtp: Smtp
 
 
 def test_an_unreachable_server_uses_attempts_and_leaves_the_message_queued(make_account, smtp: SmtpServer) -> None:
-    from tests.servers.ports import free_port
+    from tests.servers.ports import refused_port
 
-    account = make_account(outgoing_port=free_port(), max_send_attempts=2)
+    account = make_account(outgoing_port=refused_port(), max_send_attempts=2)
     queued = outbox.enqueue(account, _draft())
     outbox.send_queued()
     waiting = _reload(queued)

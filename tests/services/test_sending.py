@@ -15,7 +15,7 @@ from tests.headerinjection import ENCODED, INJECTIONS, refused_for_a_reason
 from tests.servers.dovecot import Dovecot
 from tests.servers.faultproxy import FaultProxy
 from tests.servers.pki import Pki
-from tests.servers.ports import free_port
+from tests.servers.ports import refused_port
 from tests.servers.smtp import SmtpServer
 from webapp import connector
 from webapp.extensions import db
@@ -133,7 +133,7 @@ def test_each_send_failure_has_its_own_message_and_error_log_entry(
     try:
         cases = [
             ("auth", {"password": "wrong password"}, "authentication failed"),
-            ("refused", {"outgoing_port": free_port()}, "refused the connection"),
+            ("refused", {"outgoing_port": refused_port()}, "refused the connection"),
             ("tls", {"ca_cert_pem": pki.other_ca_pem.read_text()}, "certificate"),
             ("timeout", {"outgoing_port": blackhole.port, "timeout": 1}, "did not answer within 1 seconds"),
         ]

@@ -94,13 +94,13 @@ def test_add_test_edit_and_remove_an_account(
 def test_each_failure_is_explained(
     client: FlaskClient, make_user, login, post_form, dovecot: Dovecot, smtp: SmtpServer, pki: Pki, mail_user
 ) -> None:
-    from tests.servers.ports import free_port
+    from tests.servers.ports import refused_port
 
     make_user("boss", role="admin")
     login("boss")
     cases = {
         "dns": ({"incoming_host": "mail.invalid"}, "DNS: the name 'mail.invalid' could not be resolved"),
-        "refused": ({"incoming_port": free_port()}, "refused the connection"),
+        "refused": ({"incoming_port": refused_port()}, "refused the connection"),
         "tls": ({"ca_cert_pem": pki.other_ca_pem.read_text()}, "certificate of IMAP server 127.0.0.1"),
     }
     for index, (kind, (over, expected)) in enumerate(cases.items()):
