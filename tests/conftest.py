@@ -18,9 +18,11 @@ from sqlalchemy import delete
 from tests.servers import database as test_database
 from tests.servers import pki as test_pki
 from tests.servers import redis as test_redis
+from tests.servers.dnsserver import DnsServer
 from tests.servers.dovecot import Dovecot
 from tests.servers.netguard import loopback_only  # noqa: F401 - autouse guard
 from tests.servers.smtp import SmtpServer
+from tests.servers.webfiles import WebFiles
 from webapp.adapters.storage.secretbox import generate_key
 
 TEST_PASSWORD = "correct horse battery"
@@ -65,6 +67,36 @@ def smtp_server(dovecot_server: Dovecot, pki: test_pki.Pki) -> Iterator[SmtpServ
 def smtp(smtp_server: SmtpServer) -> Iterator[SmtpServer]:
     yield smtp_server
     smtp_server.reset()
+
+
+@pytest.fixture(scope="session")
+def dns_server() -> Iterator[DnsServer]:
+    server = DnsServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def web_files_server(pki: test_pki.Pki) -> Iterator[WebFiles]:
+    server = WebFiles(pki).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def discovery(
+    app: Flask, dns_server: DnsServer, web_files_server: WebFiles, pki: test_pki.Pki, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[DnsServer, WebFiles]]:
+    """The app's discovery pointed at the test kit's DNS and HTTPS servers (the kit's CA trusted)."""
+    app.config.update(
+        AUTOCONFIG_DNS_SERVERS=dns_server.address,
+        AUTOCONFIG_HTTPS_PORT=web_files_server.port,
+        AUTOCONFIG_TIMEOUT_SECONDS=2,
+    )
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca_pem))
+    yield dns_server, web_files_server
+    dns_server.reset()
+    web_files_server.reset()
 
 
 @pytest.fixture(scope="session")

@@ -75,6 +75,14 @@ DEFAULTS: dict[str, Any] = {
     # Webhooks may POST to private and loopback addresses (on-premises receivers); False refuses them.
     # Link-local and cloud-metadata addresses are refused either way (docs/webhooks.md).
     "WEBHOOK_ALLOW_PRIVATE": True,
+    # Automatic configuration (docs/autoconfig.md): every network lookup of one discovery together within
+    # this many seconds; complete answers kept this long; DNS through these servers ("host:port", comma-
+    # separated; None: the system's resolvers); the port of the domains' HTTPS autoconfig hosts (443; tests
+    # serve them elsewhere).
+    "AUTOCONFIG_TIMEOUT_SECONDS": 4.0,
+    "AUTOCONFIG_CACHE_SECONDS": 86400,
+    "AUTOCONFIG_DNS_SERVERS": None,
+    "AUTOCONFIG_HTTPS_PORT": 443,
     "DATABASE_URL": None,
     "REDIS_URL": None,
 }

@@ -12,9 +12,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from webapp.adapters.autoconfig import Provider as EmailProvider
+from webapp.adapters.autoconfig import ServerSetting
 from webapp.models import Attachment, EmailAccount, EmailMessage
 from webapp.models.fetchrun import RunTrigger as _RunTrigger
 from webapp.services.account import accounts as _accounts
+from webapp.services.account import autoconfig as _autoconfig
 from webapp.services.account import connection as _connection
 from webapp.services.account.connection import ConnectionReport
 from webapp.services.errors import Conflict, ConnectionFailed, ConnectorError, Invalid, NotFound
@@ -34,9 +37,12 @@ __all__ = [
     "Draft",
     "EmailAccount",
     "EmailMessage",
+    "EmailProvider",
     "Invalid",
     "NotFound",
     "OutgoingAttachment",
+    "ServerSetting",
+    "get_auto_config",
     "queue_email",
     "retrieve_email_messages",
     "send_email",
@@ -136,6 +142,14 @@ def subscribe_to_incoming_email(
 def unsubscribe_from_incoming_email(account: EmailAccount | int | str) -> bool:
     """End the account's subscription (Mendix ``UnsubscribeFromIncomingEmail``); False if there was none."""
     return _subscriptions.unsubscribe(_account(account))
+
+
+def get_auto_config(address: str) -> list[EmailProvider]:
+    """Every configuration found for ``address`` (Mendix ``GetAutoConfig``), best first, each with its
+    ``source`` (preset, autoconfig, mx, srv) and ``origin``; [] when nothing was found. Raises Invalid for
+    something that is not an address. Sources that failed are left out (``email-connector autoconfig``
+    names them)."""
+    return _autoconfig.get_auto_config(address)
 
 
 def _target(callback: str | Callable[..., Any] | None) -> str | None:

@@ -22,6 +22,7 @@ import click
 import pytest
 
 from tests.servers import messages as generated
+from tests.servers.dnsserver import DnsServer
 from tests.servers.dovecot import Dovecot
 from tests.servers.pki import Pki
 from tests.servers.ports import free_port, refused_port
@@ -127,6 +128,8 @@ def scenario(dovecot: Dovecot, smtp: SmtpServer, ca: Path, hooks: Receiver) -> l
         Step(("users", "add", "bob", "--password-stdin"), stdin="bob password 1\n"),
         Step(("users", "set-password", "bob", "--password-stdin"), stdin="bob password 2\n"),
         Step(("users", "list", "--json"), says='"username": "bob"'),
+        Step(("autoconfig", "someone@gmail.com"), says="imap\timap.gmail.com:993\ttls\tlogin someone@gmail.com"),
+        Step(("autoconfig", "someone@unknown.test", "--json"), code=1, says="error: no configuration found"),
         Step(account, stdin="alice-mail-pw\n", says="account Work added"),
         Step(("accounts", "update", "Work", "--count", "10")),
         Step(("accounts", "list", "--json"), says='"count": 10'),
@@ -195,7 +198,7 @@ def scenario(dovecot: Dovecot, smtp: SmtpServer, ca: Path, hooks: Receiver) -> l
 
 
 @pytest.fixture
-def place() -> Iterator[Place]:
+def place(dns_server: DnsServer) -> Iterator[Place]:
     root = Path(tempfile.mkdtemp(prefix="ec-cli-"))  # short: the Redis socket path has at most 107 bytes
     (root / "cwd").mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMAILCONNECTOR_")}
@@ -203,6 +206,7 @@ def place() -> Iterator[Place]:
     env.pop("REDIS_URL", None)
     env["EMAILCONNECTOR_INSTANCE_PATH"] = str(root / "i")
     env["EMAILCONNECTOR_SQLITE_STRICT_WRITES"] = "true"  # as in the suite: a write path without a write lock fails
+    env["EMAILCONNECTOR_AUTOCONFIG_DNS_SERVERS"] = dns_server.address  # discovery asks the kit's DNS only
     yield Place(root, env)
     for pid in redis_servers(root):  # never leave one behind, even when the test failed
         os.kill(pid, signal.SIGKILL)

@@ -12,6 +12,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+TEST_DOMAINS = ("corp.test", "wellknown.test", "hostile.test", "slow.test", "mixed.test")
+
 
 @dataclass(frozen=True)
 class Pki:
@@ -61,7 +63,15 @@ def make(folder: Path) -> Pki:
         .not_valid_before(now - dt.timedelta(days=1))
         .not_valid_after(now + dt.timedelta(days=30))
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            x509.SubjectAlternativeName(
+                [
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    x509.DNSName("localhost"),
+                    # the domains the autoconfig tests serve over HTTPS (their DNS answers 127.0.0.1)
+                    *(x509.DNSName(name) for name in TEST_DOMAINS),
+                    *(x509.DNSName(f"*.{name}") for name in TEST_DOMAINS),
+                ]
+            ),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)

@@ -233,7 +233,7 @@ def _addresses(target: Target, allow_private: bool, shown: str) -> list[tuple[in
     return found
 
 
-class _CheckedConnection(http.client.HTTPConnection):
+class CheckedConnection(http.client.HTTPConnection):
     """An HTTP(S) connection to an address checked beforehand; Host, SNI and certificate use the name."""
 
     def __init__(
@@ -249,6 +249,7 @@ class _CheckedConnection(http.client.HTTPConnection):
         self._tls = tls
 
     def connect(self) -> None:
+        """Connect to the first checked address that answers (TLS with the URL's host name)."""
         error: OSError | None = None
         for family, sockaddr in self._addresses:
             sock = socket.socket(family, socket.SOCK_STREAM)
@@ -294,14 +295,14 @@ def post(
         DELIVERY_HEADER: delivery_id,
     }
     context = (tls or ssl.create_default_context()) if target.scheme == "https" else None
-    connection = _CheckedConnection(target, addresses, timeout, context)
+    connection = CheckedConnection(target, addresses, timeout, context)
     response: http.client.HTTPResponse | None = None
     try:
         connection.request("POST", target.path, body=body, headers=headers)
         response = connection.getresponse()
         status, reason, location = response.status, response.reason, response.getheader("Location")
     except (OSError, http.client.HTTPException, ValueError) as exc:  # said without the URL's path
-        raise _translate(exc, shown, timeout) from None
+        raise describe_failure(exc, shown, timeout) from None
     finally:
         if response is not None:
             response.close()  # the body is not read: the answer is in the status line
@@ -317,7 +318,8 @@ def post(
     return Answer(status, reason)
 
 
-def _translate(exc: BaseException, shown: str, timeout: float) -> AdapterError:
+def describe_failure(exc: BaseException, shown: str, timeout: float) -> AdapterError:
+    """An HTTP request's failure in plain words, naming the URL as ``shown`` (scheme, host, port)."""
     if isinstance(exc, AdapterError):
         return exc
     if isinstance(exc, ConnectionRefusedError):

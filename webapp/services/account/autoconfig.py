@@ -1,0 +1,232 @@
+"""Automatic configuration: every configuration found for an address, each with its source, in this
+order — a built-in preset for the domain, the domain's own autoconfig file, the preset of its MX
+record's provider, and its RFC 6186 SRV records (``get_auto_config``, Mendix's GetAutoConfig).
+
+The network sources are asked at once, in threads, within ``AUTOCONFIG_TIMEOUT_SECONDS`` in all; one that
+fails or is late never hides the others (its problem is reported beside what was found). A complete
+answer is kept in Redis for ``AUTOCONFIG_CACHE_SECONDS`` (a day). docs/autoconfig.md says more.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent import futures
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from flask import current_app
+
+from webapp.adapters.autoconfig import presets, thunderbird, web
+from webapp.adapters.autoconfig.dnslookup import Lookup
+from webapp.adapters.autoconfig.settings import Provider, ServerSetting
+from webapp.adapters.coordination import UNAVAILABLE
+from webapp.adapters.errors import AdapterError
+from webapp.services.errors import Invalid
+from webapp.services.platform.redisconn import coordination
+
+# RFC 6186 (and RFC 8314's submissions): the SRV name, and what it means for us.
+SRV_SERVICES = (
+    ("_imaps._tcp", "imap", "tls"),
+    ("_imap._tcp", "imap", "starttls"),
+    ("_pop3s._tcp", "pop3", "tls"),
+    ("_pop3._tcp", "pop3", "starttls"),
+    ("_submissions._tcp", "smtp", "tls"),
+    ("_submission._tcp", "smtp", "starttls"),
+)
+AUTOCONFIG_URLS = (
+    "https://autoconfig.{domain}{port}/mail/config-v1.1.xml?emailaddress={address}",
+    "https://{domain}{port}/.well-known/autoconfig/mail/config-v1.1.xml",
+)
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """What was found (``providers``, best first) and what could not be asked (``problems``, in words)."""
+
+    address: str
+    providers: tuple[Provider, ...]
+    problems: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, object]:
+        """The discovery as JSON-ready values."""
+        return {
+            "address": self.address,
+            "providers": [p.as_dict() for p in self.providers],
+            "problems": list(self.problems),
+        }
+
+
+def discover(address: str) -> Discovery:
+    """Every configuration found for ``address`` (see the module docstring); Invalid if it is no address."""
+    address, domain = _split(address)
+    key = f"autoconfig:{address.lower()}"
+    cached = _cache_get(key)
+    if cached:
+        return _from_json(cached)
+    config = current_app.config
+    budget = float(config["AUTOCONFIG_TIMEOUT_SECONDS"])
+    servers = config["AUTOCONFIG_DNS_SERVERS"] or ()
+    if isinstance(servers, str):  # from the environment: comma-separated
+        servers = [s for s in servers.split(",") if s.strip()]
+    lookup = Lookup(list(servers) or None, timeout=budget)
+    port = int(config["AUTOCONFIG_HTTPS_PORT"])
+    found: list[Provider] = []
+    problems: list[str] = []
+    preset = presets.by_domain(address)
+    if preset is not None:
+        found.append(preset)
+    pool = futures.ThreadPoolExecutor(max_workers=3, thread_name_prefix="autoconfig")
+    asked = {
+        "autoconfig": pool.submit(_domain_file, address, domain, lookup, budget, port),
+        "mx": pool.submit(_mx, address, domain, lookup),
+        "srv": pool.submit(_srv, address, domain, lookup),
+    }
+    deadline = time.monotonic() + budget
+    for source, future in asked.items():  # in the order of the result
+        try:
+            provider, said = future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except futures.TimeoutError:
+            problems.append(f"{source}: no answer within {budget:g} seconds")
+            continue
+        except Exception as exc:  # a broken source must not hide the others
+            current_app.logger.exception("autoconfig: the %s lookup failed", source)
+            problems.append(f"{source}: unexpected error ({type(exc).__name__}); see the log")
+            continue
+        problems.extend(f"{source}: {problem}" for problem in said)
+        if provider is not None:
+            found.append(provider)
+    pool.shutdown(wait=False, cancel_futures=True)  # a late source ends on its own socket timeout
+    result = Discovery(address, _distinct(found), tuple(problems))
+    if not problems:
+        _cache_put(key, json.dumps(result.as_dict()), int(config["AUTOCONFIG_CACHE_SECONDS"]))
+    return result
+
+
+def _cache_get(key: str) -> str | None:
+    try:
+        return coordination().get(key)
+    except UNAVAILABLE:  # the cache is a convenience: without Redis, discovery asks again
+        return None
+
+
+def _cache_put(key: str, value: str, seconds: int) -> None:
+    try:
+        coordination().put(key, value, seconds)
+    except UNAVAILABLE:
+        current_app.logger.warning("autoconfig: Redis does not answer; the answer is not cached")
+
+
+def get_auto_config(address: str) -> list[Provider]:
+    """Mendix's GetAutoConfig: the configurations found (``discover(address).providers``)."""
+    return list(discover(address).providers)
+
+
+def _split(address: str) -> tuple[str, str]:
+    address = address.strip()
+    local, at, domain = address.rpartition("@")
+    try:
+        ascii_domain = domain.rstrip(".").encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        ascii_domain = ""
+    labels = ascii_domain.split(".")
+    valid = (
+        at
+        and local
+        and len(address) <= 320
+        and not any(c.isspace() or ord(c) < 32 for c in address)
+        and len(labels) >= 2
+        and len(ascii_domain) <= 253
+        and all(
+            0 < len(x) <= 63 and x.replace("-", "").isalnum() and x.isascii() and x[0] != "-" != x[-1] for x in labels
+        )
+    )
+    if not valid:
+        raise Invalid(f"{address[:80]!r} is not an email address with a domain (like name@example.com)")
+    return f"{local}@{ascii_domain}", ascii_domain
+
+
+def _domain_file(
+    address: str, domain: str, lookup: Lookup, timeout: float, port: int
+) -> tuple[Provider | None, list[str]]:
+    """The domain's own autoconfig file: the autoconfig host first, then the domain's well-known path."""
+    problems: list[str] = []
+    shown_port = "" if port == 443 else f":{port}"
+    for pattern in AUTOCONFIG_URLS:
+        url = pattern.format(domain=domain, port=shown_port, address=quote(address, safe="@"))
+        try:
+            return thunderbird.parse(web.get_document(url, lookup, timeout), address, url), []
+        except AdapterError as exc:
+            if not _absent(exc):
+                problems.append(str(exc))
+    return None, problems
+
+
+def _absent(exc: AdapterError) -> bool:
+    """Not a problem, just not there: no such host, nothing listening, or 404/410."""
+    text = str(exc)
+    return exc.kind in ("dns", "refused") or " answered 404" in text or " answered 410" in text
+
+
+def _mx(address: str, domain: str, lookup: Lookup) -> tuple[Provider | None, list[str]]:
+    """The preset of the provider behind the domain's MX (Google Workspace, Microsoft 365, …)."""
+    try:
+        hosts = lookup.mx(domain)
+    except AdapterError as exc:
+        return None, [str(exc)]
+    for host in hosts:
+        provider = presets.by_mx(address, host)
+        if provider is not None:
+            return provider, []
+    return None, []
+
+
+def _srv(address: str, domain: str, lookup: Lookup) -> tuple[Provider | None, list[str]]:
+    """RFC 6186: the servers the domain names in SRV records (login: the address)."""
+    incoming: list[ServerSetting] = []
+    outgoing: list[ServerSetting] = []
+    problems: list[str] = []
+    names: list[str] = []
+    for service, protocol, security in SRV_SERVICES:
+        name = f"{service}.{domain}"
+        try:
+            answers = lookup.srv(name)
+        except AdapterError as exc:
+            problems.append(str(exc))
+            continue
+        if answers:
+            names.append(name)
+            best = answers[0]
+            setting = ServerSetting(protocol, best.target, best.port, security, address)
+            (outgoing if protocol == "smtp" else incoming).append(setting)
+    if not incoming and not outgoing:
+        return None, problems
+    return Provider("srv", ", ".join(names), domain, tuple(incoming), tuple(outgoing)), problems
+
+
+def _distinct(found: list[Provider]) -> tuple[Provider, ...]:
+    """Leave out a later source that found exactly what an earlier one did (gmail.com's MX: its preset)."""
+    seen: set[tuple[tuple[ServerSetting, ...], tuple[ServerSetting, ...]]] = set()
+    kept = []
+    for provider in found:
+        servers = (provider.incoming, provider.outgoing)
+        if servers not in seen:
+            seen.add(servers)
+            kept.append(provider)
+    return tuple(kept)
+
+
+def _from_json(text: str) -> Discovery:
+    data = json.loads(text)
+    providers = tuple(
+        Provider(
+            p["source"],
+            p["origin"],
+            p["name"],
+            tuple(ServerSetting(**s) for s in p["incoming"]),
+            tuple(ServerSetting(**s) for s in p["outgoing"]),
+            tuple(p["notes"]),
+        )
+        for p in data["providers"]
+    )
+    return Discovery(data["address"], providers, tuple(data["problems"]))
