@@ -147,7 +147,7 @@ def test_a_complete_answer_is_kept_for_a_day(discovery) -> None:
     first = autoconfig.discover("jo@corp.test")
     asked = sum(dns.asked.values())
     web.reset()  # had it been asked again, it would find nothing now
-    again = autoconfig.discover("JO@corp.test.")
+    again = autoconfig.discover("jo@CORP.test.")  # the same domain
     assert again.providers == first.providers
     assert (sum(dns.asked.values()), len(web.requests)) == (asked, 0)
 

@@ -60,7 +60,7 @@ class Discovery:
 def discover(address: str) -> Discovery:
     """Every configuration found for ``address`` (see the module docstring); Invalid if it is no address."""
     address, domain = _split(address)
-    key = f"autoconfig:{address.lower()}"
+    key = f"autoconfig:{address}"  # the domain in lower case; the local part as given (logins may keep it)
     cached = _cache_get(key)
     if cached:
         return _from_json(cached)
