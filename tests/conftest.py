@@ -92,6 +92,7 @@ def discovery(
         AUTOCONFIG_DNS_SERVERS=dns_server.address,
         AUTOCONFIG_HTTPS_PORT=web_files_server.port,
         AUTOCONFIG_TIMEOUT_SECONDS=2,
+        AUTOCONFIG_ALLOW_PRIVATE=True,  # the kit's servers are on 127.0.0.1
     )
     monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca_pem))
     yield dns_server, web_files_server

@@ -83,6 +83,9 @@ DEFAULTS: dict[str, Any] = {
     "AUTOCONFIG_CACHE_SECONDS": 86400,
     "AUTOCONFIG_DNS_SERVERS": None,
     "AUTOCONFIG_HTTPS_PORT": 443,
+    # Whether a domain's autoconfig file may be fetched from a private or loopback address (an internal
+    # mail domain); off by default, so that an address cannot make the server probe its own network.
+    "AUTOCONFIG_ALLOW_PRIVATE": False,
     "DATABASE_URL": None,
     "REDIS_URL": None,
 }

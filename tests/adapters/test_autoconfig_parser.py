@@ -68,6 +68,8 @@ HOSTILE = {
     b"<outgoingServer type='smtp'><hostname>smtp.x</hostname><port>587</port><socketType>TLS1.0</socketType>"
     b"</outgoingServer></emailProvider></clientConfig>",
     "empty": b"",
+    "UTF-7": b'<?xml version="1.0" encoding="UTF-7"?><clientConfig/>',
+    "unknown encoding": b'<?xml version="1.0" encoding="x-no-such"?><clientConfig/>',
 }
 
 
@@ -98,5 +100,40 @@ def test_an_mx_host_names_its_provider() -> None:
     assert google.incoming[0] == ServerSetting("imap", "imap.gmail.com", 993, "tls", "it@firm.example")
     microsoft = presets.by_mx("it@firm.example", "firm-example.mail.protection.outlook.com")
     assert microsoft is not None and microsoft.name.startswith("Microsoft 365")
+    newer = presets.by_mx("it@firm.example", "firm-example.j-v1.mx.microsoft")
+    assert newer is not None and newer.name.startswith("Microsoft 365")
+    zoho_eu = presets.by_mx("it@firm.example", "mx.zoho.eu")
+    assert zoho_eu is not None and zoho_eu.incoming[0].host == "imappro.zoho.eu"
+    assert presets.by_domain("someone@yahoo.co.jp") is None  # Yahoo! JAPAN is another service
     assert presets.by_mx("it@firm.example", "mail.firm.example") is None
     assert presets.by_mx("it@firm.example", "evilgoogle.com") is None  # a suffix, not a substring
+
+
+def test_what_a_hostile_file_puts_in_a_setting_never_comes_out() -> None:
+    """Host names must be DNS names, ports ASCII digits in range, logins without line breaks; the name is
+    cleaned for showing; the address is not expanded twice; at most ten servers a direction."""
+    servers = [
+        ("imap.x.test:2525", "993", "%EMAILADDRESS%"),
+        ("[::1]", "993", "%EMAILADDRESS%"),
+        ("169.254.169.254", "993", "%EMAILADDRESS%"),
+        ("\u0456map.\u0445.test", "993", "%EMAILADDRESS%"),  # Cyrillic look-alikes of imap.x.test
+        ("imap.x.test", "٩٩٣", "%EMAILADDRESS%"),
+        ("imap.x.test", "+993", "%EMAILADDRESS%"),
+        ("imap.x.test", "0", "%EMAILADDRESS%"),
+        ("imap.x.test", "993", "jo&#13;&#10;a1 LOGOUT"),
+        ("imap.ok.test", "993", "%EMAILADDRESS%"),
+    ] + [(f"imap{n}.many.test", "143", "%EMAILADDRESS%") for n in range(20)]
+    body = "".join(
+        f"<incomingServer type='imap'><hostname>{h}</hostname><port>{p}</port><socketType>SSL</socketType>"
+        f"<username>{u}</username></incomingServer>"
+        for h, p, u in servers
+    )
+    document = (
+        "<clientConfig><emailProvider><displayName>Corp&#10;  imap\tevil.test:993&#x202E;</displayName>"
+        f"{body}</emailProvider></clientConfig>"
+    ).encode()
+    provider = thunderbird.parse(document, "%EMAILDOMAIN%@x.test", "https://x.test/")
+    assert provider.name == "Corp imap evil.test:993"
+    assert provider.incoming[0] == ServerSetting("imap", "imap.ok.test", 993, "tls", "%EMAILDOMAIN%@x.test")
+    assert len(provider.incoming) == 10
+    assert {s.host for s in provider.incoming[1:]} <= {f"imap{n}.many.test" for n in range(20)}

@@ -20,6 +20,7 @@ import dns.rrset
 class DnsServer:
     records: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     silent: set[str] = field(default_factory=set)
+    failing: set[str] = field(default_factory=set)  # answered SERVFAIL
     asked: Counter[tuple[str, str]] = field(default_factory=Counter)
     _socket: socket.socket | None = None
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -36,6 +37,7 @@ class DnsServer:
     def reset(self) -> None:
         self.records.clear()
         self.silent.clear()
+        self.failing.clear()
         self.asked.clear()
 
     def start(self) -> DnsServer:
@@ -76,6 +78,9 @@ class DnsServer:
             self.asked[(name, kind)] += 1
             if name in self.silent:
                 return None
+            if name in self.failing:
+                response.set_rcode(dns.rcode.SERVFAIL)
+                return response
             values = self.records.get((name, kind))
             if values:
                 response.answer.append(dns.rrset.from_text(question.name, 60, "IN", kind, *values))

@@ -3,6 +3,10 @@ one that never answers, hostile answers, the cache."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import ssl
+import threading
 from pathlib import Path
 
 import pytest
@@ -153,8 +157,114 @@ def test_a_complete_answer_is_kept_for_a_day(discovery) -> None:
 
 
 @pytest.mark.parametrize(
-    "address", ["", "no-at-sign", "@corp.test", "jo@", "jo@localhost", "jo@corp..test", "jo@-x.test", "a b@corp.test"]
+    "address",
+    [
+        "",
+        "no-at-sign",
+        "@corp.test",
+        "jo@",
+        "jo@localhost",
+        "jo@corp..test",
+        "jo@-x.test",
+        "a b@corp.test",
+        "jo@127.0.0.1",
+        "jo@0x7f.1",
+        "jo@[127.0.0.1]",
+        "jo\u202e@corp.test",
+    ],
 )
 def test_what_is_not_an_address_is_refused(discovery, address: str) -> None:
     with pytest.raises(Invalid, match="not an email address"):
         autoconfig.discover(address)
+
+
+def test_an_internationalised_domain_is_its_own_idna_2008_name(discovery) -> None:
+    """faß.de is xn--fa-hia.de, another domain than fass.de (IDNA 2003 would have mapped it there)."""
+    dns, web = discovery
+    _serve(dns, web, "autoconfig.xn--fa-hia.de", CONFIG_PATH, _corp_file())
+    found = autoconfig.discover("jo@faß.de")
+    assert found.address == "jo@xn--fa-hia.de"
+    assert dns.asked[("autoconfig.xn--fa-hia.de", "A")] == 1 and dns.asked[("autoconfig.fass.de", "A")] == 0
+
+
+def test_without_allow_private_a_loopback_autoconfig_host_is_not_asked(discovery, app) -> None:
+    dns, web = discovery
+    app.config["AUTOCONFIG_ALLOW_PRIVATE"] = False  # the default
+    _serve(dns, web, "autoconfig.corp.test", CONFIG_PATH, _corp_file())
+    found = autoconfig.discover("jo@corp.test")
+    assert found.providers == () and web.requests == []
+    assert any("127.0.0.1" in p and "not asked" in p for p in found.problems), found.problems
+
+
+def test_a_failing_name_server_is_a_problem_not_an_absence(discovery) -> None:
+    dns, _web = discovery
+    dns.failing.add("autoconfig.corp.test")
+    dns.add("_imaps._tcp.corp.test", "SRV", "0 1 993 imap.corp.test.")
+    found = autoconfig.discover("jo@corp.test")
+    assert [p.source for p in found.providers] == ["srv"]
+    assert any(p.startswith("autoconfig: DNS:") for p in found.problems), found.problems
+    autoconfig.discover("jo@corp.test")
+    assert dns.asked[("autoconfig.corp.test", "A")] == 2  # not cached: asked again
+
+
+def test_srv_records_naming_no_usable_host_or_port_are_left_out(discovery) -> None:
+    dns, _web = discovery
+    dns.add("_imaps._tcp.corp.test", "SRV", "0 1 0 imap.corp.test.", r"0 1 993 imap\013\010x.corp.test.")
+    dns.add("_submission._tcp.corp.test", "SRV", "0 1 587 169.254.169.254.", "1 1 587 smtp.corp.test.")
+    found = autoconfig.discover("jo@corp.test")
+    (srv,) = found.providers
+    assert srv.incoming == () and [s.host for s in srv.outgoing] == ["smtp.corp.test"]
+    assert sum("left out" in p for p in found.problems) == 2
+
+
+def test_a_server_that_sends_its_file_a_byte_at_a_time_is_cut_off_at_the_deadline(discovery, app, pki) -> None:
+    """Found by the attack review: the socket timeout bounded each read, not the download, so a slow
+    server kept a thread (and the command) alive for hours."""
+    dns, _web = discovery
+    app.config["AUTOCONFIG_TIMEOUT_SECONDS"] = 1
+    with _Trickle(pki) as trickle:
+        app.config["AUTOCONFIG_HTTPS_PORT"] = trickle.port
+        dns.add("autoconfig.slow.test", "A", "127.0.0.1")
+        found = autoconfig.discover("jo@slow.test")
+        assert found.providers == () and len(found.problems) == 1, found.problems
+        assert found.problems[0].startswith("autoconfig: ")
+        left = [t for t in threading.enumerate() if t.name == "autoconfig"]
+        for thread in left:
+            thread.join(timeout=3)  # the source's reads end at the deadline, not when the file is done
+        assert not any(t.is_alive() for t in left)
+        assert trickle.sent < 50
+
+
+class _Trickle:
+    """An HTTPS server that announces a big file and sends a byte every 0.1 s."""
+
+    def __init__(self, pki) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(pki.cert_pem, pki.key_pem)
+        self.sent = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> _Trickle:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.listener.close()
+        self.thread.join(timeout=10)
+
+    def _serve(self) -> None:
+        self.listener.settimeout(10)
+        try:
+            raw, _ = self.listener.accept()
+        except OSError:
+            return
+        with contextlib.suppress(OSError), self.context.wrap_socket(raw, server_side=True) as connection:
+            connection.recv(4096)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 262144\r\n\r\n")
+            while not self.stop.wait(0.1) and self.sent < 100:
+                connection.sendall(b"<")
+                self.sent += 1

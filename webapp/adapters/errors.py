@@ -23,6 +23,8 @@ class ErrorKind(StrEnum):
     FOLDER = "folder"  # an IMAP folder that cannot be opened
     RECIPIENTS = "recipients"  # the SMTP server refused recipients
     SMTPUTF8 = "smtputf8"  # non-ASCII addresses to a server without SMTPUTF8
+    ABSENT = "absent"  # nothing there to ask (discovery: no such name, no such file)
+    ADDRESS = "address"  # a destination address that is never asked (link-local, metadata, private)
 
 
 class AdapterError(Exception):

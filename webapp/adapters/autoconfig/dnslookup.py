@@ -1,8 +1,10 @@
 """The DNS lookups of discovery (MX, SRV, and the addresses of autoconfig hosts) through dnspython, on the
-system's resolvers or on the name servers given (``host:port``), each answer within a short lifetime."""
+system's resolvers or on the name servers given (``host:port``), every answer before one deadline."""
 
 from __future__ import annotations
 
+import ipaddress
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,16 +26,18 @@ class Service:
 
 
 class Lookup:
-    def __init__(self, servers: Sequence[str] | None, timeout: float) -> None:
+    """Lookups that all end by ``deadline`` (``time.monotonic()``): a late one is a timeout."""
+
+    def __init__(self, servers: Sequence[str] | None, deadline: float) -> None:
         if servers:
             resolver = dns.resolver.Resolver(configure=False)
-            hosts, ports = zip(*(_host_port(s) for s in servers), strict=True)
-            resolver.nameservers = list(hosts)
-            resolver.nameserver_ports = dict(zip(hosts, ports, strict=True))
+            parsed = [name_server(s) for s in servers]
+            resolver.nameservers = [host for host, _ in parsed]
+            resolver.nameserver_ports = dict(parsed)
         else:
             resolver = dns.resolver.Resolver()
-        resolver.lifetime = resolver.timeout = timeout
         self._resolver = resolver
+        self.deadline = deadline
 
     def mx(self, domain: str) -> list[str]:
         """The domain's mail exchangers, most preferred first ([] when it has none)."""
@@ -55,18 +59,30 @@ class Lookup:
         return [str(r) for kind in ("A", "AAAA") for r in self._ask(host, kind)]
 
     def _ask(self, name: str, kind: str) -> list[Any]:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TransientError(f"DNS: no time left to look up {name} ({kind})", kind="timeout")
         try:
-            return list(self._resolver.resolve(name, kind, search=False))
+            return list(self._resolver.resolve(name, kind, search=False, lifetime=left))
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             return []
         except dns.exception.Timeout:
             raise TransientError(f"DNS: no answer for {name} ({kind}) in time", kind="timeout") from None
-        except (dns.resolver.NoNameservers, dns.exception.DNSException) as exc:
-            raise TransientError(f"DNS: {name} ({kind}) could not be looked up: {exc}", kind="dns") from None
+        except dns.exception.DNSException as exc:  # SERVFAIL, REFUSED, a broken answer: a problem, not "absent"
+            raise TransientError(
+                f"DNS: {name} ({kind}) could not be looked up ({type(exc).__name__})", kind="dns"
+            ) from None
 
 
-def _host_port(server: str) -> tuple[str, int]:
-    host, _, port = server.strip().rpartition(":")
-    if not host or not port.isdigit():
-        return server.strip(), 53
-    return host.strip("[]"), int(port)
+def name_server(text: str) -> tuple[str, int]:
+    """``192.0.2.53``, ``192.0.2.53:5353``, ``2001:db8::53`` or ``[2001:db8::53]:5353`` as (address, port);
+    ValueError for anything else."""
+    text = text.strip()
+    try:
+        return str(ipaddress.ip_address(text)), 53
+    except ValueError:
+        pass
+    host, colon, port = text.rpartition(":")
+    if not colon or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not a name server (an IP address, optionally with :port)")
+    return str(ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))), int(port)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -52,12 +54,51 @@ class Provider:
         }
 
 
+_PLACEHOLDER = re.compile(r"%(EMAILADDRESS|EMAILLOCALPART|EMAILDOMAIN)%")
+_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+MAX_SERVERS = 10  # per direction: real providers list two or three
+
+
 def fill_username(template: str, address: str) -> str:
-    """Thunderbird's placeholders: %EMAILADDRESS%, %EMAILLOCALPART%, %EMAILDOMAIN%."""
+    """Thunderbird's placeholders (%EMAILADDRESS%, %EMAILLOCALPART%, %EMAILDOMAIN%), filled in one pass (an
+    address that itself contains a placeholder is not expanded again)."""
     local, _, domain = address.rpartition("@")
+    values = {"EMAILADDRESS": address, "EMAILLOCALPART": local, "EMAILDOMAIN": domain}
+    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], template)
+
+
+def usable_host(host: str) -> bool:
+    """A DNS host name as a discovered setting may name one: ASCII letters, digits and hyphens between dots,
+    at least two labels, a last label that is not a number (so no IP addresses, ports, paths or spaces)."""
+    labels = host.rstrip(".").split(".")
     return (
-        template.replace("%EMAILADDRESS%", address).replace("%EMAILLOCALPART%", local).replace("%EMAILDOMAIN%", domain)
+        len(host) <= 253
+        and len(labels) >= 2
+        and all(_LABEL.match(label) for label in labels)
+        and not labels[-1].isdigit()
     )
+
+
+def usable_port(text: str | int) -> int | None:
+    """The port, when it is one (1 to 65535, written in ASCII digits)."""
+    value = str(text).strip()
+    if not re.fullmatch(r"[0-9]{1,5}", value) or not 0 < int(value) < 65536:
+        return None
+    return int(value)
+
+
+def clean_text(value: str, longest: int) -> str:
+    """A name from the network, fit to show: whitespace collapsed, control and format characters (line
+    breaks, bidirectional overrides) removed, at most ``longest`` characters."""
+    kept = "".join(
+        " " if c.isspace() else c for c in value if unicodedata.category(c) not in ("Cc", "Cf") or c.isspace()
+    )
+    return " ".join(kept.split())[:longest]
+
+
+def usable_username(value: str) -> bool:
+    """A login name without control or format characters, at most 320 characters."""
+    return 0 < len(value) <= 320 and not any(unicodedata.category(c) in ("Cc", "Cf") for c in value)
 
 
 def preference(setting: ServerSetting) -> tuple[int, int]:

@@ -7,7 +7,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from xml.parsers import expat
 
-from webapp.adapters.autoconfig.settings import Provider, ServerSetting, fill_username, preference
+from webapp.adapters.autoconfig.settings import (
+    MAX_SERVERS,
+    Provider,
+    ServerSetting,
+    clean_text,
+    fill_username,
+    preference,
+    usable_host,
+    usable_port,
+    usable_username,
+)
 from webapp.adapters.errors import PermanentError
 
 MAX_BYTES = 256 * 1024  # the largest ISPDB file is under 20 KB
@@ -56,12 +66,12 @@ def parse(data: bytes, address: str, origin: str) -> Provider:
     provider = providers[0]
     incoming = [_server(node, address) for node in provider.all("incomingServer")]
     outgoing = [_server(node, address) for node in provider.all("outgoingServer")]
-    usable_in = sorted((s for s in incoming if s is not None), key=preference)
-    usable_out = sorted((s for s in outgoing if s is not None), key=preference)
+    usable_in = sorted((s for s in incoming if s is not None), key=preference)[:MAX_SERVERS]
+    usable_out = sorted((s for s in outgoing if s is not None), key=preference)[:MAX_SERVERS]
     if not usable_in and not usable_out:
         raise AutoconfigError("the autoconfig file names no IMAP, POP3 or SMTP server we can use")
-    name = provider.value("displayName") or provider.attributes.get("id", "") or origin
-    return Provider("autoconfig", origin, name[:200], tuple(usable_in), tuple(usable_out))
+    name = clean_text(provider.value("displayName") or provider.attributes.get("id", ""), 200) or origin
+    return Provider("autoconfig", origin, name, tuple(usable_in), tuple(usable_out))
 
 
 def _server(node: _Node, address: str) -> ServerSetting | None:
@@ -70,23 +80,13 @@ def _server(node: _Node, address: str) -> ServerSetting | None:
         return None  # exchange, ews, jmap, …: not ours
     host = fill_username(node.value("hostname"), address)  # (the placeholders may stand in a host name too)
     security = SOCKET_TYPES.get(node.value("socketType").lower())
-    try:
-        port = int(node.value("port"))
-    except ValueError:
-        return None
-    if not _usable_host(host) or security is None or not 0 < port < 65536:
-        return None
+    port = usable_port(node.value("port"))
+    username = fill_username(node.value("username") or "%EMAILADDRESS%", address)
+    if not usable_host(host) or security is None or port is None or not usable_username(username):
+        return None  # a host that is not a host name, an unknown socket type, a login with a line break, …
     kinds = [AUTH_KINDS.get(a.text.strip().lower()) for a in node.all("authentication")]
     auth = next((k for k in kinds if k == "password"), next((k for k in kinds if k), "password"))
-    username = fill_username(node.value("username") or "%EMAILADDRESS%", address)
-    return ServerSetting(protocol, host.lower(), port, security, username[:320], auth)
-
-
-def _usable_host(host: str) -> bool:
-    """A host name or address as a mail server setting takes it (no placeholders, spaces or paths)."""
-    if not host or len(host) > 253 or "%" in host:
-        return False
-    return all(c.isalnum() or c in ".-_:[]" for c in host)
+    return ServerSetting(protocol, host.lower().rstrip("."), port, security, username, auth)
 
 
 def _tree(data: bytes) -> _Node:
@@ -127,6 +127,8 @@ def _tree(data: bytes) -> _Node:
         parser.Parse(data, True)
     except expat.ExpatError as exc:
         raise AutoconfigError(f"the autoconfig file is not well-formed XML ({exc})") from None
+    except (ValueError, LookupError):  # an encoding expat cannot read (UTF-7, Shift_JIS, an unknown name)
+        raise AutoconfigError("the autoconfig file is in an encoding that is not supported (use UTF-8)") from None
     if not roots:
         raise AutoconfigError("the autoconfig file is empty")
     return roots[0]

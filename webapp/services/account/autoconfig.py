@@ -10,18 +10,21 @@ answer is kept in Redis for ``AUTOCONFIG_CACHE_SECONDS`` (a day). docs/autoconfi
 from __future__ import annotations
 
 import json
+import threading
 import time
-from concurrent import futures
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from flask import current_app
 
 from webapp.adapters.autoconfig import presets, thunderbird, web
-from webapp.adapters.autoconfig.dnslookup import Lookup
-from webapp.adapters.autoconfig.settings import Provider, ServerSetting
+from webapp.adapters.autoconfig.dnslookup import Lookup, name_server
+from webapp.adapters.autoconfig.settings import MAX_SERVERS, Provider, ServerSetting, usable_host
 from webapp.adapters.coordination import UNAVAILABLE
 from webapp.adapters.errors import AdapterError
+from webapp.adapters.mime import addresses
 from webapp.services.errors import Invalid
 from webapp.services.platform.redisconn import coordination
 
@@ -66,41 +69,71 @@ def discover(address: str) -> Discovery:
         return _from_json(cached)
     config = current_app.config
     budget = float(config["AUTOCONFIG_TIMEOUT_SECONDS"])
-    servers = config["AUTOCONFIG_DNS_SERVERS"] or ()
-    if isinstance(servers, str):  # from the environment: comma-separated
-        servers = [s for s in servers.split(",") if s.strip()]
-    lookup = Lookup(list(servers) or None, timeout=budget)
+    deadline = time.monotonic() + budget
+    lookup = Lookup(_name_servers(config["AUTOCONFIG_DNS_SERVERS"]), deadline)
+    allow_private = bool(config["AUTOCONFIG_ALLOW_PRIVATE"])
     port = int(config["AUTOCONFIG_HTTPS_PORT"])
     found: list[Provider] = []
     problems: list[str] = []
     preset = presets.by_domain(address)
     if preset is not None:
         found.append(preset)
-    pool = futures.ThreadPoolExecutor(max_workers=3, thread_name_prefix="autoconfig")
     asked = {
-        "autoconfig": pool.submit(_domain_file, address, domain, lookup, budget, port),
-        "mx": pool.submit(_mx, address, domain, lookup),
-        "srv": pool.submit(_srv, address, domain, lookup),
+        "autoconfig": _Source(_domain_file, address, domain, lookup, port, allow_private),
+        "mx": _Source(_mx, address, domain, lookup),
+        "srv": _Source(_srv, address, domain, lookup),
     }
-    deadline = time.monotonic() + budget
-    for source, future in asked.items():  # in the order of the result
-        try:
-            provider, said = future.result(timeout=max(0.0, deadline - time.monotonic()))
-        except futures.TimeoutError:
+    for source, running in asked.items():  # in the order of the result
+        outcome = running.wait(deadline)
+        if outcome is None:
             problems.append(f"{source}: no answer within {budget:g} seconds")
-            continue
-        except Exception as exc:  # a broken source must not hide the others
-            current_app.logger.exception("autoconfig: the %s lookup failed", source)
-            problems.append(f"{source}: unexpected error ({type(exc).__name__}); see the log")
-            continue
-        problems.extend(f"{source}: {problem}" for problem in said)
-        if provider is not None:
-            found.append(provider)
-    pool.shutdown(wait=False, cancel_futures=True)  # a late source ends on its own socket timeout
+        elif isinstance(outcome, BaseException):
+            current_app.logger.error("autoconfig: the %s lookup failed", source, exc_info=outcome)
+            problems.append(f"{source}: unexpected error ({type(outcome).__name__}); see the log")
+        else:
+            provider, said = outcome
+            problems.extend(f"{source}: {problem}" for problem in said)
+            if provider is not None:
+                found.append(provider)
     result = Discovery(address, _distinct(found), tuple(problems))
     if not problems:
         _cache_put(key, json.dumps(result.as_dict()), int(config["AUTOCONFIG_CACHE_SECONDS"]))
     return result
+
+
+class _Source:
+    """One source, asked in a daemon thread of its own: a late one is left behind (its lookups end at the
+    deadline) and never keeps the process from exiting."""
+
+    def __init__(self, ask: Callable[..., tuple[Provider | None, list[str]]], *args: Any) -> None:
+        self._done = threading.Event()
+        self._outcome: tuple[Provider | None, list[str]] | BaseException | None = None
+
+        def run() -> None:
+            try:
+                self._outcome = ask(*args)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller, who logs it
+                self._outcome = exc
+            finally:
+                self._done.set()
+
+        threading.Thread(target=run, daemon=True, name="autoconfig").start()
+
+    def wait(self, deadline: float) -> tuple[Provider | None, list[str]] | BaseException | None:
+        """The source's outcome, or None when it is not done by ``deadline``."""
+        if not self._done.wait(max(0.0, deadline - time.monotonic())):
+            return None
+        return self._outcome
+
+
+def _name_servers(setting: str | Sequence[str] | None) -> list[str] | None:
+    servers = [s for s in setting.split(",") if s.strip()] if isinstance(setting, str) else list(setting or ())
+    for server in servers:
+        try:
+            name_server(server)
+        except ValueError as exc:
+            raise Invalid(f"AUTOCONFIG_DNS_SERVERS: {exc}") from None
+    return servers or None
 
 
 def _cache_get(key: str) -> str | None:
@@ -123,31 +156,25 @@ def get_auto_config(address: str) -> list[Provider]:
 
 
 def _split(address: str) -> tuple[str, str]:
+    """The address with its domain as IDNA 2008 A-labels in lower case, and that domain; the same rules as
+    for recipients, and a domain name of two labels or more that is not an IP address."""
     address = address.strip()
-    local, at, domain = address.rpartition("@")
+    local, _, domain = address.rpartition("@")
+    domain = domain.removesuffix(".")  # the root's dot (example.com.) names the same domain
     try:
-        ascii_domain = domain.rstrip(".").encode("idna").decode("ascii").lower()
-    except UnicodeError:
-        ascii_domain = ""
-    labels = ascii_domain.split(".")
-    valid = (
-        at
-        and local
-        and len(address) <= 320
-        and not any(c.isspace() or ord(c) < 32 for c in address)
-        and len(labels) >= 2
-        and len(ascii_domain) <= 253
-        and all(
-            0 < len(x) <= 63 and x.replace("-", "").isalnum() and x.isascii() and x[0] != "-" != x[-1] for x in labels
-        )
-    )
-    if not valid:
-        raise Invalid(f"{address[:80]!r} is not an email address with a domain (like name@example.com)")
+        addresses.check_address(f"{local}@{domain}")
+        ascii_domain = addresses.ascii_domain(domain).lower()
+    except addresses.AddressError as exc:
+        raise Invalid(
+            f"{address[:80]!r} is not an email address with a domain, like name@example.com ({exc})"
+        ) from None
+    if not usable_host(ascii_domain):
+        raise Invalid(f"{address[:80]!r} is not an email address with a domain name, like name@example.com")
     return f"{local}@{ascii_domain}", ascii_domain
 
 
 def _domain_file(
-    address: str, domain: str, lookup: Lookup, timeout: float, port: int
+    address: str, domain: str, lookup: Lookup, port: int, allow_private: bool
 ) -> tuple[Provider | None, list[str]]:
     """The domain's own autoconfig file: the autoconfig host first, then the domain's well-known path."""
     problems: list[str] = []
@@ -155,7 +182,8 @@ def _domain_file(
     for pattern in AUTOCONFIG_URLS:
         url = pattern.format(domain=domain, port=shown_port, address=quote(address, safe="@"))
         try:
-            return thunderbird.parse(web.get_document(url, lookup, timeout), address, url), []
+            document = web.get_document(url, lookup, allow_private=allow_private)
+            return thunderbird.parse(document, address, url), []
         except AdapterError as exc:
             if not _absent(exc):
                 problems.append(str(exc))
@@ -163,9 +191,8 @@ def _domain_file(
 
 
 def _absent(exc: AdapterError) -> bool:
-    """Not a problem, just not there: no such host, nothing listening, or 404/410."""
-    text = str(exc)
-    return exc.kind in ("dns", "refused") or " answered 404" in text or " answered 410" in text
+    """Not a problem, just not there: no such host (NXDOMAIN, no address), nothing listening, 404/410."""
+    return exc.kind in ("absent", "refused")
 
 
 def _mx(address: str, domain: str, lookup: Lookup) -> tuple[Provider | None, list[str]]:
@@ -194,14 +221,17 @@ def _srv(address: str, domain: str, lookup: Lookup) -> tuple[Provider | None, li
         except AdapterError as exc:
             problems.append(str(exc))
             continue
-        if answers:
+        usable = [a for a in answers if usable_host(a.target) and 0 < a.port < 65536]
+        if len(usable) < len(answers):
+            problems.append(f"{name}: a record that names no usable host or port was left out")
+        if usable:
             names.append(name)
-            best = answers[0]
+            best = usable[0]
             setting = ServerSetting(protocol, best.target, best.port, security, address)
             (outgoing if protocol == "smtp" else incoming).append(setting)
     if not incoming and not outgoing:
         return None, problems
-    return Provider("srv", ", ".join(names), domain, tuple(incoming), tuple(outgoing)), problems
+    return Provider("srv", ", ".join(names), domain, tuple(incoming[:MAX_SERVERS]), tuple(outgoing)), problems
 
 
 def _distinct(found: list[Provider]) -> tuple[Provider, ...]:
