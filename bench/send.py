@@ -7,11 +7,13 @@ Raw: smtplib sends the messages over one connection (one sendmail per message). 
 queued from a JSONL file (timed), then one drain sends them over one connection (claim, send, record
 each outcome), then again with several connections (one process each, as several workers). The SMTP
 server (the test kit's aiosmtpd) runs in a process of its own, so the clients do not share its GIL.
+With BENCH_PROFILE=FOLDER each drain process writes its cProfile statistics there (slower: not a figure).
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import multiprocessing
 import os
@@ -108,11 +110,19 @@ def drain(config: dict[str, object], results: Any) -> None:
     from webapp.services.account import accounts
     from webapp.services.outgoing import delivery
 
+    profile_to = os.environ.get("BENCH_PROFILE")  # a folder: each drain process writes its cProfile there
     with _app(config).app_context():
         account = accounts.get("Bench")
+        profiler = cProfile.Profile() if profile_to else None
         started = time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
         result = delivery.drain(account)
-        results.put({"sent": result.sent, "seconds": time.perf_counter() - started, "errors": result.errors[:3]})
+        seconds = time.perf_counter() - started
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(str(Path(profile_to or ".") / f"drain-{os.getpid()}.prof"))
+        results.put({"sent": result.sent, "seconds": seconds, "errors": result.errors[:3]})
 
 
 def _jsonl(folder: Path, count: int, tag: str) -> str:

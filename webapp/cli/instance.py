@@ -173,7 +173,14 @@ def embedded_redis(app: Flask) -> tuple[Path, Path] | None:
     return Path(socket), Path(socket).parent / "redis"
 
 
+# Set by SIGTERM (see prepare). A loop that checks it ends even when the SystemExit the handler raised was
+# lost: Python ignores an exception raised inside a finalizer (__del__) that the signal happened to
+# interrupt (found by CI: the scheduler went on after "Exception ignored in: ZipFile.__del__ … SystemExit").
+TERMINATING = threading.Event()
+
+
 def _exit_on_sigterm(_signum: int, _frame: object) -> None:
+    TERMINATING.set()
     raise SystemExit(128 + signal.SIGTERM)
 
 

@@ -16,7 +16,7 @@ from flask.cli import ScriptInfo, pass_script_info
 from webapp.adapters import redisserver
 from webapp.adapters.process import die_with_parent
 from webapp.cli.common import fail
-from webapp.cli.instance import embedded_redis, note
+from webapp.cli.instance import TERMINATING, embedded_redis, note
 from webapp.services import schedule
 from webapp.services.identity import setup
 from webapp.services.platform import queues
@@ -153,10 +153,11 @@ def scheduler(info: ScriptInfo, interval: int) -> None:
     """Every INTERVAL seconds: queue the fetches that are due and retry due webhook deliveries."""
     app = info.load_app()
     click.echo(f"scheduler: every {interval} s", err=True)
-    while True:
+    while not TERMINATING.is_set():
         with app.app_context():
             _report(schedule.run_due())
-        time.sleep(interval)  # the schedule's own period, not a synchronisation
+        TERMINATING.wait(interval)  # the schedule's own period; SIGTERM ends it at once
+    raise SystemExit(128 + signal.SIGTERM)  # (the handler's own SystemExit was lost in a finalizer)
 
 
 @click.command("fetch-due")

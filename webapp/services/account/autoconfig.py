@@ -147,7 +147,8 @@ def _cache_put(key: str, value: str, seconds: int) -> None:
     try:
         coordination().put(key, value, seconds)
     except UNAVAILABLE:
-        current_app.logger.warning("autoconfig: Redis does not answer; the answer is not cached")
+        # (info, not a warning: the command line's one line on failure stays one line)
+        current_app.logger.info("autoconfig: Redis does not answer; the answer is not cached")
 
 
 def get_auto_config(address: str) -> list[Provider]:
