@@ -104,7 +104,7 @@ def test_every_source_together_in_order_and_through_the_connector(discovery) -> 
 
 def test_a_source_that_never_answers_hides_nothing_else(discovery, app) -> None:
     dns, web = discovery
-    app.config["AUTOCONFIG_TIMEOUT_SECONDS"] = 1
+    app.config["AUTOCONFIG_TIMEOUT_SECONDS"] = 3  # the silent SRV lookup waits it out; the rest take far less
     _serve(dns, web, "autoconfig.slow.test", CONFIG_PATH, _corp_file("imap.slow.test"))
     dns.add("slow.test", "MX", "1 aspmx.l.google.com.")
     dns.silent.add("_imaps._tcp.slow.test")  # the SRV lookups get no answer at all
@@ -226,8 +226,10 @@ def test_a_server_that_sends_its_file_a_byte_at_a_time_is_cut_off_at_the_deadlin
         app.config["AUTOCONFIG_HTTPS_PORT"] = trickle.port
         dns.add("autoconfig.slow.test", "A", "127.0.0.1")
         found = autoconfig.discover("jo@slow.test")
-        assert found.providers == () and len(found.problems) == 1, found.problems
-        assert found.problems[0].startswith("autoconfig: ")
+        # One problem, whichever comes first: the source's own timeout, or discovery's at the deadline.
+        assert found.providers == () and len(found.problems) == 1, found.problems  # (the next URL is not tried)
+        assert found.problems[0].startswith("autoconfig: "), found.problems
+        assert "in time" in found.problems[0] or "within" in found.problems[0], found.problems
         left = [t for t in threading.enumerate() if t.name == "autoconfig"]
         for thread in left:
             thread.join(timeout=3)  # the source's reads end at the deadline, not when the file is done

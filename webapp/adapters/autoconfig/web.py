@@ -50,7 +50,7 @@ def get_document(url: str, lookup: Lookup, *, allow_private: bool = False) -> by
         status, reason = response.status, clean_text(response.reason or "", 80)
         body = _read(response, sock, lookup.deadline, shown) if status == 200 else b""
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        raise webhook.describe_failure(exc, shown, left) from None
+        raise webhook.describe_failure(exc, shown, max(round(left, 1), 0.1)) from None
     finally:
         connection.close()
     if status != 200:

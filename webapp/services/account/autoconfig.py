@@ -188,6 +188,8 @@ def _domain_file(
         except AdapterError as exc:
             if not _absent(exc):
                 problems.append(str(exc))
+            if exc.kind == "timeout":
+                break  # the deadline is spent: the next URL would only say so again
     return None, problems
 
 
