@@ -113,6 +113,7 @@ def load(app: Flask, test_config: dict[str, Any] | None, *, create_instance: boo
     app.config.from_prefixed_env("EMAILCONNECTOR")
     if test_config:
         app.config.from_mapping(test_config)
+    _check_types(app.config)
 
     instance = Path(app.instance_path)
     embedded = not app.config["DATABASE_URL"] and not app.config["REDIS_URL"]
@@ -125,6 +126,31 @@ def load(app: Flask, test_config: dict[str, Any] | None, *, create_instance: boo
         app.config["EMBEDDED_REDIS_SOCKET"] = str(instance / REDIS_SOCKET)
     app.config["CREATE_INSTANCE"] = create_instance
     _load_keys(app, instance, embedded, create_instance)
+
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def _check_types(settings: Any) -> None:
+    """A setting whose default is a switch or a number must be one. From the environment a value that is
+    not JSON comes as text: "no" would otherwise switch AUTOCONFIG_ALLOW_PRIVATE *on* (a non-empty string
+    is true), and "abc" for a number would fail later with a traceback (found by the new-user review)."""
+    for name, default in DEFAULTS.items():
+        value = settings.get(name)
+        if not isinstance(value, str) or isinstance(default, str) or default is None:
+            continue
+        word = value.strip().lower()
+        if isinstance(default, bool):
+            if word not in _TRUE | _FALSE:
+                raise ConfigError(f"EMAILCONNECTOR_{name}: {value!r} is not true or false")
+            settings[name] = word in _TRUE
+        elif isinstance(default, int | float):
+            try:
+                settings[name] = type(default)(word)
+            except ValueError:
+                kind = "a whole number" if isinstance(default, int) else "a number"
+                raise ConfigError(f"EMAILCONNECTOR_{name}: {value!r} is not {kind}") from None
 
 
 def database_uri(url: str | None, instance: Path) -> str:

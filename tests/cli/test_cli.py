@@ -238,3 +238,40 @@ def test_up_starts_redis_worker_and_web_and_stops_them(tmp_path: Path) -> None:
     assert not redisserver.answers(socket_path)
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("AUTOCONFIG_ALLOW_PRIVATE", "no", False),
+        ("AUTOCONFIG_ALLOW_PRIVATE", "Yes", True),
+        ("WEBHOOK_ALLOW_PRIVATE", "off", False),
+        ("AUTOCONFIG_TIMEOUT_SECONDS", "2.5", 2.5),
+        ("AUTOCONFIG_HTTPS_PORT", " 8443 ", 8443),
+    ],
+)
+def test_settings_from_the_environment_are_read_as_what_they_are(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: object
+) -> None:
+    """Found by the new-user review: EMAILCONNECTOR_AUTOCONFIG_ALLOW_PRIVATE=no switched it on."""
+    monkeypatch.setenv(f"EMAILCONNECTOR_{name}", value)
+    assert make_app().config[name] == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("AUTOCONFIG_ALLOW_PRIVATE", "maybe", "is not true or false"),
+        ("AUTOCONFIG_TIMEOUT_SECONDS", "abc", "is not a number"),
+        ("SEND_LEASE_SECONDS", "ten", "is not a whole number"),
+    ],
+)
+def test_a_setting_of_the_wrong_kind_stops_the_app_with_its_name(
+    migrated: dict[str, Any], monkeypatch: pytest.MonkeyPatch, name: str, value: str, says: str
+) -> None:
+    from webapp import create_app
+    from webapp.config import ConfigError
+
+    monkeypatch.setenv(f"EMAILCONNECTOR_{name}", value)
+    with pytest.raises(ConfigError, match=f"EMAILCONNECTOR_{name}: '{value}' {says}"):
+        create_app(dict(migrated))

@@ -145,6 +145,14 @@ def test_an_untrusted_certificate_is_a_problem(discovery, monkeypatch: pytest.Mo
     assert any("not trusted" in p for p in found.problems), found.problems
 
 
+def test_nothing_found_is_asked_again_next_time(discovery) -> None:
+    """Found by the new-user review: offline, every name is NXDOMAIN, and "nothing" was kept for a day."""
+    dns, _web = discovery
+    assert autoconfig.discover("jo@corp.test").providers == ()
+    dns.add("_imaps._tcp.corp.test", "SRV", "0 1 993 imap.corp.test.")
+    assert [p.source for p in autoconfig.discover("jo@corp.test").providers] == ["srv"]
+
+
 def test_a_complete_answer_is_kept_for_a_day(discovery) -> None:
     dns, web = discovery
     _serve(dns, web, "autoconfig.corp.test", CONFIG_PATH, _corp_file())

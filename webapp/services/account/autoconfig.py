@@ -96,7 +96,7 @@ def discover(address: str) -> Discovery:
             if provider is not None:
                 found.append(provider)
     result = Discovery(address, _distinct(found), tuple(problems))
-    if not problems:
+    if not problems and result.providers:  # "nothing found" is asked again: it may be this network
         _cache_put(key, json.dumps(result.as_dict()), int(config["AUTOCONFIG_CACHE_SECONDS"]))
     return result
 
