@@ -208,12 +208,17 @@ def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
     return None
 
 
+def connect_to(address: IPAddress, port: int) -> tuple[int, tuple[Any, ...]]:
+    """The (family, sockaddr) that :class:`CheckedConnection` connects to for ``address``."""
+    if address.version == 4:
+        return socket.AF_INET, (str(address), port)
+    return socket.AF_INET6, (str(address), port, 0, 0)
+
+
 def _addresses(target: Target, allow_private: bool, shown: str) -> list[tuple[int, tuple[Any, ...]]]:
     """Resolve the host once and check every address; return (family, sockaddr) to connect to."""
     if target.literal is not None:
-        family = socket.AF_INET if target.literal.version == 4 else socket.AF_INET6
-        sockaddr: tuple[Any, ...] = (str(target.literal), target.port)
-        return [(family, sockaddr if family == socket.AF_INET else (*sockaddr, 0, 0))]
+        return [connect_to(target.literal, target.port)]
     try:
         infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:

@@ -28,12 +28,12 @@ class Service:
 class Lookup:
     """Lookups that all end by ``deadline`` (``time.monotonic()``): a late one is a timeout."""
 
-    def __init__(self, servers: Sequence[str] | None, deadline: float) -> None:
+    def __init__(self, servers: Sequence[tuple[str, int]], deadline: float) -> None:
+        """``servers``: (address, port) pairs (:func:`name_server`); none: the system's resolvers."""
         if servers:
             resolver = dns.resolver.Resolver(configure=False)
-            parsed = [name_server(s) for s in servers]
-            resolver.nameservers = [host for host, _ in parsed]
-            resolver.nameserver_ports = dict(parsed)
+            resolver.nameservers = [host for host, _ in servers]
+            resolver.nameserver_ports = dict(servers)
         else:
             resolver = dns.resolver.Resolver()
         self._resolver = resolver

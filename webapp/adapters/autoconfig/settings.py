@@ -53,6 +53,18 @@ class Provider:
             "notes": list(self.notes),
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Provider:
+        """The provider :meth:`as_dict` gave (the cache)."""
+        return cls(
+            data["source"],
+            data["origin"],
+            data["name"],
+            tuple(ServerSetting(**s) for s in data["incoming"]),
+            tuple(ServerSetting(**s) for s in data["outgoing"]),
+            tuple(data["notes"]),
+        )
+
 
 _PLACEHOLDER = re.compile(r"%(EMAILADDRESS|EMAILLOCALPART|EMAILDOMAIN)%")
 _LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")

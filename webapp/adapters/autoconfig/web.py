@@ -34,10 +34,7 @@ def get_document(url: str, lookup: Lookup, *, allow_private: bool = False) -> by
                 "(AUTOCONFIG_ALLOW_PRIVATE allows private ones)",
                 kind="address",
             )
-        if address.version == 4:
-            addresses.append((socket.AF_INET, (str(address), target.port)))
-        else:
-            addresses.append((socket.AF_INET6, (str(address), target.port, 0, 0)))
+        addresses.append(webhook.connect_to(address, target.port))
     left = lookup.deadline - time.monotonic()
     if left <= 0:
         raise TransientError(f"{shown}: no time left to ask", kind="timeout")

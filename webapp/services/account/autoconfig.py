@@ -126,14 +126,13 @@ class _Source:
         return self._outcome
 
 
-def _name_servers(setting: str | Sequence[str] | None) -> list[str] | None:
+def _name_servers(setting: str | Sequence[str] | None) -> list[tuple[str, int]]:
+    """AUTOCONFIG_DNS_SERVERS as (address, port) pairs ([]: the system's resolvers)."""
     servers = [s for s in setting.split(",") if s.strip()] if isinstance(setting, str) else list(setting or ())
-    for server in servers:
-        try:
-            name_server(server)
-        except ValueError as exc:
-            raise Invalid(f"AUTOCONFIG_DNS_SERVERS: {exc}") from None
-    return servers or None
+    try:
+        return [name_server(server) for server in servers]
+    except ValueError as exc:
+        raise Invalid(f"AUTOCONFIG_DNS_SERVERS: {exc}") from None
 
 
 def _cache_get(key: str) -> str | None:
@@ -251,15 +250,5 @@ def _distinct(found: list[Provider]) -> tuple[Provider, ...]:
 
 def _from_json(text: str) -> Discovery:
     data = json.loads(text)
-    providers = tuple(
-        Provider(
-            p["source"],
-            p["origin"],
-            p["name"],
-            tuple(ServerSetting(**s) for s in p["incoming"]),
-            tuple(ServerSetting(**s) for s in p["outgoing"]),
-            tuple(p["notes"]),
-        )
-        for p in data["providers"]
-    )
+    providers = tuple(Provider.from_dict(p) for p in data["providers"])
     return Discovery(data["address"], providers, tuple(data["problems"]))
