@@ -70,6 +70,9 @@ def test_accounts_commands(
             "username": "alice",
             "incoming": f"imaps://127.0.0.1:{dovecot.imaps_port}/INBOX",
             "outgoing": f"smtp+starttls://127.0.0.1:{smtp.port}",
+            "shared": False,
+            "primary": None,
+            "login_format": None,
             "smtp_auth": "login",
             "tls_verify": "custom",
             "timeout": 5,
@@ -144,7 +147,7 @@ def test_keys_rotate_re_encrypts_every_secret(
     assert all(SecretBox([new_keys[0]]).decrypt(token) == "alice-mail-pw" for token in tokens)
     # Rerunning (say, after an interruption) is safe: every secret still decrypts.
     assert run("keys", "rotate").exit_code == 0
-    assert accounts.auth(accounts.get("One")).password == "alice-mail-pw"
+    assert accounts.incoming_auth(accounts.get("One")).password == "alice-mail-pw"
     assert len(generate_key()) == 44
 
 

@@ -44,6 +44,7 @@ ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
+auth_master_user_separator = *
 auth_cache_size = 0
 mail_location = maildir:~/Maildir
 mail_fsync = never
@@ -81,6 +82,11 @@ service anvil {{
 }}
 passdb {{
   driver = passwd-file
+  args = scheme=PLAIN username_format=%u {dir}/masters
+  master = yes
+}}
+passdb {{
+  driver = passwd-file
   args = scheme=PLAIN username_format=%u {dir}/users
 }}
 userdb {{
@@ -99,7 +105,10 @@ class Dovecot:
     pop3_port: int = field(default_factory=free_port)
     pop3s_port: int = field(default_factory=free_port)
     users: dict[str, str] = field(default_factory=dict)
+    # Master users log in to any mailbox as ``mailbox*master`` with their own password (shared mailboxes).
+    masters: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
+    _mtimes: dict[str, int] = field(default_factory=dict)
 
     @property
     def config_path(self) -> Path:
@@ -118,8 +127,9 @@ class Dovecot:
         self._chown(self.folder / "mail")
         dh = self.folder / "dh.pem"
         subprocess.run(["openssl", "dhparam", "-dsaparam", "-out", str(dh), "2048"], check=True, capture_output=True)
-        (self.folder / "users").write_text("")
-        (self.folder / "users").chmod(0o644)
+        for name in ("users", "masters"):
+            (self.folder / name).write_text("")
+            (self.folder / name).chmod(0o644)
         self.config_path.write_text(
             CONFIG.format(
                 dir=self.folder,
@@ -180,15 +190,26 @@ class Dovecot:
         if self.users.get(username) == password:
             return  # nothing changes
         self.users[username] = password
-        path = self.folder / "users"
+        self._write_passwd("users", self.users, username, password)
+
+    def add_master(self, name: str, password: str) -> None:
+        """Create (or change) a master user: ``mailbox*name`` with this password opens any mailbox."""
+        if self.masters.get(name) == password:
+            return
+        self.masters[name] = password
+        self._write_passwd("masters", self.masters, f"postmaster*{name}", password)
+
+    def _write_passwd(self, file: str, entries: dict[str, str], username: str, password: str) -> None:
+        path = self.folder / file
         tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(f"{u}:{p}\n" for u, p in self.users.items()))
+        tmp.write_text("".join(f"{u}:{p}\n" for u, p in entries.items()))
         tmp.chmod(0o644)
         os.replace(tmp, path)
         # passwd-file notices changes by their mtime in whole seconds: each write gets a later second than
         # the one before (two writes within a second used to look alike, and Dovecot kept the old passwords).
-        self._users_mtime = max(getattr(self, "_users_mtime", 0) + 1, int(time.time()) + 1)
-        os.utime(path, (self._users_mtime, self._users_mtime))
+        mtime = max(self._mtimes.get(file, 0) + 1, int(time.time()) + 1)
+        self._mtimes[file] = mtime
+        os.utime(path, (mtime, mtime))
         # Dovecot looks at the file at most once a second: until it has seen the change, a login with the
         # new password fails. Wait for the condition itself (bounded), asking Dovecot.
         deadline = time.monotonic() + 10
@@ -196,7 +217,7 @@ class Dovecot:
             if self._login_works(username, password):
                 return
             time.sleep(0.05)
-        raise RuntimeError(f"Dovecot did not take the new password of {username} within 10 s")
+        raise RuntimeError(f"Dovecot did not take the new password of {username} ({file}) within 10 s")
 
     def _login_works(self, username: str, password: str) -> bool:
         checked = subprocess.run(

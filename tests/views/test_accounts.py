@@ -75,7 +75,7 @@ def test_add_test_edit_and_remove_an_account(
     # Editing without a password keeps the stored one; a wrong one makes the test fail in plain words.
     edit = f"/accounts/{account.id}/edit"
     assert post_form(edit, _form(dovecot, smtp, pki, password="", name="Work Mail")).status_code == 302
-    assert accounts.auth(accounts.get("Work Mail")).password == "alice-mail-pw"
+    assert accounts.incoming_auth(accounts.get("Work Mail")).password == "alice-mail-pw"
     post_form(edit, _form(dovecot, smtp, pki, password="wrong-pw-42", name="Work Mail"))
     result = post_form(f"/accounts/{account.id}", {}, url=f"/accounts/{account.id}/test").get_data(as_text=True)
     assert "Incoming server: authentication failed" in result

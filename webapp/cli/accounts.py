@@ -33,20 +33,20 @@ group = AppGroup("accounts", help="Manage mail accounts.")
 
 
 def describe(account: EmailAccount) -> dict[str, object]:
-    """An account as ``accounts list`` prints it: its settings, servers as URLs, never its password."""
+    """An account as ``accounts list`` prints it: its settings, servers as URLs (null: not used), never its
+    password."""
+    primary = accounts.primary_of(account)
+    incoming, outgoing = _urls(account)
     return {
         "name": account.name,
         "address": account.address,
         "display_name": account.display_name,
         "username": account.username,
-        "incoming": format_url(
-            account.incoming_protocol,
-            account.incoming_security,
-            account.incoming_host,
-            account.incoming_port,
-            account.main_folder if account.incoming_protocol == "imap" else "",
-        ),
-        "outgoing": format_url("smtp", account.outgoing_security, account.outgoing_host, account.outgoing_port),
+        "incoming": incoming,
+        "outgoing": outgoing,
+        "shared": account.is_shared,
+        "primary": primary.name if primary is not None else None,
+        "login_format": account.login_format if account.is_shared else None,
         "smtp_auth": account.smtp_auth,
         "tls_verify": account.tls_verify,
         "timeout": account.timeout,
@@ -66,19 +66,42 @@ def describe(account: EmailAccount) -> dict[str, object]:
     }
 
 
+def _urls(account: EmailAccount) -> tuple[str | None, str | None]:
+    """The account's servers as ``--incoming``/``--outgoing`` take them; None for a server it does not use."""
+    incoming = format_url(
+        account.incoming_protocol,
+        account.incoming_security,
+        account.incoming_host,
+        account.incoming_port,
+        account.main_folder if account.incoming_protocol == "imap" else "",
+    )
+    outgoing = format_url("smtp", account.outgoing_security, account.outgoing_host, account.outgoing_port)
+    return (incoming if account.receives else None), (outgoing if account.sends else None)
+
+
 @group.command("add")
 @click.argument("name")
 @click.option("--address", required=True, help="The account's email address.")
-@click.option("--username", required=True, help="Login name at the servers.")
+@click.option("--username", help="Login name at the servers (default: the address; shared: the shared mailbox's).")
 @click.option("--display-name", default="", help="Name shown as the sender.")
-@click.option("--password-stdin", is_flag=True, required=True, help="Read the password from stdin.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin (not for --shared).")
 @click.option(
     "--incoming",
-    required=True,
     metavar="URL",
-    help="imap[s]://host[:port]/FOLDER, pop3[s]://…, imap+starttls://…",
+    help="imap[s]://host[:port]/FOLDER, pop3[s]://…, imap+starttls://…; leave out for a send-only account",
 )
-@click.option("--outgoing", required=True, metavar="URL", help="smtp://, smtp+starttls:// or smtps://host[:port]")
+@click.option(
+    "--outgoing",
+    metavar="URL",
+    help="smtp://, smtp+starttls:// or smtps://host[:port]; leave out for a receive-only account",
+)
+@click.option("--shared", is_flag=True, help="A shared mailbox, reached with --primary's login.")
+@click.option("--primary", metavar="ACCOUNT", help="Shared: the account whose login reaches the mailbox.")
+@click.option(
+    "--login-format",
+    type=click.Choice(["plain", "exchange", "dovecot"]),
+    help="Shared: exchange (primary@domain\\shared), dovecot (shared*primary) or plain (the primary's login).",
+)
 @click.option("--smtp-auth", type=click.Choice(["login", "none"]), default="login", show_default=True)
 @click.option(
     "--ca-file",
@@ -99,21 +122,46 @@ def describe(account: EmailAccount) -> dict[str, object]:
 def add(
     name: str,
     address: str,
-    username: str,
+    username: str | None,
     display_name: str,
     password_stdin: bool,
-    incoming: str,
-    outgoing: str,
+    incoming: str | None,
+    outgoing: str | None,
+    shared: bool,
+    primary: str | None,
+    login_format: str | None,
     smtp_auth: str,
     ca_file: Path | None,
     tls_verify: str,
     timeout: int,
     count: int,
 ) -> None:
-    """Add an account with manual server settings."""
+    """Add an account with manual server settings: both servers, or only --incoming (receive-only) or only
+    --outgoing (send-only). A --shared mailbox logs in with its --primary account's password and, without
+    --incoming/--outgoing, uses the primary's servers."""
+    if (primary or login_format) and not shared:
+        fail("--primary and --login-format are for a --shared mailbox")
+    if shared and (not primary or password_stdin):
+        fail("a --shared mailbox needs --primary ACCOUNT and no password (it logs in with the primary's)")
+    if not shared and not password_stdin:
+        fail("--password-stdin is required: the password is read from standard input")
+    primary_account = None
     try:
-        in_proto, in_sec, in_host, in_port, folder = parse_url(incoming, ("imap", "pop3"))
-        _, out_sec, out_host, out_port, _ = parse_url(outgoing, ("smtp",))
+        if primary:
+            primary_account = accounts.get(primary)
+            if not incoming and not outgoing:
+                incoming, outgoing = _urls(primary_account)
+    except ConnectorError as exc:
+        fail(str(exc))
+    if not incoming and not outgoing:
+        fail("give --incoming, --outgoing or both (leave one out for a send-only or receive-only account)")
+    try:
+        in_proto, in_sec, in_host, in_port, folder = (
+            parse_url(str(incoming), ("imap", "pop3")) if incoming else ("imap", "tls", "", 993, "")
+        )
+        _, out_sec, out_host, out_port, _ = (
+            parse_url(str(outgoing), ("smtp",)) if outgoing else ("smtp", "starttls", "", 587, "")
+        )
     except EndpointError as exc:
         fail(str(exc))
     if ca_file and tls_verify == "off":
@@ -121,9 +169,11 @@ def add(
     settings = AccountSettings(
         name=name,
         address=address,
-        username=username,
+        username=username or address,
         display_name=display_name,
-        password=read_secret_line(),
+        password=None if shared else read_secret_line(),
+        primary_account_id=primary_account.id if primary_account is not None else None,
+        login_format=login_format or "plain",
         incoming_protocol=in_proto,
         incoming_security=in_sec,
         incoming_host=in_host,
@@ -227,19 +277,22 @@ def list_accounts(as_json: bool) -> None:
         print_json(rows)
         return
     for row in rows:
-        click.echo(f"{row['name']}\t{row['address']}\t{row['incoming']}\t{row['outgoing']}")
+        incoming, outgoing = row["incoming"] or "-", row["outgoing"] or "-"
+        click.echo(f"{row['name']}\t{row['address']}\t{incoming}\t{outgoing}")
 
 
 @group.command("test")
 @click.argument("name")
 def test(name: str) -> None:
-    """Log in to both servers; exit 0 only when both accept the login."""
+    """Log in to the account's servers (a send-only or receive-only account has one); exit 0 only when each
+    accepts the login."""
     try:
         report = connection.test_connection(accounts.get(name))
     except ConnectorError as exc:
         fail(str(exc))
     for check in (report.incoming, report.outgoing):
-        click.echo(f"{'ok' if check.ok else 'FAILED'}\t{check.server}\t{check.message}", err=not check.ok)
+        outcome = "skipped" if not check.used else "ok" if check.ok else "FAILED"
+        click.echo(f"{outcome}\t{check.server}\t{check.message}", err=not check.ok)
     if not report.ok:
         raise SystemExit(1)
 

@@ -20,6 +20,9 @@ TLS_VERIFY_MODES = ("system", "custom", "off")
 FETCH_STRATEGIES = ("latest", "replicate")
 FETCH_ORDERS = ("newest", "oldest")
 AFTER_FETCH = ("none", "seen", "move", "delete")
+# How a shared mailbox logs in with its primary account's credentials (docs/accounts.md):
+# plain: the primary's login as it is; exchange: ``primary@domain\\shared``; dovecot: ``shared*primary``.
+LOGIN_FORMATS = ("plain", "exchange", "dovecot")
 
 # An account's defaults and limits, written once: the model, the services, the form and the CLI use these.
 DEFAULT_TIMEOUT, MAX_TIMEOUT = 30, 600  # seconds
@@ -51,6 +54,11 @@ class EmailAccount(Base):
     incoming_host: Mapped[str] = mapped_column(String(255))
     incoming_port: Mapped[int]
     folder: Mapped[str] = mapped_column(String(255), default="INBOX")
+    # A shared mailbox logs in with its primary account's credentials, ``username`` being the shared
+    # mailbox's own login name, in the server's ``login_format``. No database foreign key: SQLite could
+    # only add one by copying the table (and deleting rows that refer to it); the services keep it right.
+    primary_account_id: Mapped[int | None] = mapped_column(index=True)
+    login_format: Mapped[str] = mapped_column(String(10), default="plain")
 
     outgoing_host: Mapped[str] = mapped_column(String(255))
     outgoing_port: Mapped[int]
@@ -94,6 +102,31 @@ class EmailAccount(Base):
     def key_for(name: str) -> str:
         """The name compared for uniqueness: stripped and case-folded."""
         return name.strip().casefold()
+
+    @property
+    def receives(self) -> bool:
+        """Does the account fetch mail? A send-only account (a local relay) has no incoming server."""
+        return bool(self.incoming_host)
+
+    @property
+    def sends(self) -> bool:
+        """Does the account send mail? A receive-only account (an archive) has no outgoing server."""
+        return bool(self.outgoing_host)
+
+    @property
+    def is_shared(self) -> bool:
+        """A shared mailbox, reached with its primary account's credentials."""
+        return self.primary_account_id is not None
+
+    @property
+    def kind_label(self) -> str:
+        """What the pages say the account does: "", "send-only", "receive-only", plus "shared"."""
+        parts = ["shared"] if self.is_shared else []
+        if not self.receives:
+            parts.append("send-only")
+        elif not self.sends:
+            parts.append("receive-only")
+        return ", ".join(parts)
 
     @property
     def main_folder(self) -> str:

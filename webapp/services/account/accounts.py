@@ -26,6 +26,7 @@ from webapp.models.account import (
     FETCH_ORDERS,
     FETCH_STRATEGIES,
     INCOMING_PROTOCOLS,
+    LOGIN_FORMATS,
     MAX_BATCH_SIZE,
     MAX_FETCH_COUNT,
     MAX_FETCH_EVERY_MINUTES,
@@ -45,7 +46,12 @@ from webapp.services.platform import blobs, secretstore
 
 @dataclass
 class AccountSettings:
-    """Everything an admin sets on an account. ``password=None`` keeps the stored one."""
+    """Everything an admin sets on an account. ``password=None`` keeps the stored one.
+
+    An empty ``incoming_host`` makes a send-only account, an empty ``outgoing_host`` a receive-only one.
+    A shared mailbox has a ``primary_account_id`` and no password of its own: ``username`` is the shared
+    mailbox's login name, combined with the primary's login as ``login_format`` says.
+    """
 
     name: str
     address: str
@@ -78,6 +84,18 @@ class AccountSettings:
     send_connections: int = 1
     send_per_minute: int = 0
     append_to_sent: bool = False
+    primary_account_id: int | None = None
+    login_format: str = "plain"
+
+    @property
+    def receives(self) -> bool:
+        """An incoming server is set."""
+        return bool(self.incoming_host.strip())
+
+    @property
+    def sends(self) -> bool:
+        """An outgoing server is set."""
+        return bool(self.outgoing_host.strip())
 
 
 def default_port(protocol: str, security: str) -> int:
@@ -109,12 +127,16 @@ def validate(settings: AccountSettings) -> None:
             raise Invalid(f"{label}: at most {longest} characters")
     if not settings.username.strip():
         raise Invalid("username: required")
-    for label, host in (("incoming host", settings.incoming_host), ("outgoing host", settings.outgoing_host)):
-        if not host.strip() or " " in host.strip():
-            raise Invalid(f"{label}: required, without spaces")
-    for label, port in (("incoming port", settings.incoming_port), ("outgoing port", settings.outgoing_port)):
-        if not 1 <= port <= 65535:
-            raise Invalid(f"{label}: 1 to 65535")
+    if not settings.receives and not settings.sends:
+        raise Invalid("servers: an account needs an incoming server, an outgoing server, or both")
+    for label, host, port, used in (
+        ("incoming", settings.incoming_host, settings.incoming_port, settings.receives),
+        ("outgoing", settings.outgoing_host, settings.outgoing_port, settings.sends),
+    ):
+        if used and " " in host.strip():
+            raise Invalid(f"{label} host: no spaces")
+        if used and not 1 <= port <= 65535:
+            raise Invalid(f"{label} port: 1 to 65535")
     if settings.incoming_protocol not in INCOMING_PROTOCOLS:
         raise Invalid("incoming protocol: imap or pop3")
     if settings.incoming_security not in SECURITIES or settings.outgoing_security not in SECURITIES:
@@ -131,8 +153,14 @@ def validate(settings: AccountSettings) -> None:
         raise Invalid(f"timeout: 1 to {MAX_TIMEOUT} seconds")
     if not 1 <= settings.fetch_count <= MAX_FETCH_COUNT:
         raise Invalid(f"number of emails to retrieve: 1 to {MAX_FETCH_COUNT}")
-    if settings.incoming_protocol == "imap" and not settings.folder.strip():
+    if settings.receives and settings.incoming_protocol == "imap" and not settings.folder.strip():
         raise Invalid("folder: required for IMAP")
+    if settings.fetch_every_minutes and not settings.receives:
+        raise Invalid("fetch every: a send-only account has nothing to fetch (leave it at 0)")
+    if settings.append_to_sent and not (settings.receives and settings.incoming_protocol == "imap"):
+        raise Invalid("copy to Sent: needs an IMAP incoming server")
+    if settings.login_format not in LOGIN_FORMATS:
+        raise Invalid("login format: plain, exchange or dovecot")
     _validate_fetching(settings)
 
 
@@ -192,9 +220,25 @@ def all_accounts() -> list[EmailAccount]:
     return list(db.session.scalars(select(EmailAccount).order_by(EmailAccount.name_key)))
 
 
+def shared_of(account: EmailAccount) -> list[EmailAccount]:
+    """The shared mailboxes that log in with ``account``'s credentials, by name."""
+    query = select(EmailAccount).where(EmailAccount.primary_account_id == account.id)
+    return list(db.session.scalars(query.order_by(EmailAccount.name_key)))
+
+
+def primary_of(account: EmailAccount) -> EmailAccount | None:
+    """The primary account of a shared mailbox (None for any other account, or when it is gone)."""
+    return db.session.get(EmailAccount, account.primary_account_id) if account.is_shared else None
+
+
+def primaries() -> list[EmailAccount]:
+    """The accounts a shared mailbox can be reached through: those that are not shared themselves."""
+    return [account for account in all_accounts() if not account.is_shared]
+
+
 def create(settings: AccountSettings) -> EmailAccount:
     """Add an account; its name must be unique regardless of case."""
-    if settings.password is None:
+    if settings.password is None and settings.primary_account_id is None:
         raise Invalid("password: required")
     return _save(EmailAccount(), settings)
 
@@ -211,9 +255,27 @@ def settings_of(account: EmailAccount) -> AccountSettings:
     return AccountSettings(**values)
 
 
+def _check_primary(account: EmailAccount, settings: AccountSettings) -> None:
+    if settings.primary_account_id is None:
+        if account.is_shared and settings.password is None:
+            raise Invalid("password: required for an account that is no longer shared")
+        return
+    try:
+        primary = by_id(settings.primary_account_id)
+    except NotFound:
+        raise Invalid("primary account: no such account") from None
+    if primary is account or (account.id is not None and primary.id == account.id):
+        raise Invalid("primary account: a shared mailbox cannot be its own primary account")
+    if primary.is_shared:
+        raise Invalid(f"primary account: {primary.name} is itself a shared mailbox; choose its primary account")
+    if account.id is not None and shared_of(account):
+        raise Invalid(f"primary account: {account.name} is the primary account of shared mailboxes")
+
+
 @writes
 def _save(account: EmailAccount, settings: AccountSettings) -> EmailAccount:
     validate(settings)
+    _check_primary(account, settings)
     name = settings.name.strip()
     other = find(name)
     if other is not None and other is not account:
@@ -238,8 +300,12 @@ def _save(account: EmailAccount, settings: AccountSettings) -> EmailAccount:
         account.folder = account.folders[0]
     if settings.after_fetch != "move":
         account.after_fetch_folder = ""
+    if not settings.receives:
+        account.fetch_every_minutes = 0  # nothing to fetch from
     account.name_key = EmailAccount.key_for(name)
-    if settings.password is not None:
+    if settings.primary_account_id is not None:
+        account.password_encrypted = None  # the primary's is used: one password to change, not two
+    elif settings.password is not None:
         account.password_encrypted = secretstore.encrypt(settings.password)
     db.session.add(account)
     try:
@@ -252,7 +318,11 @@ def _save(account: EmailAccount, settings: AccountSettings) -> EmailAccount:
 
 def remove(account: EmailAccount) -> None:
     """Remove an account with everything stored for it: messages, their bytes (unless another message has
-    the same), grants, logs, webhooks, history."""
+    the same), grants, logs, webhooks, history. A primary account of shared mailboxes is refused."""
+    shared = shared_of(account)
+    if shared:
+        names = ", ".join(other.name for other in shared)
+        raise Conflict(f"{account.name} is the primary account of {names}: remove or change those first")
     _delete(account)
     blobs.collect_garbage()  # bytes used within the grace period go with the next sweep (schedule)
 
@@ -263,17 +333,66 @@ def _delete(account: EmailAccount) -> None:
     db.session.commit()
 
 
-def auth(account: EmailAccount) -> PasswordAuth:
-    """The login for the account's servers; AuthError when no usable password is stored."""
+def incoming_auth(account: EmailAccount) -> PasswordAuth:
+    """The login for the account's incoming server (IMAP, POP3; also the Sent copy); AuthError when no
+    usable password is stored. A shared mailbox logs in with its primary's password, as its login format
+    says."""
+    if not account.is_shared:
+        return PasswordAuth(account.username, _password(account))
+    primary = _primary(account)
+    return PasswordAuth(shared_login(account.login_format, primary.username, account.username), _password(primary))
+
+
+def outgoing_auth(account: EmailAccount) -> PasswordAuth | None:
+    """The SMTP login, or None for a relay without authentication. A shared mailbox sends as its own
+    address, authenticated as its primary account (SMTP has no shared-mailbox login form)."""
+    if account.smtp_auth != "login":
+        return None
+    if not account.is_shared:
+        return PasswordAuth(account.username, _password(account))
+    primary = _primary(account)
+    return PasswordAuth(primary.username, _password(primary))
+
+
+def shared_login(login_format: str, primary_login: str, shared_login: str) -> str:
+    """The login name of a shared mailbox: Exchange ``primary@domain\\shared``, Dovecot master users
+    ``shared*primary``, or the primary's own login (``plain``: the shared folders are in its namespace)."""
+    if login_format == "exchange":
+        return f"{primary_login}\\{shared_login}"
+    if login_format == "dovecot":
+        return f"{shared_login}*{primary_login}"
+    return primary_login
+
+
+def _primary(account: EmailAccount) -> EmailAccount:
+    primary = primary_of(account)
+    if primary is None:
+        raise AuthError("the shared mailbox's primary account is gone; an admin must choose another")
+    return primary
+
+
+def _password(account: EmailAccount) -> str:
     if not account.password_encrypted:
-        raise AuthError("the account has no password stored; an admin must set it")
+        raise AuthError(f"the account {account.name} has no password stored; an admin must set it")
     try:
-        return PasswordAuth(account.username, secretstore.decrypt(account.password_encrypted))
+        return secretstore.decrypt(account.password_encrypted)
     except SecretBoxError:
         raise AuthError(
             "the account's password cannot be decrypted with the configured encryption keys; "
             "restore the keys or set the password again"
         ) from None
+
+
+def require_receiving(account: EmailAccount) -> None:
+    """Invalid unless the account has an incoming server (a send-only account fetches nothing)."""
+    if not account.receives:
+        raise Invalid(f"account {account.name} is send-only: it has no incoming server to fetch from")
+
+
+def require_sending(account: EmailAccount) -> None:
+    """Invalid unless the account has an outgoing server (a receive-only account sends nothing)."""
+    if not account.sends:
+        raise Invalid(f"account {account.name} is receive-only: it has no outgoing server to send through")
 
 
 def tls_policy(account: EmailAccount) -> TlsPolicy:
@@ -286,6 +405,7 @@ def tls_policy(account: EmailAccount) -> TlsPolicy:
 
 def incoming_endpoint(account: EmailAccount) -> Endpoint:
     """Where the account fetches from: its IMAP server (with the main folder) or POP3 server."""
+    require_receiving(account)
     return Endpoint(
         protocol=account.incoming_protocol,
         security=account.incoming_security,
@@ -299,6 +419,7 @@ def incoming_endpoint(account: EmailAccount) -> Endpoint:
 
 def outgoing_endpoint(account: EmailAccount) -> Endpoint:
     """Where the account sends through: its SMTP server."""
+    require_sending(account)
     return Endpoint(
         protocol="smtp",
         security=account.outgoing_security,

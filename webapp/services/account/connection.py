@@ -1,14 +1,16 @@
 """Test connection: log in to an account's servers — both at once — and say in plain words what failed.
 
 Each result is recorded on the account (the overview shows an account whose last test failed) and every
-failure goes to its Error logs, with the technical detail there.
+failure goes to its Error logs, with the technical detail there. A server the account does not use
+(send-only, receive-only) is not tested. Settings not saved yet (the setup wizard, the form's *Test*) are
+tested the same way and nothing is recorded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from webapp.adapters.errors import AdapterError
 from webapp.adapters.mail import imap, pop3, smtp
@@ -17,6 +19,9 @@ from webapp.extensions import db
 from webapp.models import EmailAccount
 from webapp.models.base import utcnow
 from webapp.services.account import accounts, errorlog
+from webapp.services.account.accounts import AccountSettings
+from webapp.services.errors import Invalid
+from webapp.services.platform import secretstore
 
 SERVERS = ("incoming", "outgoing")
 LABELS = {"incoming": "Incoming server", "outgoing": "Outgoing server"}
@@ -29,6 +34,7 @@ class CheckResult:
     message: str
     kind: str = ""  # dns, refused, timeout, tls, auth, … when it failed
     detail: str = ""  # for the Error logs
+    used: bool = True  # False: the account has no such server (send-only, receive-only); not tested
 
 
 @dataclass(frozen=True)
@@ -38,8 +44,13 @@ class ConnectionReport:
 
     @property
     def ok(self) -> bool:
-        """Did both servers pass?"""
+        """Did every server the account uses pass?"""
         return self.incoming.ok and self.outgoing.ok
+
+    @property
+    def checks(self) -> tuple[CheckResult, ...]:
+        """The results of the servers the account uses."""
+        return tuple(check for check in (self.incoming, self.outgoing) if check.used)
 
 
 def protocol_label(account: EmailAccount, server: str) -> str:
@@ -47,19 +58,62 @@ def protocol_label(account: EmailAccount, server: str) -> str:
     return account.incoming_protocol.upper() if server == "incoming" else "SMTP"
 
 
+def used_servers(account: EmailAccount) -> tuple[str, ...]:
+    """The servers the account has: both, or only the incoming or the outgoing one."""
+    return tuple(server for server in SERVERS if _uses(account, server))
+
+
+def _uses(account: EmailAccount, server: str) -> bool:
+    return account.receives if server == "incoming" else account.sends
+
+
+def _unused(server: str) -> CheckResult:
+    other = "send-only" if server == "incoming" else "receive-only"
+    return CheckResult(server, True, f"{LABELS[server]}: not used (the account is {other})", used=False)
+
+
 def test_connection(account: EmailAccount) -> ConnectionReport:
-    """Check both servers at the same time; each result is recorded and each failure logged."""
-    checks = {server: _checker(account, server) for server in SERVERS}
-    with ThreadPoolExecutor(len(checks)) as pool:  # network only in the threads: no database there
-        futures = {server: pool.submit(_run, server, check) for server, check in checks.items()}
-        results = {server: future.result() for server, future in futures.items()}
-    for result in results.values():
+    """Check the account's servers at the same time; each result is recorded and each failure logged."""
+    report = _test(account)
+    for result in report.checks:
         _record(account.id, result)
+    return report
+
+
+def test_settings(settings: AccountSettings, stored: EmailAccount | None = None) -> ConnectionReport:
+    """Check settings that are not saved (yet): nothing is recorded. Without a password in ``settings``
+    the stored account's is used (the edit form leaves the password empty to keep it)."""
+    accounts.validate(settings)
+    draft = EmailAccount()  # never added to the session: the check needs only its attributes
+    for f in fields(AccountSettings):
+        if f.name != "password":
+            value = getattr(settings, f.name)
+            setattr(draft, f.name, value.strip() if isinstance(value, str) and f.name != "ca_cert_pem" else value)
+    draft.name = draft.name or "new account"
+    if settings.receives and settings.incoming_protocol == "imap":
+        draft.folder = next((name for name in settings.folders if name.strip()), settings.folder.strip())
+    if settings.password is not None:
+        draft.password_encrypted = secretstore.encrypt(settings.password)
+    elif stored is not None:
+        draft.password_encrypted = stored.password_encrypted
+    elif settings.primary_account_id is None:
+        raise Invalid("password: required")
+    return _test(draft)
+
+
+def _test(account: EmailAccount) -> ConnectionReport:
+    checks = {server: _checker(account, server) for server in SERVERS if _uses(account, server)}
+    results = {server: _unused(server) for server in SERVERS if server not in checks}
+    with ThreadPoolExecutor(2) as pool:  # network only in the threads: no database there
+        futures = {server: pool.submit(_run, server, check) for server, check in checks.items()}
+        results.update({server: future.result() for server, future in futures.items()})
     return ConnectionReport(results["incoming"], results["outgoing"])
 
 
 def check(account: EmailAccount, server: str) -> CheckResult:
     """Check one server (``incoming`` or ``outgoing``): the page asks for both at once, each in its request."""
+    if not _uses(account, server):
+        return _unused(server)
     result = _run(server, _checker(account, server))
     _record(account.id, result)
     return result
@@ -70,7 +124,14 @@ def _checker(account: EmailAccount, server: str) -> Callable[[], str]:
     if server not in SERVERS:
         raise ValueError(f"no server {server!r}")
     try:
-        credentials = accounts.auth(account)
+        if server == "incoming":
+            credentials = accounts.incoming_auth(account)
+            endpoint = accounts.incoming_endpoint(account)
+            login = imap.check_login if endpoint.protocol == "imap" else pop3.check_login
+            return lambda: login(endpoint, credentials)
+        smtp_credentials = accounts.outgoing_auth(account)
+        outgoing = accounts.outgoing_endpoint(account)
+        return lambda: smtp.check_login(outgoing, smtp_credentials)
     except AdapterError as exc:
         failure = exc
 
@@ -78,13 +139,6 @@ def _checker(account: EmailAccount, server: str) -> Callable[[], str]:
             raise failure
 
         return refuse
-    if server == "incoming":
-        endpoint = accounts.incoming_endpoint(account)
-        login = imap.check_login if endpoint.protocol == "imap" else pop3.check_login
-        return lambda: login(endpoint, credentials)
-    outgoing = accounts.outgoing_endpoint(account)
-    smtp_credentials = credentials if account.smtp_auth == "login" else None
-    return lambda: smtp.check_login(outgoing, smtp_credentials)
 
 
 def _run(server: str, login: Callable[[], str]) -> CheckResult:

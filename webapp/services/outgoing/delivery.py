@@ -377,7 +377,9 @@ class Drain:
             self.result.errors.append(problem)
 
     def _connect(self) -> AbstractContextManager[smtp.SmtpSession]:
-        credentials = accounts.auth(self.account) if self.account.smtp_auth == "login" else None
+        if not self.account.sends:  # made receive-only with mail still queued: each attempt says why
+            raise PermanentError("the account has no outgoing server (it is receive-only)", kind="protocol")
+        credentials = accounts.outgoing_auth(self.account)
         self.failpoints.hit("send_smtp")
         return smtp.session(accounts.outgoing_endpoint(self.account), credentials)
 

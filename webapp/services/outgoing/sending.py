@@ -94,6 +94,7 @@ def build(
 ) -> tuple[OutgoingMessage, bytes]:
     """Validate and build ``draft``: the message and its bytes. Invalid says why (the Error logs too, when
     the built bytes said something other than intended, or building failed unexpectedly)."""
+    accounts.require_sending(account)
     message = compose(account, draft)
     detail = f"subject={draft.subject[:200]}"
     try:
@@ -121,7 +122,7 @@ def send(account: EmailAccount, draft: Draft, *, failpoints: FailPoints = NO_FAI
     message, raw = build(account, draft, failpoints=failpoints)
     detail = f"subject={draft.subject[:200]}"
     try:
-        credentials = accounts.auth(account) if account.smtp_auth == "login" else None
+        credentials = accounts.outgoing_auth(account)
         failpoints.hit("send_smtp")
         endpoint = accounts.outgoing_endpoint(account)
         report = smtp.send(endpoint, credentials, message.sender, message.recipients, raw)

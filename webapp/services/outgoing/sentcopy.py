@@ -19,7 +19,7 @@ def copy_to_sent_folder(account: EmailAccount, digests: Sequence[str]) -> str | 
     if not digests or not account.append_to_sent or account.incoming_protocol != "imap":
         return None
     try:
-        with imap.session(accounts.incoming_endpoint(account), accounts.auth(account)) as mailbox:
+        with imap.session(accounts.incoming_endpoint(account), accounts.incoming_auth(account)) as mailbox:
             folder = mailbox.sent_folder()
             for digest in digests:
                 mailbox.append(folder, blobs.get(digest))

@@ -15,7 +15,7 @@ from webapp.adapters import memory
 from webapp.adapters.errors import AdapterError
 from webapp.extensions import db
 from webapp.models import EmailAccount
-from webapp.services.account import errorlog
+from webapp.services.account import accounts, errorlog
 from webapp.services.errors import ConnectionFailed
 from webapp.services.platform.failpoints import NONE as NO_FAILPOINTS
 from webapp.services.platform.failpoints import FailPoints
@@ -60,6 +60,7 @@ def fetch(
 
     Only one fetch per account runs at a time, across workers and machines (AlreadyRunning otherwise).
     """
+    accounts.require_receiving(account)
     memory.fix_mmap_threshold()
     account_id = account.id
     with fetchlock.hold(account_id) as lock:

@@ -16,6 +16,7 @@ from typing import Any
 from webapp.adapters.coordination import JobStatus, Lock
 from webapp.models import EmailAccount
 from webapp.models.fetchrun import RunStatus, RunTrigger
+from webapp.services.account import accounts
 from webapp.services.errors import Conflict, ConnectorError, NotFound
 from webapp.services.events import callbacks
 from webapp.services.platform import queues
@@ -89,6 +90,7 @@ def enqueue(
 
     The callbacks are dotted paths of Python callables or webhook URLs (see ``services.callbacks``).
     """
+    accounts.require_receiving(account)
     for callback in (on_fetch, on_complete, on_error):
         if callback is not None:
             callbacks.check_callback(account, callback)

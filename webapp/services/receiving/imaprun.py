@@ -25,7 +25,7 @@ class ImapRun(BatchRun):
     def run(self) -> None:
         """Fetch each folder in batches, the next one downloading ahead; after-fetch actions follow each commit."""
         writable = self.account.after_fetch != "none"
-        with imap.session(accounts.incoming_endpoint(self.account), accounts.auth(self.account)) as client:
+        with imap.session(accounts.incoming_endpoint(self.account), accounts.incoming_auth(self.account)) as client:
             for folder in self.account.fetch_folders:
                 self.progress.folder = folder
                 info = client.open_folder(folder, writable=writable)

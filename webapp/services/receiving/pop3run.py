@@ -20,7 +20,7 @@ class Pop3Run(BatchRun):
     def run(self) -> None:
         """Fetch the new messages of the maildrop by UIDL, in batches; DELE after each commit when asked."""
         account = self.account
-        with pop3.session(accounts.incoming_endpoint(account), accounts.auth(account)) as client:
+        with pop3.session(accounts.incoming_endpoint(account), accounts.incoming_auth(account)) as client:
             listing = client.uidls()
             if account.fetch_strategy == "replicate":
                 wanted = listing

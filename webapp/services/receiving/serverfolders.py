@@ -15,7 +15,7 @@ __all__ = ["ServerFolder", "server_folders"]
 def server_folders(account: EmailAccount) -> list[ServerFolder]:
     """LIST the server's folders with their message counts (POP3 has only INBOX)."""
     try:
-        endpoint, auth = accounts.incoming_endpoint(account), accounts.auth(account)
+        endpoint, auth = accounts.incoming_endpoint(account), accounts.incoming_auth(account)
         if account.incoming_protocol == "pop3":
             with pop3.session(endpoint, auth) as maildrop:
                 return [ServerFolder("INBOX", "", (), maildrop.stat().messages)]

@@ -248,7 +248,7 @@ class _Listener(threading.Thread):
         endpoint = accounts.incoming_endpoint(account)
         self.timeout = endpoint.timeout
         folder = endpoint.folder or "INBOX"
-        with imap.session(endpoint, accounts.auth(account)) as session:
+        with imap.session(endpoint, accounts.incoming_auth(account)) as session:
             session.examine(folder)
             db.session.rollback()
             poll = f"polling every {self.settings.poll_seconds:g} s (the server has no IDLE)"

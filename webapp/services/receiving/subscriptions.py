@@ -23,6 +23,7 @@ from webapp.extensions import db
 from webapp.models import EmailAccount, Subscription
 from webapp.models.base import utcnow
 from webapp.models.subscription import GIVEN_UP, SubscriptionState
+from webapp.services.account import accounts
 from webapp.services.errors import Invalid
 from webapp.services.events import callbacks, dispatch, webhooks
 
@@ -32,6 +33,7 @@ STATE_EVENT = "idle_state"
 
 def check_can_subscribe(account: EmailAccount) -> None:
     """POP3 has no IDLE: only IMAP accounts can subscribe (Invalid otherwise)."""
+    accounts.require_receiving(account)
     if account.incoming_protocol != "imap":
         raise Invalid(
             f"{account.name} receives with POP3, which cannot announce new mail: only IMAP accounts can "
