@@ -76,7 +76,13 @@ def test_add_test_edit_and_remove_an_account(
     edit = f"/accounts/{account.id}/edit"
     assert post_form(edit, _form(dovecot, smtp, pki, password="", name="Work Mail")).status_code == 302
     assert accounts.incoming_auth(accounts.get("Work Mail")).password == "alice-mail-pw"
-    post_form(edit, _form(dovecot, smtp, pki, password="wrong-pw-42", name="Work Mail"))
+    # A new password is tested before it is saved: refused, the form says why and keeps the stored one.
+    refused = html.unescape(post_form(edit, _form(dovecot, smtp, pki, password="wrong-pw-42")).get_data(as_text=True))
+    assert "Incoming server: authentication failed" in refused and "nothing was saved" in refused
+    assert "wrong-pw-42" not in refused and 'name="save_anyway"' in refused
+    assert accounts.incoming_auth(accounts.get("Work Mail")).password == "alice-mail-pw"
+    over = _form(dovecot, smtp, pki, password="wrong-pw-42", name="Work Mail", save_anyway="1")
+    assert post_form(edit, over).status_code == 302  # Save anyway
     result = post_form(f"/accounts/{account.id}", {}, url=f"/accounts/{account.id}/test").get_data(as_text=True)
     assert "Incoming server: authentication failed" in result
     assert "Outgoing server: authentication failed" in result
@@ -104,7 +110,9 @@ def test_each_failure_is_explained(
         "tls": ({"ca_cert_pem": pki.other_ca_pem.read_text()}, "certificate of IMAP server 127.0.0.1"),
     }
     for index, (kind, (over, expected)) in enumerate(cases.items()):
-        post_form("/accounts/new", _form(dovecot, smtp, pki, name=f"case{index}", **over))
+        refused = post_form("/accounts/new", _form(dovecot, smtp, pki, name=f"case{index}", **over))
+        assert expected in html.unescape(refused.get_data(as_text=True)) and accounts.find(f"case{index}") is None
+        post_form("/accounts/new", _form(dovecot, smtp, pki, name=f"case{index}", save_anyway="1", **over))
         account = accounts.get(f"case{index}")
         page = html.unescape(
             post_form(f"/accounts/{account.id}", {}, url=f"/accounts/{account.id}/test").get_data(as_text=True)

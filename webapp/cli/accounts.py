@@ -143,7 +143,7 @@ def add(
         fail("--primary and --login-format are for a --shared mailbox")
     if shared and (not primary or password_stdin):
         fail("a --shared mailbox needs --primary ACCOUNT and no password (it logs in with the primary's)")
-    if not shared and not password_stdin:
+    if not shared and not password_stdin and (incoming or smtp_auth == "login"):
         fail("--password-stdin is required: the password is read from standard input")
     primary_account = None
     try:
@@ -171,7 +171,7 @@ def add(
         address=address,
         username=username or address,
         display_name=display_name,
-        password=None if shared else read_secret_line(),
+        password=read_secret_line() if password_stdin else None,
         primary_account_id=primary_account.id if primary_account is not None else None,
         login_format=login_format or "plain",
         incoming_protocol=in_proto,

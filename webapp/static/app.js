@@ -54,10 +54,62 @@
     });
   }
 
+  // A server's port follows its protocol and security: a block marked data-ports (a JSON map of
+  // "protocol:security" to the usual port) holds selects marked data-role=protocol|security and an input
+  // marked data-role=port. The port changes only while it is empty or still the usual one for the old
+  // choice: a port typed by hand stays.
+  function portsFollow(root) {
+    root.querySelectorAll("[data-ports]").forEach(function (block) {
+      var ports = JSON.parse(block.getAttribute("data-ports"));
+      var port = block.querySelector("[data-role=port]");
+      var protocol = block.querySelector("[data-role=protocol]");
+      var security = block.querySelector("[data-role=security]");
+      if (!port || !security || block.hasAttribute("data-ports-ready")) {
+        return;
+      }
+      block.setAttribute("data-ports-ready", "");
+      function usual() {
+        var name = protocol ? protocol.value : block.getAttribute("data-protocol");
+        return String(ports[name + ":" + security.value] || "");
+      }
+      var before = usual();
+      function follow() {
+        var now = usual();
+        if (port.value === "" || port.value === before) {
+          port.value = now;
+        }
+        before = now;
+      }
+      security.addEventListener("change", follow);
+      if (protocol) {
+        protocol.addEventListener("change", follow);
+      }
+    });
+  }
+
+  // A file input marked data-file-into reads a small text file (a PEM certificate) into the textarea
+  // whose id it names, so what was uploaded can be seen and checked before it is saved.
+  function filesInto(root) {
+    root.querySelectorAll("input[type=file][data-file-into]").forEach(function (input) {
+      input.addEventListener("change", function () {
+        var target = document.getElementById(input.getAttribute("data-file-into"));
+        var file = input.files && input.files[0];
+        if (!target || !file || file.size > 65536) {
+          return;
+        }
+        file.text().then(function (text) {
+          target.value = text;
+        });
+      });
+    });
+  }
+
   function enhance(root) {
     localTimes(root);
     autoSubmit(root);
     busyForms(root);
+    portsFollow(root);
+    filesInto(root);
   }
 
   document.addEventListener("DOMContentLoaded", function () {
@@ -66,5 +118,7 @@
   // Content swapped in by htmx (the list refreshed during a fetch, fragments).
   document.addEventListener("htmx:load", function (event) {
     localTimes(event.target);
+    portsFollow(event.target);
+    filesInto(event.target);
   });
 })();

@@ -23,6 +23,7 @@ def init_app(app: Flask) -> None:
     from webapp.views.messages.routes import bp as messages_bp
     from webapp.views.outbox.routes import bp as outbox_bp
     from webapp.views.settings.routes import bp as settings_bp
+    from webapp.views.wizard.routes import bp as wizard_bp
 
     for blueprint in (
         auth_bp,
@@ -34,6 +35,7 @@ def init_app(app: Flask) -> None:
         outbox_bp,
         help_bp,
         settings_bp,
+        wizard_bp,
     ):
         app.register_blueprint(blueprint)
     templating.init_app(app)

@@ -220,6 +220,58 @@ def all_accounts() -> list[EmailAccount]:
     return list(db.session.scalars(select(EmailAccount).order_by(EmailAccount.name_key)))
 
 
+def unsaved(settings: AccountSettings, stored: EmailAccount | None = None) -> EmailAccount:
+    """An account made of ``settings`` that is not saved (never added to the session), to test or list
+    folders with before Save; without a password in ``settings`` the stored account's is used."""
+    validate(settings)
+    draft = EmailAccount()
+    for f in fields(AccountSettings):
+        if f.name != "password":
+            value = getattr(settings, f.name)
+            setattr(draft, f.name, value.strip() if isinstance(value, str) and f.name != "ca_cert_pem" else value)
+    draft.name = draft.name or "new account"
+    if settings.receives and settings.incoming_protocol == "imap":
+        draft.folder = next((name for name in settings.folders if name.strip()), settings.folder.strip())
+    if settings.password is not None:
+        draft.password_encrypted = secretstore.encrypt(settings.password)
+    elif stored is not None:
+        draft.password_encrypted = stored.password_encrypted
+    elif settings.primary_account_id is None and needs_password(settings):
+        raise Invalid("password: required")
+    return draft
+
+
+def server_settings_changed(account: EmailAccount, settings: AccountSettings) -> bool:
+    """Would ``settings`` change how the account reaches its servers (worth a test before saving)?"""
+    if settings.password is not None:
+        return True
+    before = settings_of(account)
+    return any(getattr(before, name) != getattr(settings, name) for name in _SERVER_FIELDS)
+
+
+_SERVER_FIELDS = (
+    "address",
+    "username",
+    "incoming_protocol",
+    "incoming_security",
+    "incoming_host",
+    "incoming_port",
+    "outgoing_host",
+    "outgoing_port",
+    "outgoing_security",
+    "smtp_auth",
+    "tls_verify",
+    "ca_cert_pem",
+    "primary_account_id",
+    "login_format",
+)
+
+
+def needs_password(settings: AccountSettings) -> bool:
+    """Every login needs one; a send-only account on a relay without authentication logs in nowhere."""
+    return settings.receives or settings.smtp_auth == "login"
+
+
 def shared_of(account: EmailAccount) -> list[EmailAccount]:
     """The shared mailboxes that log in with ``account``'s credentials, by name."""
     query = select(EmailAccount).where(EmailAccount.primary_account_id == account.id)
@@ -238,7 +290,7 @@ def primaries() -> list[EmailAccount]:
 
 def create(settings: AccountSettings) -> EmailAccount:
     """Add an account; its name must be unique regardless of case."""
-    if settings.password is None and settings.primary_account_id is None:
+    if settings.password is None and settings.primary_account_id is None and needs_password(settings):
         raise Invalid("password: required")
     return _save(EmailAccount(), settings)
 

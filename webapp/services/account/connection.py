@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from webapp.adapters.errors import AdapterError
 from webapp.adapters.mail import imap, pop3, smtp
@@ -20,8 +20,6 @@ from webapp.models import EmailAccount
 from webapp.models.base import utcnow
 from webapp.services.account import accounts, errorlog
 from webapp.services.account.accounts import AccountSettings
-from webapp.services.errors import Invalid
-from webapp.services.platform import secretstore
 
 SERVERS = ("incoming", "outgoing")
 LABELS = {"incoming": "Incoming server", "outgoing": "Outgoing server"}
@@ -83,22 +81,7 @@ def test_connection(account: EmailAccount) -> ConnectionReport:
 def test_settings(settings: AccountSettings, stored: EmailAccount | None = None) -> ConnectionReport:
     """Check settings that are not saved (yet): nothing is recorded. Without a password in ``settings``
     the stored account's is used (the edit form leaves the password empty to keep it)."""
-    accounts.validate(settings)
-    draft = EmailAccount()  # never added to the session: the check needs only its attributes
-    for f in fields(AccountSettings):
-        if f.name != "password":
-            value = getattr(settings, f.name)
-            setattr(draft, f.name, value.strip() if isinstance(value, str) and f.name != "ca_cert_pem" else value)
-    draft.name = draft.name or "new account"
-    if settings.receives and settings.incoming_protocol == "imap":
-        draft.folder = next((name for name in settings.folders if name.strip()), settings.folder.strip())
-    if settings.password is not None:
-        draft.password_encrypted = secretstore.encrypt(settings.password)
-    elif stored is not None:
-        draft.password_encrypted = stored.password_encrypted
-    elif settings.primary_account_id is None:
-        raise Invalid("password: required")
-    return _test(draft)
+    return _test(accounts.unsaved(settings, stored))
 
 
 def _test(account: EmailAccount) -> ConnectionReport:

@@ -23,5 +23,6 @@ def server_folders(account: EmailAccount) -> list[ServerFolder]:
             return mailbox.list_folders()
     except AdapterError as exc:
         reason = f"Incoming server: {exc}"
-        errorlog.record(account, "folders", reason, detail=errorlog.detail_of(exc))
+        if account.id is not None:  # an account not saved yet (the form's picker) has no Error logs
+            errorlog.record(account, "folders", reason, detail=errorlog.detail_of(exc))
         raise ConnectionFailed(reason, exc.kind) from None

@@ -1,4 +1,5 @@
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
     IntegerField,
@@ -43,10 +44,20 @@ class AccountForm(FlaskForm):
         "Incoming protocol", choices=[SelectChoice("imap", "IMAP"), SelectChoice("pop3", "POP3")]
     )
     incoming_security = SelectField("Incoming security", choices=SECURITY_CHOICES)
-    incoming_host = StringField("Incoming server", validators=[DataRequired(), Length(max=255)])
+    primary_account_id = SelectField("Shared mailbox of", choices=[], validate_choice=False)
+    login_format = SelectField(
+        "Shared-mailbox login form",
+        choices=[
+            SelectChoice("exchange", "Exchange / Microsoft 365: primary@domain\\shared"),
+            SelectChoice("dovecot", "Dovecot master user: shared*primary"),
+            SelectChoice("plain", "The primary's own login"),
+        ],
+        default="exchange",
+    )
+    incoming_host = StringField("Incoming server", validators=[Optional(), Length(max=255)])
     incoming_port = IntegerField("Incoming port", validators=[Optional(), NumberRange(1, 65535)])
     folder = StringField("Folder (IMAP)", default="INBOX", validators=[Optional(), Length(max=255)])
-    outgoing_host = StringField("Outgoing (SMTP) server", validators=[DataRequired(), Length(max=255)])
+    outgoing_host = StringField("Outgoing (SMTP) server", validators=[Optional(), Length(max=255)])
     outgoing_port = IntegerField("Outgoing port", validators=[Optional(), NumberRange(1, 65535)])
     outgoing_security = SelectField("Outgoing security", choices=SECURITY_CHOICES, default="starttls")
     smtp_auth = SelectField(
@@ -62,7 +73,8 @@ class AccountForm(FlaskForm):
             SelectChoice("off", "Off (insecure)"),
         ],
     )
-    ca_cert_pem = TextAreaField("Custom CA certificate (PEM)", validators=[Optional()])
+    ca_cert_file = FileField("Custom CA certificate: upload a PEM file…")
+    ca_cert_pem = TextAreaField("…or paste it (PEM)", validators=[Optional()])
     fetch_count = IntegerField(
         "Number of emails to retrieve", default=DEFAULT_FETCH_COUNT, validators=[NumberRange(1, MAX_FETCH_COUNT)]
     )
@@ -83,7 +95,9 @@ class AccountForm(FlaskForm):
     batch_size = IntegerField(
         "Email batch size", default=DEFAULT_BATCH_SIZE, validators=[NumberRange(1, MAX_BATCH_SIZE)]
     )
-    folders = TextAreaField("Folders (IMAP, one per line)", validators=[Optional()])
+    # One line per folder (the API and older pages post several); the form shows one line to add a folder
+    # that the server's list does not show.
+    folders = TextAreaField("Add a folder by name", validators=[Optional()])
     max_message_size = IntegerField(
         "Maximum message size (bytes, 0: no limit)",
         default=DEFAULT_MAX_MESSAGE_SIZE,

@@ -13,20 +13,46 @@ from webapp.models.account import DEFAULT_BATCH_SIZE, DEFAULT_FETCH_COUNT, DEFAU
 from webapp.models.delivery import DELIVERED, EVENTS
 from webapp.services.account import accounts, connection, errorlog, status
 from webapp.services.account.accounts import AccountSettings
-from webapp.services.errors import ConnectorError, NotFound
+from webapp.services.errors import ConnectorError, Invalid, NotFound
 from webapp.services.events import dispatch, webhooks
 from webapp.services.receiving import fetchruns, serverfolders, subscriptions
 from webapp.views.access import admin_required, readable_account
 from webapp.views.accounts.forms import AccountForm, ConfirmForm, WebhookForm
 from webapp.views.htmx import is_htmx, render, vary
+from webapp.views.wizard.state import MAX_CA_BYTES, ports_map
 
 bp = Blueprint("accounts", __name__, url_prefix="/accounts")
+
+
+def _switched_on(name: str) -> bool:
+    """A Receive/Send switch: a hidden "0" and a checkbox "1" (the last sent wins); a post without the
+    switch (the API, older pages) leaves it on."""
+    sent = request.form.getlist(name)
+    return not sent or sent[-1] != "0"
+
+
+def _ca_pem(form: AccountForm) -> str | None:
+    upload = form.ca_cert_file.data
+    if upload is not None and upload.filename:
+        data = upload.read(MAX_CA_BYTES + 1)
+        if len(data) > MAX_CA_BYTES or b"-----BEGIN CERTIFICATE-----" not in data:
+            raise Invalid("CA certificate: upload a PEM file (-----BEGIN CERTIFICATE-----), at most 64 KiB")
+        return data.decode("ascii", "replace")
+    return form.ca_cert_pem.data or None
+
+
+def _primary_choices(form: AccountForm, account: EmailAccount | None) -> None:
+    others = [a for a in accounts.primaries() if account is None or a.id != account.id]
+    form.primary_account_id.choices = [("", "— none: a primary account —")] + [
+        (str(a.id), f"{a.name} ({a.address})") for a in others
+    ]
 
 
 def _settings(form: AccountForm) -> AccountSettings:
     def port(value: int | None, protocol: str, security: str) -> int:
         return value or accounts.default_port(protocol, security)
 
+    primary = form.primary_account_id.data or ""
     return AccountSettings(
         name=form.name.data or "",
         address=form.address.data or "",
@@ -35,16 +61,16 @@ def _settings(form: AccountForm) -> AccountSettings:
         password=form.password.data or None,
         incoming_protocol=form.incoming_protocol.data,
         incoming_security=form.incoming_security.data,
-        incoming_host=form.incoming_host.data or "",
+        incoming_host=(form.incoming_host.data or "") if _switched_on("receive") else "",
         incoming_port=port(form.incoming_port.data, form.incoming_protocol.data, form.incoming_security.data),
         folder=form.folder.data or "INBOX",
-        outgoing_host=form.outgoing_host.data or "",
+        outgoing_host=(form.outgoing_host.data or "") if _switched_on("send") else "",
         outgoing_port=port(form.outgoing_port.data, "smtp", form.outgoing_security.data),
         outgoing_security=form.outgoing_security.data,
         smtp_auth=form.smtp_auth.data,
         timeout=form.timeout.data or DEFAULT_TIMEOUT,
         tls_verify=form.tls_verify.data,
-        ca_cert_pem=form.ca_cert_pem.data or None,
+        ca_cert_pem=_ca_pem(form),
         fetch_count=form.fetch_count.data or DEFAULT_FETCH_COUNT,
         sanitize_html=bool(form.sanitize_html.data),
         fetch_strategy=form.fetch_strategy.data,
@@ -59,6 +85,8 @@ def _settings(form: AccountForm) -> AccountSettings:
         send_connections=form.send_connections.data or 1,
         send_per_minute=form.send_per_minute.data or 0,
         append_to_sent=bool(form.append_to_sent.data),
+        primary_account_id=int(primary) if primary.isascii() and primary.isdigit() and len(primary) < 12 else None,
+        login_format=form.login_format.data or "plain",
     )
 
 
@@ -85,15 +113,115 @@ def index() -> ResponseReturnValue:
 def new() -> ResponseReturnValue:
     """Admins: add an account, then go to its page to test the connection."""
     form = AccountForm()
+    _primary_choices(form, None)
+    report = None
     if form.validate_on_submit():
         try:
-            account = accounts.create(_settings(form))
+            settings = _settings(form)
+            report = None if request.form.get("save_anyway") else connection.test_settings(settings)
+            if report is None or report.ok:
+                account = accounts.create(settings)
         except ConnectorError as exc:
             form.form_errors.append(str(exc))
         else:
-            flash(f"Account {account.name} added. Test its connection below.", "success")
-            return redirect(url_for("accounts.show", account_id=account.id))
-    return render_template("accounts/form.html", form=form, account=None)
+            if report is None or report.ok:
+                tested = "Its connection was tested and works." if report else "It was saved without a test."
+                flash(f"Account {account.name} added. {tested}", "success")
+                return redirect(url_for("accounts.show", account_id=account.id))
+    return _form_page(form, None, report)
+
+
+def _form_page(form: AccountForm, account: EmailAccount | None, report: object = None) -> ResponseReturnValue:
+    """The one-page form; after a failed test before Save, with the results and *Save anyway*."""
+    return render_template(
+        "accounts/form.html",
+        form=form,
+        account=account,
+        report=report,
+        ports=ports_map(),
+        chosen_folders=_chosen_folders(form, account),
+        **_switches(form, account),
+    )
+
+
+def _switches(form: AccountForm, account: EmailAccount | None) -> dict[str, bool]:
+    """Receive and Send as the form shows them: as posted, else as the account has them (new: both on)."""
+    if form.is_submitted():
+        return {"receives": _switched_on("receive"), "sends": _switched_on("send")}
+    return {"receives": account is None or account.receives, "sends": account is None or account.sends}
+
+
+def _chosen_folders(form: AccountForm, account: EmailAccount | None) -> list[str]:
+    if form.is_submitted():
+        listed = set(request.form.getlist("listed_folders"))
+        return [name for name in request.form.getlist("picked_folders") if name in listed]
+    return account.fetch_folders if account is not None else []
+
+
+@bp.route("/test-settings", methods=["POST"])
+@admin_required
+def test_new_settings() -> ResponseReturnValue:
+    """The form's *Test*: log in with the settings as typed, before anything is saved."""
+    return _test_form(None)
+
+
+@bp.route("/<int:account_id>/test-settings", methods=["POST"])
+@admin_required
+def test_changed_settings(account_id: int) -> ResponseReturnValue:
+    """The edit form's *Test*: the settings as typed (the stored password when none is typed)."""
+    return _test_form(readable_account(account_id))
+
+
+def _test_form(account: EmailAccount | None) -> ResponseReturnValue:
+    form = AccountForm()
+    _primary_choices(form, account)
+    report, error = None, None
+    if not form.validate_on_submit():
+        error = "; ".join(f"{form[name].label.text}: {' '.join(map(str, e))}" for name, e in form.errors.items())
+    else:
+        try:
+            report = connection.test_settings(_settings(form), account)
+        except ConnectorError as exc:
+            error = str(exc)
+    return render(
+        "accounts/form.html",
+        "accounts/_form_test.html",
+        form=form,
+        account=account,
+        report=report,
+        error=error or (None if report else "the form is incomplete"),
+        ports=ports_map(),
+        chosen_folders=_chosen_folders(form, account),
+        **_switches(form, account),
+    )
+
+
+@bp.route("/form-folders", methods=["POST"])
+@admin_required
+def new_form_folders() -> ResponseReturnValue:
+    """The form's folder picker for an account not saved yet: the server's folders, with the settings typed."""
+    return _form_folders(None)
+
+
+@bp.route("/<int:account_id>/form-folders", methods=["POST"])
+@admin_required
+def form_folders(account_id: int) -> ResponseReturnValue:
+    """The edit form's folder picker, with the settings as typed (the stored password when none is typed)."""
+    return _form_folders(readable_account(account_id))
+
+
+def _form_folders(account: EmailAccount | None) -> ResponseReturnValue:
+    form = AccountForm()
+    _primary_choices(form, account)
+    if not form.validate_on_submit():
+        abort(400)
+    chosen = _chosen_folders(form, account) or [form.folder.data or "INBOX"]
+    try:
+        settings = _settings(form)
+        found, error = serverfolders.server_folders(accounts.unsaved(settings, account)), None
+    except ConnectorError as exc:
+        found, error = [], str(exc)
+    return render_template("accounts/_server_folders.html", folders=found, error=error, chosen=chosen)
 
 
 @bp.route("/<int:account_id>")
@@ -113,6 +241,8 @@ def _show_context(
         "result": result,
         "pending": pending,
         "labels": {server: connection.protocol_label(account, server) for server in connection.SERVERS},
+        "primary": accounts.primary_of(account),
+        "shared_mailboxes": accounts.shared_of(account),
         "account_status": status.of_account(account),
         "runs": fetchruns.last_runs(account, 10),
         "subscription": (subscription := subscriptions.of(account)),
@@ -136,19 +266,29 @@ def edit(account_id: int) -> ResponseReturnValue:
     account = readable_account(account_id)
     settings = accounts.settings_of(account)
     form = AccountForm(obj=settings)
+    _primary_choices(form, account)
     if not form.is_submitted():
-        form.folders.data = "\n".join(settings.folders)
+        form.folders.data = ""  # the picker shows the chosen folders
+        form.primary_account_id.data = str(settings.primary_account_id or "")
+    report = None
     if form.validate_on_submit():
         try:
-            accounts.update(account, _settings(form))
+            changed = _settings(form)
+            # A change of how the servers are reached is tested before it is saved (fetch options are not).
+            testing = not request.form.get("save_anyway") and accounts.server_settings_changed(account, changed)
+            report = connection.test_settings(changed, account) if testing else None
+            if report is None or report.ok:
+                accounts.update(account, changed)
         except ConnectorError as exc:
             form.form_errors.append(str(exc))
         else:
-            restarted = subscriptions.settings_changed(account)
-            again = " Its subscription connects again with the new settings." if restarted else ""
-            flash("Account saved." + again, "success")
-            return redirect(url_for("accounts.show", account_id=account.id))
-    return render_template("accounts/form.html", form=form, account=account)
+            if report is None or report.ok:
+                restarted = subscriptions.settings_changed(account)
+                again = " Its subscription connects again with the new settings." if restarted else ""
+                tested = " The new server settings were tested and work." if report else ""
+                flash("Account saved." + tested + again, "success")
+                return redirect(url_for("accounts.show", account_id=account.id))
+    return _form_page(form, account, report)
 
 
 @bp.route("/<int:account_id>/delete", methods=["GET", "POST"])
@@ -196,7 +336,7 @@ def test(account_id: int) -> ResponseReturnValue:
         abort(400)
     if is_htmx():
         # Each server is then checked by a request of its own, both at once: each result shows when known.
-        context = _show_context(account, form, None, connection.SERVERS)
+        context = _show_context(account, form, None, connection.used_servers(account))
         return render("accounts/show.html", "accounts/_test_result.html", **context)
     report = connection.test_connection(account)
     return render("accounts/show.html", "accounts/_test_result.html", **_show_context(account, form, report))
