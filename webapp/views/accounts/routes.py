@@ -299,7 +299,11 @@ def delete(account_id: int) -> ResponseReturnValue:
     form = ConfirmForm()
     if form.validate_on_submit():
         name = account.name
-        accounts.remove(account)
+        try:
+            accounts.remove(account)
+        except ConnectorError as exc:
+            flash(f"Not removed: {exc}", "error")
+            return redirect(url_for("accounts.show", account_id=account.id))
         flash(f"Account {name} and its stored messages were removed.", "success")
         return redirect(url_for("accounts.index"))
     return render_template("accounts/delete.html", account=account, form=form)
