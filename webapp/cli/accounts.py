@@ -79,6 +79,11 @@ def _urls(account: EmailAccount) -> tuple[str | None, str | None]:
     return (incoming if account.receives else None), (outgoing if account.sends else None)
 
 
+def _certificates_of(account: EmailAccount) -> dict[str, Any]:
+    """A shared mailbox on its primary's servers checks their certificates as the primary does."""
+    return {"tls_verify": account.tls_verify, "ca_cert_pem": account.ca_cert_pem}
+
+
 @group.command("add")
 @click.argument("name")
 @click.option("--address", required=True, help="The account's email address.")
@@ -108,7 +113,9 @@ def _urls(account: EmailAccount) -> tuple[str | None, str | None]:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="CA certificate (PEM) to trust.",
 )
-@click.option("--tls-verify", type=click.Choice(["on", "off"]), default="on", show_default=True)
+@click.option(
+    "--tls-verify", type=click.Choice(["on", "off"]), help="Check certificates [default: on; shared: as the primary]"
+)
 @click.option(
     "--timeout", type=click.IntRange(1, MAX_TIMEOUT), default=DEFAULT_TIMEOUT, show_default=True, help="Seconds."
 )
@@ -132,7 +139,7 @@ def add(
     login_format: str | None,
     smtp_auth: str,
     ca_file: Path | None,
-    tls_verify: str,
+    tls_verify: str | None,
     timeout: int,
     count: int,
 ) -> None:
@@ -143,8 +150,6 @@ def add(
         fail("--primary and --login-format are for a --shared mailbox")
     if shared and (not primary or password_stdin):
         fail("a --shared mailbox needs --primary ACCOUNT and no password (it logs in with the primary's)")
-    if not shared and not password_stdin and (incoming or smtp_auth == "login"):
-        fail("--password-stdin is required: the password is read from standard input")
     primary_account = None
     try:
         if primary:
@@ -155,6 +160,8 @@ def add(
         fail(str(exc))
     if not incoming and not outgoing:
         fail("give --incoming, --outgoing or both (leave one out for a send-only or receive-only account)")
+    if not shared and not password_stdin and (incoming or smtp_auth == "login"):
+        fail("--password-stdin is required: the password is read from standard input")
     try:
         in_proto, in_sec, in_host, in_port, folder = (
             parse_url(str(incoming), ("imap", "pop3")) if incoming else ("imap", "tls", "", 993, "")
@@ -184,8 +191,14 @@ def add(
         outgoing_security=out_sec,
         smtp_auth=smtp_auth,
         timeout=timeout,
-        tls_verify="off" if tls_verify == "off" else ("custom" if ca_file else "system"),
-        ca_cert_pem=ca_file.read_text() if ca_file else None,
+        **(
+            _certificates_of(primary_account)
+            if primary_account and not (ca_file or tls_verify)
+            else {
+                "tls_verify": "off" if tls_verify == "off" else ("custom" if ca_file else "system"),
+                "ca_cert_pem": ca_file.read_text() if ca_file else None,
+            }
+        ),
         fetch_count=count,
     )
     try:

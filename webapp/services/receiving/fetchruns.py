@@ -16,6 +16,7 @@ from webapp.extensions import db
 from webapp.models import EmailAccount, FetchRun
 from webapp.models.base import utcnow
 from webapp.models.fetchrun import RunStatus, RunTrigger
+from webapp.services.account import accounts
 from webapp.services.errors import ConnectorError
 from webapp.services.events import callbacks
 from webapp.services.platform.failpoints import NONE as NO_FAILPOINTS
@@ -45,6 +46,7 @@ def run(
 
     ``record_empty=False`` (a subscription's poll or IDLE wake-up): a run that found nothing leaves no row,
     or the history would fill with a row a minute that says nothing."""
+    accounts.require_receiving(account)  # before a history row: a send-only account has no fetch to record
     account_id = account.id
     run_id = _start(account_id, trigger, job_id)
     try:

@@ -102,6 +102,8 @@ def _look_up(state: WizardState) -> WizardState:
         except (ValueError, ConnectorError):
             return state
         found, problems = [setup.of_primary(primary)], list[str]()
+        # On the primary's servers: their certificates are checked as the primary checks them.
+        state = replace(state, tls_verify=primary.tls_verify, ca_cert_pem=primary.ca_cert_pem or "")
     else:
         try:
             found, problems = setup.discovered(state.address.strip())
