@@ -56,7 +56,8 @@ class _FormReader(HTMLParser):
                 self.values.append((self._select, self._select_first))
             self._select = None
         elif tag == "textarea" and self._textarea is not None:
-            self.values.append((self._textarea, self._text.removeprefix("\n")))
+            # As a browser: the newline right after <textarea> is not content (CR LF counts as one).
+            self.values.append((self._textarea, self._text.removeprefix("\r\n").removeprefix("\n")))
             self._textarea = None
 
 

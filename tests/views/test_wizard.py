@@ -182,7 +182,9 @@ def test_a_send_only_account_on_the_kits_smtp_server(admin, discovery, smtp: Smt
         connector.retrieve_email_messages(account)
     page = admin.get(f"/accounts/{account.id}").get_data(as_text=True)
     assert "none: the account is send-only" in page and "Subscribe to incoming emails" not in page
-    assert "Fetch Emails" not in admin.get(f"/mailbox/{account.id}").get_data(as_text=True)
+    mailbox = admin.get(f"/accounts/{account.id}/mailbox")
+    assert mailbox.status_code == 200 and "New Email" in mailbox.get_data(as_text=True)
+    assert "Fetch Emails" not in mailbox.get_data(as_text=True)
 
 
 def test_a_shared_mailbox_through_a_dovecot_master_user(

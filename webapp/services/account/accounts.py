@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -245,8 +245,15 @@ def server_settings_changed(account: EmailAccount, settings: AccountSettings) ->
     """Would ``settings`` change how the account reaches its servers (worth a test before saving)?"""
     if settings.password is not None:
         return True
-    before = settings_of(account)
-    return any(getattr(before, name) != getattr(settings, name) for name in _SERVER_FIELDS)
+    before = replace(settings_of(account), ca_cert_pem=normal_pem(account.ca_cert_pem))
+    after = replace(settings, ca_cert_pem=normal_pem(settings.ca_cert_pem) if settings.tls_verify == "custom" else None)
+    return any(getattr(before, name) != getattr(after, name) for name in _SERVER_FIELDS)
+
+
+def normal_pem(pem: str | None) -> str | None:
+    """A pasted or uploaded PEM as stored: LF line ends (a browser posts CRLF), one final newline."""
+    text = (pem or "").replace("\r\n", "\n").replace("\r", "\n").strip()
+    return text + "\n" if text else None
 
 
 _SERVER_FIELDS = (
@@ -343,6 +350,8 @@ def _save(account: EmailAccount, settings: AccountSettings) -> EmailAccount:
             )
     if settings.tls_verify != "custom":
         account.ca_cert_pem = None
+    else:
+        account.ca_cert_pem = normal_pem(settings.ca_cert_pem)
     if settings.incoming_protocol == "pop3":
         account.folder = "INBOX"
         account.folders = ["INBOX"]
