@@ -111,9 +111,10 @@ def load(app: Flask, test_config: dict[str, Any] | None, *, create_instance: boo
         if os.environ.get(name):
             app.config[name] = os.environ[name]
     app.config.from_prefixed_env("EMAILCONNECTOR")
+    _check_types(app.config, check_ranges=True)  # what the operator wrote, before any test override
     if test_config:
         app.config.from_mapping(test_config)
-    _check_types(app.config)
+        _check_types(app.config)
 
     instance = Path(app.instance_path)
     embedded = not app.config["DATABASE_URL"] and not app.config["REDIS_URL"]
@@ -132,7 +133,45 @@ _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
 
-def _check_types(settings: Any) -> None:
+# Numbers that must be above zero (a zero timeout, lease or lifetime would stop the app working); every
+# other number may be zero, none may be negative.
+_POSITIVE = {
+    "PERMANENT_SESSION_LIFETIME",
+    "SESSION_IDLE_SECONDS",
+    "MAX_CONTENT_LENGTH",
+    "LOGIN_MAX_FAILURES",
+    "LOGIN_LOCKOUT_SECONDS",
+    "SEND_LEASE_SECONDS",
+    "SUBSCRIPTION_IDLE_SECONDS",
+    "SUBSCRIPTION_POLL_SECONDS",
+    "SUBSCRIPTION_BACKOFF_SECONDS",
+    "SUBSCRIPTION_BACKOFF_MAX_SECONDS",
+    "SUBSCRIPTION_LEASE_SECONDS",
+    "SUBSCRIPTION_CHECK_SECONDS",
+    "FETCH_WAIT_SECONDS",
+    "AUTOCONFIG_TIMEOUT_SECONDS",
+    "AUTOCONFIG_HTTPS_PORT",
+}
+_HIGHEST = {"AUTOCONFIG_HTTPS_PORT": 65535}
+
+
+def _check_range(settings: Any, name: str, default: int | float) -> None:
+    """A number from the operator: of the default's kind (2.5 is no whole number) and in range."""
+    value = settings.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"EMAILCONNECTOR_{name}: {value!r} is not a number")
+    if isinstance(default, int) and isinstance(value, float):
+        if not value.is_integer():
+            raise ConfigError(f"EMAILCONNECTOR_{name}: {value!r} is not a whole number")
+        settings[name] = value = int(value)
+    lowest = 1 if name in _POSITIVE else 0
+    highest = _HIGHEST.get(name)
+    if value < lowest or (highest is not None and value > highest):
+        span = f"{lowest} to {highest}" if highest is not None else f"at least {lowest}"
+        raise ConfigError(f"EMAILCONNECTOR_{name}: {value!r} is out of range ({span})")
+
+
+def _check_types(settings: Any, *, check_ranges: bool = False) -> None:
     """A setting whose default is a switch or a number must be one. From the environment a value that is
     not JSON comes as text: "no" would otherwise switch AUTOCONFIG_ALLOW_PRIVATE *on* (a non-empty string
     is true), and "abc" for a number would fail later with a traceback (found by the new-user review)."""
@@ -151,6 +190,10 @@ def _check_types(settings: Any) -> None:
             except ValueError:
                 kind = "a whole number" if isinstance(default, int) else "a number"
                 raise ConfigError(f"EMAILCONNECTOR_{name}: {value!r} is not {kind}") from None
+    if check_ranges:
+        for name, default in DEFAULTS.items():
+            if isinstance(default, int | float) and not isinstance(default, bool):
+                _check_range(settings, name, default)
 
 
 def database_uri(url: str | None, instance: Path) -> str:
