@@ -129,6 +129,11 @@ def scenario(dovecot: Dovecot, smtp: SmtpServer, ca: Path, hooks: Receiver) -> l
         Step(("users", "set-password", "bob", "--password-stdin"), stdin="bob password 2\n"),
         Step(("users", "list", "--json"), says='"username": "bob"'),
         Step(("autoconfig", "someone@gmail.com"), says="imap\timap.gmail.com:993\ttls\tlogin someone@gmail.com"),
+        Step(
+            ("autoconfig", "someone@gmail.com"),
+            says="accounts add NAME --address someone@gmail.com --incoming imaps://imap.gmail.com:993/INBOX",
+        ),
+        Step(("autoconfig", "jo@localhost"), code=1, says="a one-word domain such as localhost publishes no mail"),
         Step(("autoconfig", "someone@unknown.test", "--json"), code=1, says="error: no configuration found"),
         Step(account, stdin="alice-mail-pw\n", says="account Work added"),
         Step(("accounts", "update", "Work", "--count", "10")),

@@ -182,7 +182,20 @@ def test_a_complete_answer_is_kept_for_a_day(discovery) -> None:
     ],
 )
 def test_what_is_not_an_address_is_refused(discovery, address: str) -> None:
-    with pytest.raises(Invalid, match="not an email address"):
+    with pytest.raises(Invalid, match="not an email address|has no domain name to look up"):
+        autoconfig.discover(address)
+
+
+@pytest.mark.parametrize(
+    ("address", "why"),
+    [
+        ("jo@localhost", "a one-word domain such as localhost publishes no mail settings"),
+        ("jo@127.0.0.1", "an IP address publishes no mail settings"),
+        ("jo@0x7f.1", "an IP address publishes no mail settings"),
+    ],
+)
+def test_an_address_without_a_domain_name_says_why(discovery, address: str, why: str) -> None:
+    with pytest.raises(Invalid, match=f"has no domain name to look up \\({why}\\): enter the servers by hand"):
         autoconfig.discover(address)
 
 

@@ -169,7 +169,15 @@ def _split(address: str) -> tuple[str, str]:
             f"{address[:80]!r} is not an email address with a domain, like name@example.com ({exc})"
         ) from None
     if not usable_host(ascii_domain):
-        raise Invalid(f"{address[:80]!r} is not an email address with a domain name, like name@example.com")
+        why = (
+            "a one-word domain such as localhost publishes no mail settings"
+            if "." not in ascii_domain
+            else "an IP address publishes no mail settings"
+        )
+        raise Invalid(
+            f"{address[:80]!r} has no domain name to look up ({why}): enter the servers by hand, "
+            "or use an address like name@example.com"
+        )
     return f"{local}@{ascii_domain}", ascii_domain
 
 
