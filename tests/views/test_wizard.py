@@ -224,7 +224,7 @@ def test_a_shared_mailbox_through_a_dovecot_master_user(
         ("4", {"receive": "0", "send": "0"}, "switch on receiving, sending or both"),
         ("4", {"incoming_host": ""}, "incoming server: required (or switch it off)"),
         ("4", {"incoming_port": "99999"}, "incoming port: 1 to 65535"),
-        ("4", {"incoming_port": "９９３"}, "is not a port number"),
+        ("4", {"incoming_port": "\uff19\uff19\uff13"}, "is not a port number"),  # fullwidth 993
         ("4", {"incoming_host": "imap.example.org\r\nX: y"}, "line breaks and NUL are not allowed"),
     ],
 )
