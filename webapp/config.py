@@ -164,10 +164,11 @@ def _check_range(settings: Any, name: str, default: int | float) -> None:
         if not value.is_integer():
             raise ConfigError(f"EMAILCONNECTOR_{name}: {value!r} is not a whole number")
         settings[name] = value = int(value)
-    lowest = 1 if name in _POSITIVE else 0
+    positive = name in _POSITIVE
     highest = _HIGHEST.get(name)
-    if value < lowest or (highest is not None and value > highest):
-        span = f"{lowest} to {highest}" if highest is not None else f"at least {lowest}"
+    if value < 0 or (positive and value == 0) or (highest is not None and value > highest):
+        lowest = ("above 0" if isinstance(default, float) else "at least 1") if positive else "at least 0"
+        span = f"1 to {highest}" if highest is not None else lowest
         raise ConfigError(f"EMAILCONNECTOR_{name}: {value!r} is out of range ({span})")
 
 
