@@ -45,6 +45,8 @@ def _pages(objects: Any) -> dict[str, str]:
         "account": f"/accounts/{account}",
         "outbox-failed": f"/accounts/{account}/outbox/failed",
         "draft": f"/accounts/{account}/compose?draft={objects.draft_id}",
+        "wizard": "/accounts/setup/",
+        "manual-settings": "/accounts/new",
     }
 
 

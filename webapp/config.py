@@ -8,6 +8,7 @@ otherwise they must be given, and the app refuses to start without them.
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import sys
@@ -152,23 +153,29 @@ _POSITIVE = {
     "AUTOCONFIG_TIMEOUT_SECONDS",
     "AUTOCONFIG_HTTPS_PORT",
 }
-_HIGHEST = {"AUTOCONFIG_HTTPS_PORT": 65535}
+_TEN_YEARS = 10 * 365 * 24 * 3600
+_HIGHEST = {
+    "AUTOCONFIG_HTTPS_PORT": 65535,
+    "MAX_CONTENT_LENGTH": 2**40,
+    "PERMANENT_SESSION_LIFETIME": _TEN_YEARS,
+    # every other *_SECONDS below (a date that far away overflows: every login failed on 10**15 s)
+}
 
 
 def _check_range(settings: Any, name: str, default: int | float) -> None:
     """A number from the operator: of the default's kind (2.5 is no whole number) and in range."""
     value = settings.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ConfigError(f"EMAILCONNECTOR_{name}: {value!r} is not a number")
     if isinstance(default, int) and isinstance(value, float):
         if not value.is_integer():
             raise ConfigError(f"EMAILCONNECTOR_{name}: {value!r} is not a whole number")
         settings[name] = value = int(value)
     positive = name in _POSITIVE
-    highest = _HIGHEST.get(name)
+    highest = _HIGHEST.get(name, _TEN_YEARS if name.endswith("_SECONDS") else None)
     if value < 0 or (positive and value == 0) or (highest is not None and value > highest):
         lowest = ("above 0" if isinstance(default, float) else "at least 1") if positive else "at least 0"
-        span = f"1 to {highest}" if highest is not None else lowest
+        span = f"{lowest}, at most {highest}" if highest is not None else lowest
         raise ConfigError(f"EMAILCONNECTOR_{name}: {value!r} is out of range ({span})")
 
 

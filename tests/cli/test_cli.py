@@ -269,11 +269,18 @@ def test_settings_from_the_environment_are_read_as_what_they_are(
         ("SEND_LEASE_SECONDS", "ten", "'ten' is not a whole number"),
         # JSON values come as what they are: numbers, true.
         ("SEND_LEASE_SECONDS", "2.5", "2.5 is not a whole number"),
-        ("AUTOCONFIG_TIMEOUT_SECONDS", "0", r"0 is out of range \(above 0\)"),
-        ("SEND_LEASE_SECONDS", "0", r"0 is out of range \(at least 1\)"),
+        ("AUTOCONFIG_TIMEOUT_SECONDS", "0", r"0 is out of range \(above 0, at most 315360000\)"),
+        ("SEND_LEASE_SECONDS", "0", r"0 is out of range \(at least 1, at most 315360000\)"),
         ("LOGIN_MAX_FAILURES", "-3", r"-3 is out of range \(at least 1\)"),
         ("PROXY_FIX_X_FOR", "-1", r"-1 is out of range \(at least 0\)"),
-        ("AUTOCONFIG_HTTPS_PORT", "70000", r"70000 is out of range \(1 to 65535\)"),
+        ("AUTOCONFIG_HTTPS_PORT", "70000", r"70000 is out of range \(at least 1, at most 65535\)"),
+        (
+            "SESSION_IDLE_SECONDS",
+            "1000000000000000",
+            r"1000000000000000 is out of range \(at least 1, at most 315360000\)",
+        ),
+        ("AUTOCONFIG_TIMEOUT_SECONDS", "NaN", "nan is not a number"),
+        ("SUBSCRIPTION_BACKOFF_MAX_SECONDS", "Infinity", "inf is not a number"),
         ("FETCH_WAIT_SECONDS", "true", "True is not a number"),
     ],
 )

@@ -78,3 +78,23 @@ def test_shared_mailboxes_keep_to_one_level_and_their_primary_stays(make_account
     assert accounts.outgoing_auth(shared) is not None and accounts.outgoing_auth(shared).username == "alice"
     accounts.remove(shared)
     accounts.remove(primary)
+
+
+@pytest.mark.parametrize(("login_format", "username"), [("dovecot", "sales*x"), ("exchange", "corp\\sales")])
+def test_a_shared_login_name_cannot_hold_its_forms_separator(make_account, login_format: str, username: str) -> None:
+    primary = make_account(name="Boss")
+    with pytest.raises(Invalid, match="cannot be in a shared mailbox's login name"):
+        make_account(
+            name="Sales", username=username, password=None, primary_account_id=primary.id, login_format=login_format
+        )
+
+
+def test_a_shared_mailbox_stays_on_its_primarys_servers(make_account, smtp: SmtpServer) -> None:
+    primary = make_account(name="Boss")
+    for over, says in (
+        ({"incoming_host": "imap.elsewhere.test"}, "incoming server: a shared mailbox uses its primary account's"),
+        ({"outgoing_port": 2525}, "outgoing server: a shared mailbox uses its primary account's"),
+        ({"tls_verify": "off"}, "certificates: a shared mailbox checks them as its primary account does"),
+    ):
+        with pytest.raises(Invalid, match=says):
+            make_account(name="Sales", password=None, primary_account_id=primary.id, **over)

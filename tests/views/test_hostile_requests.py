@@ -52,7 +52,7 @@ HOSTILE = [
     "\x00",
     "x" * 5000,
 ]
-HOSTILE_IDS = ["0", "9223372036854775807", "9223372036854775808", "99999999999999999999"]
+HOSTILE_IDS = ["0", "3000000000", "9223372036854775807", "9223372036854775808", "99999999999999999999"]
 HOSTILE_STRINGS = ["a.b", "x" * 300, "é", "%00", "..%2F", "%E2%80%AE"]
 QUERY_NAMES = re.compile(r"""request\.args\.get\(\s*["'](\w+)["']""")
 # Run last (they end the session or remove the objects the other requests use).

@@ -83,9 +83,14 @@ def test_test_before_save_with_an_uploaded_ca_and_the_usual_port(
     assert saved.status_code == 302, saved.get_data(as_text=True)
     account = accounts.get("Work")
     assert account.ca_cert_pem == pki.ca_pem.read_text() and account.tls_verify == "custom"
-    # No port typed: the usual one for the protocol and security.
+    # A change of server without the password typed again is refused: a stored password goes only to the
+    # servers it was saved for. No port typed: the usual one for the protocol and security.
     edit = f"/accounts/{account.id}/edit"
-    _post(admin, edit, edit, {"incoming_port": "", "outgoing_port": "", "save_anyway": "1"})
+    moved = _post(admin, edit, edit, {"incoming_port": "", "outgoing_port": "", "save_anyway": "1"})
+    assert "password: type it again" in html.unescape(moved.get_data(as_text=True))
+    assert accounts.get("Work").incoming_port == dovecot.imaps_port
+    moved = {"incoming_port": "", "outgoing_port": "", "save_anyway": "1", "password": "alice-mail-pw"}
+    assert _post(admin, edit, edit, moved).status_code == 302
     account = accounts.get("Work")
     assert (account.incoming_port, account.outgoing_port) == (993, 587)
     # Fetch options alone are saved without a test (nothing about the servers changed).

@@ -273,3 +273,20 @@ def test_only_admins_reach_the_wizard(client: FlaskClient, make_user, login) -> 
     login("jo")
     assert client.get(WIZARD).status_code == 403
     assert client.post(WIZARD, data={}).status_code in (400, 403)
+
+
+def test_a_password_token_is_good_for_its_admin_only(admin: FlaskClient, make_user, login, discovery) -> None:
+    wizard = Wizard(admin)
+    wizard.press("2", address="jo@gmail.com")
+    wizard.press("3", password="app-password-1234")
+    page = wizard.page
+    token = submit(page)["password_token"][0]
+    assert token and "app-password-1234" not in page
+    make_user("other", role="admin")
+    admin.post("/logout", data={"csrf_token": submit(admin.get("/").get_data(as_text=True))["csrf_token"][0]})
+    login("other")
+    fresh = admin.get(WIZARD).get_data(as_text=True)
+    stolen = submit(page, {"csrf_token": submit(fresh)["csrf_token"][0]}, ("go", "save-anyway"))
+    answer = html.unescape(admin.post(WIZARD, data=stolen).get_data(as_text=True))
+    assert "password: type it again" in answer
+    assert accounts.all_accounts() == []

@@ -79,6 +79,17 @@ def _urls(account: EmailAccount) -> tuple[str | None, str | None]:
     return (incoming if account.receives else None), (outgoing if account.sends else None)
 
 
+def _read_ca(path: Path) -> str:
+    """The CA file's PEM text; one line naming the problem for a file that is not one."""
+    data = path.read_bytes()
+    if len(data) > 64 * 1024 or b"-----BEGIN CERTIFICATE-----" not in data:
+        fail(f"--ca-file {path}: not a PEM certificate file (-----BEGIN CERTIFICATE-----, at most 64 KiB)")
+    try:
+        return data.decode("ascii")
+    except UnicodeDecodeError:
+        fail(f"--ca-file {path}: a PEM file is plain ASCII text")
+
+
 def _certificates_of(account: EmailAccount) -> dict[str, Any]:
     """A shared mailbox on its primary's servers checks their certificates as the primary does."""
     return {"tls_verify": account.tls_verify, "ca_cert_pem": account.ca_cert_pem}
@@ -196,7 +207,7 @@ def add(
             if primary_account and not (ca_file or tls_verify)
             else {
                 "tls_verify": "off" if tls_verify == "off" else ("custom" if ca_file else "system"),
-                "ca_cert_pem": ca_file.read_text() if ca_file else None,
+                "ca_cert_pem": _read_ca(ca_file) if ca_file else None,
             }
         ),
         fetch_count=count,

@@ -15,8 +15,9 @@ NAMING_CONVENTION = {
 }
 
 
-# The largest id a row can have (64-bit integer keys): a bigger number names nothing.
-MAX_ID = 2**63 - 1
+# The largest id a row can have: the keys are INTEGER (32-bit on PostgreSQL), so a bigger number names
+# nothing — and must never reach a query, where PostgreSQL would refuse it ("integer out of range").
+MAX_ID = 2**31 - 1
 
 
 class Base(DeclarativeBase):

@@ -19,9 +19,22 @@ def tls_context(policy: TlsPolicy) -> ssl.SSLContext:
     if policy.ca_pem:
         try:
             return ssl.create_default_context(cadata=policy.ca_pem)
-        except ssl.SSLError as exc:
-            raise PermanentError(f"the custom CA certificate cannot be used: {exc.reason or exc}", kind="tls") from exc
+        except (ssl.SSLError, ValueError, TypeError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise PermanentError(f"the custom CA certificate cannot be used: {reason}", kind="tls") from exc
     return ssl.create_default_context()
+
+
+def ca_problem(pem: str) -> str | None:
+    """Why ``pem`` cannot be trusted as a CA certificate (None: it can): checked when it is saved, not at
+    the first connection."""
+    if not pem.isascii() or "\x00" in pem:
+        return "a PEM certificate is plain ASCII text"
+    try:
+        ssl.create_default_context(cadata=pem)
+    except (ssl.SSLError, ValueError, TypeError) as exc:
+        return f"not a certificate that can be used ({getattr(exc, 'reason', None) or exc})"
+    return None
 
 
 def translate(exc: BaseException, endpoint: Endpoint) -> AdapterError:

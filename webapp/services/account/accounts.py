@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from webapp.adapters.errors import AuthError
+from webapp.adapters.mail import network
 from webapp.adapters.mail.auth import PasswordAuth
 from webapp.adapters.mail.endpoint import DEFAULT_PORTS, Endpoint, TlsPolicy
 from webapp.adapters.mime import addresses
@@ -149,6 +150,8 @@ def validate(settings: AccountSettings) -> None:
         raise Invalid("CA certificate: required when verifying with a custom CA")
     if settings.tls_verify == "custom" and "-----BEGIN CERTIFICATE-----" not in (settings.ca_cert_pem or ""):
         raise Invalid("CA certificate: paste a PEM certificate (-----BEGIN CERTIFICATE-----)")
+    if settings.tls_verify == "custom" and (problem := network.ca_problem(normal_pem(settings.ca_cert_pem) or "")):
+        raise Invalid(f"CA certificate: {problem}")
     if not 1 <= settings.timeout <= MAX_TIMEOUT:
         raise Invalid(f"timeout: 1 to {MAX_TIMEOUT} seconds")
     if not 1 <= settings.fetch_count <= MAX_FETCH_COUNT:
@@ -161,6 +164,12 @@ def validate(settings: AccountSettings) -> None:
         raise Invalid("copy to Sent: needs an IMAP incoming server")
     if settings.login_format not in LOGIN_FORMATS:
         raise Invalid("login format: plain, exchange or dovecot")
+    # The separator of the login form inside the shared mailbox's own name would make the login ambiguous.
+    separator = {"exchange": "\\", "dovecot": "*"}.get(settings.login_format)
+    if settings.primary_account_id is not None and separator and separator in settings.username:
+        raise Invalid(
+            f"username: {separator!r} cannot be in a shared mailbox's login name in the {settings.login_format} form"
+        )
     _validate_fetching(settings)
 
 
@@ -232,13 +241,76 @@ def unsaved(settings: AccountSettings, stored: EmailAccount | None = None) -> Em
     draft.name = draft.name or "new account"
     if settings.receives and settings.incoming_protocol == "imap":
         draft.folder = next((name for name in settings.folders if name.strip()), settings.folder.strip())
+    if settings.primary_account_id is not None:
+        _check_shared_servers(settings, _primary_for(settings))
     if settings.password is not None:
         draft.password_encrypted = secretstore.encrypt(settings.password)
     elif stored is not None:
+        _check_password_destination(stored, settings)
         draft.password_encrypted = stored.password_encrypted
     elif settings.primary_account_id is None and needs_password(settings):
         raise Invalid("password: required")
     return draft
+
+
+# Where a stored password goes: a change of any of these needs the password typed again, so that nobody
+# can send a stored password to a server of their choice by editing the host (Thunderbird files saved
+# passwords under their server for the same reason).
+_INCOMING_DESTINATION = ("incoming_protocol", "incoming_security", "incoming_host", "incoming_port")
+_OUTGOING_DESTINATION = ("outgoing_security", "outgoing_host", "outgoing_port", "smtp_auth")
+_TLS_DESTINATION = ("tls_verify", "ca_cert_pem")
+PASSWORD_AGAIN = (
+    "password: type it again — the servers or their certificates changed, and a stored password only goes "
+    "to the servers it was saved for"
+)
+
+
+def _check_password_destination(account: EmailAccount, settings: AccountSettings) -> None:
+    """Invalid when ``settings`` without a password would send the stored one somewhere new."""
+    if settings.password is not None or not account.password_encrypted or account.is_shared:
+        return
+    if settings.primary_account_id is not None:
+        return  # a shared mailbox uses its primary's password, on the primary's servers (checked)
+    before = replace(settings_of(account), ca_cert_pem=normal_pem(account.ca_cert_pem))
+    after = replace(settings, ca_cert_pem=normal_pem(settings.ca_cert_pem) if settings.tls_verify == "custom" else None)
+    names = (
+        (_INCOMING_DESTINATION if settings.receives else ())
+        + (_OUTGOING_DESTINATION if settings.sends and settings.smtp_auth == "login" else ())
+        + _TLS_DESTINATION
+    )
+    if any(getattr(before, name) != getattr(after, name) for name in names):
+        raise Invalid(PASSWORD_AGAIN)
+
+
+def _primary_for(settings: AccountSettings) -> EmailAccount:
+    try:
+        return by_id(settings.primary_account_id or 0)
+    except NotFound:
+        raise Invalid("primary account: no such account") from None
+
+
+def _check_shared_servers(settings: AccountSettings, primary: EmailAccount) -> None:
+    """A shared mailbox logs in with its primary's password: only on the primary's servers, checking their
+    certificates as the primary does (else the password could be sent anywhere)."""
+    if settings.receives and (settings.incoming_host.strip(), settings.incoming_port) != (
+        primary.incoming_host,
+        primary.incoming_port,
+    ):
+        raise Invalid(
+            f"incoming server: a shared mailbox uses its primary account's ({primary.incoming_host or 'none'}"
+            f"{':' + str(primary.incoming_port) if primary.receives else ''})"
+        )
+    if settings.sends and (settings.outgoing_host.strip(), settings.outgoing_port) != (
+        primary.outgoing_host,
+        primary.outgoing_port,
+    ):
+        raise Invalid(
+            f"outgoing server: a shared mailbox uses its primary account's ({primary.outgoing_host or 'none'}"
+            f"{':' + str(primary.outgoing_port) if primary.sends else ''})"
+        )
+    pem = normal_pem(settings.ca_cert_pem) if settings.tls_verify == "custom" else None
+    if (settings.tls_verify, pem) != (primary.tls_verify, normal_pem(primary.ca_cert_pem)):
+        raise Invalid("certificates: a shared mailbox checks them as its primary account does")
 
 
 def server_settings_changed(account: EmailAccount, settings: AccountSettings) -> bool:
@@ -319,22 +391,22 @@ def _check_primary(account: EmailAccount, settings: AccountSettings) -> None:
         if account.is_shared and settings.password is None:
             raise Invalid("password: required for an account that is no longer shared")
         return
-    try:
-        primary = by_id(settings.primary_account_id)
-    except NotFound:
-        raise Invalid("primary account: no such account") from None
+    primary = _primary_for(settings)
     if primary is account or (account.id is not None and primary.id == account.id):
         raise Invalid("primary account: a shared mailbox cannot be its own primary account")
     if primary.is_shared:
         raise Invalid(f"primary account: {primary.name} is itself a shared mailbox; choose its primary account")
     if account.id is not None and shared_of(account):
         raise Invalid(f"primary account: {account.name} is the primary account of shared mailboxes")
+    _check_shared_servers(settings, primary)
 
 
 @writes
 def _save(account: EmailAccount, settings: AccountSettings) -> EmailAccount:
     validate(settings)
     _check_primary(account, settings)
+    if account.id is not None:
+        _check_password_destination(account, settings)
     name = settings.name.strip()
     other = find(name)
     if other is not None and other is not account:

@@ -77,9 +77,13 @@ def settings_changed(account: EmailAccount) -> bool:
     if subscription is None or not subscription.active:
         db.session.rollback()
         return False
-    if account.incoming_protocol != "imap":
+    if not account.receives or account.incoming_protocol != "imap":
         subscription.active = False
-        comment = "unsubscribed: the account receives with POP3 now, which cannot announce mail"
+        comment = (
+            "unsubscribed: the account is send-only now"
+            if not account.receives
+            else "unsubscribed: the account receives with POP3 now, which cannot announce mail"
+        )
         _next_generation(subscription, SubscriptionState.STOPPED, comment)
     else:
         _next_generation(subscription, SubscriptionState.WAITING, "the account's settings changed: connecting again")

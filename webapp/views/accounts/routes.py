@@ -37,7 +37,10 @@ def _ca_pem(form: AccountForm) -> str | None:
         data = upload.read(MAX_CA_BYTES + 1)
         if len(data) > MAX_CA_BYTES or b"-----BEGIN CERTIFICATE-----" not in data:
             raise Invalid("CA certificate: upload a PEM file (-----BEGIN CERTIFICATE-----), at most 64 KiB")
-        return data.decode("ascii", "replace")
+        try:
+            return data.decode("ascii")
+        except UnicodeDecodeError:
+            raise Invalid("CA certificate: a PEM file is plain ASCII text") from None
     return form.ca_cert_pem.data or None
 
 

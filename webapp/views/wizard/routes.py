@@ -90,7 +90,11 @@ def _read_step(state: WizardState, at: int) -> WizardState:
             data = upload.read(MAX_CA_BYTES + 1)
             if len(data) > MAX_CA_BYTES or b"-----BEGIN CERTIFICATE-----" not in data:
                 raise Invalid("CA certificate: upload a PEM file (-----BEGIN CERTIFICATE-----), at most 64 KiB")
-            state = replace(state, ca_cert_pem=data.decode("ascii", "replace"), tls_verify="custom")
+            try:
+                pem = data.decode("ascii")
+            except UnicodeDecodeError:
+                raise Invalid("CA certificate: a PEM file is plain ASCII text") from None
+            state = replace(state, ca_cert_pem=pem, tls_verify="custom")
     return state
 
 

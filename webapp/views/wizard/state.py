@@ -8,9 +8,11 @@ encrypted with the app's keys (``password_token``), which only this server can r
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
 from webapp.adapters.mail.endpoint import DEFAULT_PORTS
@@ -25,23 +27,28 @@ from webapp.services.platform import secretstore
 
 STEPS = ("Address and sign-in", "Mailbox", "Servers", "Test and save")
 MAX_CA_BYTES = 64 * 1024
-# A wizard token is not a stored password's token: one could not be passed off as the other.
-_TOKEN_PREFIX = "setup-wizard:"
+MAX_CARRIED_JSON = 50_000  # what discovery found is a few KiB: more was not written by this server
+# A wizard token is not a stored password's token (one could not be passed off as the other), and it is
+# good for the admin who typed the password, for an hour: an old page's token is no key for long.
+_TOKEN_PREFIX = "setup-wizard"
+TOKEN_SECONDS = 3600
 
 
 def seal_password(password: str) -> str:
     """The token the page carries instead of the password."""
-    return secretstore.encrypt(_TOKEN_PREFIX + password)
+    return secretstore.encrypt(f"{_TOKEN_PREFIX}:{current_user.id}:{int(time.time())}:{password}")
 
 
 def _unseal(token: str) -> str:
+    again = Invalid("password: type it again (step 2; the wizard keeps it for an hour)")
     try:
-        sealed = secretstore.decrypt(token)
+        prefix, user_id, sealed_at, password = secretstore.decrypt(token).split(":", 3)
     except (SecretBoxError, ValueError, TypeError):
-        raise Invalid("password: type it again (step 2)") from None
-    if not sealed.startswith(_TOKEN_PREFIX):
-        raise Invalid("password: type it again (step 2)")
-    return sealed[len(_TOKEN_PREFIX) :]
+        raise again from None
+    fresh = sealed_at.isdigit() and 0 <= time.time() - int(sealed_at) <= TOKEN_SECONDS
+    if prefix != _TOKEN_PREFIX or user_id != str(current_user.id) or not fresh:
+        raise again
+    return password
 
 
 @dataclass
@@ -106,16 +113,20 @@ class WizardState:
 
     def suggestions(self) -> list[Suggestion]:
         """What discovery found (carried as JSON; a tampered value counts as nothing found)."""
+        if len(self.found) > MAX_CARRIED_JSON:
+            return []
         try:
             return [Suggestion.from_dict(item) for item in json.loads(self.found or "[]")]
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             return []
 
     def problem_list(self) -> list[str]:
         """What discovery could not ask, in words."""
+        if len(self.problems) > MAX_CARRIED_JSON:
+            return []
         try:
             return [str(problem) for problem in json.loads(self.problems or "[]")]
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):
             return []
 
     def lookup_key(self) -> str:
