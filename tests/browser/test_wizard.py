@@ -132,6 +132,10 @@ def test_a_preset_domain_and_a_domain_file_on_a_phone_then_send_and_fetch(
     _fits(session, PHONE, problems)
     expect(page.get_by_label("Server", exact=True)).to_have_value("imap.gmail.com")
     expect(page.locator("small.source").first).to_contain_text("Gmail / Google Workspace (built-in settings)")
+    page.go_back()  # the browser's Back: the step before, not the page before the wizard
+    _step(page, "Mailbox")
+    page.go_forward()
+    _step(page, "Servers")
     page.get_by_role("button", name="Back").click()
     page.get_by_role("button", name="Back").click()
     _step(page, "Address and sign-in")

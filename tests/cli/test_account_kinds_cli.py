@@ -92,7 +92,21 @@ def test_a_shared_mailbox_on_the_command_line(run: Callable[..., Result], doveco
     assert row["incoming"] == f"imaps://127.0.0.1:{dovecot.imaps_port}/INBOX"  # the primary's servers
     tested = run("accounts", "test", "Sales")
     assert tested.exit_code == 0, tested.output
-    assert run("accounts", "add", "Deeper", "--shared", "--primary", "Sales", "--address", "d@x.test").exit_code == 1
+    deeper = run(
+        "accounts",
+        "add",
+        "Deeper",
+        "--shared",
+        "--primary",
+        "Sales",
+        "--address",
+        "d@x.test",
+        "--login-format",
+        "plain",
+    )
+    assert deeper.exit_code == 1 and "Sales is itself a shared mailbox" in deeper.stderr
+    unsaid = run("accounts", "add", "Other", "--shared", "--primary", "Alice", "--address", "o@x.test")
+    assert unsaid.exit_code == 1 and "needs --login-format exchange|dovecot|plain" in unsaid.stderr
     refused = run("accounts", "remove", "Alice", "--yes")
     assert refused.exit_code == 1 and "Alice is the primary account of Sales" in refused.stderr
     assert run("accounts", "remove", "Sales", "--yes").exit_code == 0

@@ -39,7 +39,7 @@ def test_fetch_settings_folder_picker_and_webhooks(
     assert accounts.get("Work").fetch_folders == ["Archive"]
     form.update(folders="Archive\nNot/Listed", picked_folders=["INBOX", "Archive"])  # a typed folder stays
     assert post_form(edit, form).status_code == 302
-    assert accounts.get("Work").fetch_folders == ["Not/Listed", "INBOX", "Archive"]
+    assert accounts.get("Work").fetch_folders == ["INBOX", "Not/Listed", "Archive"]  # the main folder first
     form.update(folders="INBOX", picked_folders=["INBOX", "Archive"])
     saved = post_form(edit, form)
     assert saved.status_code == 302, saved.get_data(as_text=True)

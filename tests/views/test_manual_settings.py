@@ -178,3 +178,29 @@ def test_a_shared_mailbox_from_the_form(admin: FlaskClient, dovecot: Dovecot, ma
     shown = admin.get(f"/accounts/{shared.id}").get_data(as_text=True)
     assert "reached with the login of" in shown and "Dovecot master user" in shown
     assert "Sales" in admin.get(f"/accounts/{primary.id}").get_data(as_text=True)
+
+
+def test_after_a_failed_save_the_typed_password_is_kept_sealed_and_the_test_is_recorded(
+    admin: FlaskClient, dovecot: Dovecot, smtp: SmtpServer, pki: Pki, mail_user
+) -> None:
+    # An uploaded CA is used even when the verification was left on "System CAs".
+    upload = (io.BytesIO(pki.ca_pem.read_bytes()), "ca.pem")
+    values = {**_values(dovecot, smtp, tls_verify="system", incoming_port="1"), "ca_cert_file": upload}
+    refused = _post(admin, "/accounts/new", "/accounts/new", values)
+    page = refused.get_data(as_text=True)
+    assert "refused the connection" in html.unescape(page) and "alice-mail-pw" not in page
+    assert 'name="password_token"' in page and "kept (encrypted)" in page
+    # Fixed port, password not typed again: the kept one is used, the test passes, and it is recorded.
+    data = submit(page, {"incoming_port": str(dovecot.imaps_port), "password": ""})
+    saved = admin.post("/accounts/new", data=data, content_type="multipart/form-data")
+    assert saved.status_code == 302, html.unescape(saved.get_data(as_text=True))
+    account = accounts.get("Work")
+    assert account.tls_verify == "custom" and accounts.incoming_auth(account).password == "alice-mail-pw"
+    assert account.last_test_incoming_ok is True and account.last_test_outgoing_ok is True
+    assert "never tested" not in admin.get(f"/accounts/{account.id}").get_data(as_text=True)
+
+
+def test_a_relay_without_login_is_no_primary_account(admin: FlaskClient, smtp: SmtpServer, make_account) -> None:
+    relay = make_account(name="Relay", incoming_host="", password=None, smtp_auth="none", tls_verify="system")
+    page = admin.get("/accounts/new").get_data(as_text=True)
+    assert f'<option value="{relay.id}">' not in page

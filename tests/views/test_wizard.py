@@ -35,6 +35,8 @@ class Wizard:
         assert answer.status_code in (200, 204), answer.status_code
         if answer.status_code == 204:
             return answer.headers["HX-Redirect"]
+        # Each step is an entry of the browser's history (its Back returns to the step before).
+        assert answer.headers["HX-Push-Url"].startswith(f"{WIZARD}?step=")
         self.page = answer.get_data(as_text=True)
         return self.page
 
@@ -150,7 +152,8 @@ def test_save_tests_first_and_offers_save_anyway(admin, discovery, dovecot: Dove
     wizard.press("save")
     assert "Incoming server: authentication failed" in wizard.text and "wrong-password" not in wizard.page
     assert 'value="save-anyway"' in wizard.page and accounts.all_accounts() == []
-    wizard.press("2")  # Back to the password
+    assert "The server refused the login: check the password" in wizard.text
+    wizard.press("2")  # Change the password
     wizard.press("3", password="carol-pw")
     wizard.press("4")
     assert wizard.press("save").startswith("/accounts/")

@@ -161,6 +161,8 @@ def add(
         fail("--primary and --login-format are for a --shared mailbox")
     if shared and (not primary or password_stdin):
         fail("a --shared mailbox needs --primary ACCOUNT and no password (it logs in with the primary's)")
+    if shared and not login_format:
+        fail("a --shared mailbox needs --login-format exchange|dovecot|plain (how its server takes the login)")
     primary_account = None
     try:
         if primary:
@@ -172,7 +174,10 @@ def add(
     if not incoming and not outgoing:
         fail("give --incoming, --outgoing or both (leave one out for a send-only or receive-only account)")
     if not shared and not password_stdin and (incoming or smtp_auth == "login"):
-        fail("--password-stdin is required: the password is read from standard input")
+        fail(
+            "--password-stdin is required: the password is read from standard input "
+            "(a send-only relay without login: --smtp-auth none)"
+        )
     try:
         in_proto, in_sec, in_host, in_port, folder = (
             parse_url(str(incoming), ("imap", "pop3")) if incoming else ("imap", "tls", "", 993, "")

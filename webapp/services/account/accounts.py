@@ -363,8 +363,9 @@ def primary_of(account: EmailAccount) -> EmailAccount | None:
 
 
 def primaries() -> list[EmailAccount]:
-    """The accounts a shared mailbox can be reached through: those that are not shared themselves."""
-    return [account for account in all_accounts() if not account.is_shared]
+    """The accounts a shared mailbox can be reached through: not shared themselves, with a password (a
+    relay without login has none to lend)."""
+    return [account for account in all_accounts() if not account.is_shared and account.password_encrypted]
 
 
 def create(settings: AccountSettings) -> EmailAccount:
@@ -396,6 +397,8 @@ def _check_primary(account: EmailAccount, settings: AccountSettings) -> None:
         raise Invalid("primary account: a shared mailbox cannot be its own primary account")
     if primary.is_shared:
         raise Invalid(f"primary account: {primary.name} is itself a shared mailbox; choose its primary account")
+    if not primary.password_encrypted:
+        raise Invalid(f"primary account: {primary.name} has no password to log in with (a relay without login)")
     if account.id is not None and shared_of(account):
         raise Invalid(f"primary account: {account.name} is the primary account of shared mailboxes")
     _check_shared_servers(settings, primary)

@@ -78,6 +78,13 @@ def test_connection(account: EmailAccount) -> ConnectionReport:
     return report
 
 
+def record(account: EmailAccount, report: ConnectionReport) -> None:
+    """Record on a just-saved account the test its settings passed before Save (the page then says when it
+    was last tested, not "never tested")."""
+    for result in report.checks:
+        _record(account.id, result)
+
+
 def test_settings(settings: AccountSettings, stored: EmailAccount | None = None) -> ConnectionReport:
     """Check settings that are not saved (yet): nothing is recorded. Without a password in ``settings``
     the stored account's is used (the edit form leaves the password empty to keep it)."""

@@ -19,9 +19,21 @@ from webapp.services.receiving import fetchruns, serverfolders, subscriptions
 from webapp.views.access import admin_required, readable_account
 from webapp.views.accounts.forms import AccountForm, ConfirmForm, WebhookForm
 from webapp.views.htmx import is_htmx, render, vary
-from webapp.views.wizard.state import MAX_CA_BYTES, ports_map
+from webapp.views.wizard.state import MAX_CA_BYTES, ports_map, seal_password, unseal_password
 
 bp = Blueprint("accounts", __name__, url_prefix="/accounts")
+
+
+def _kept_password() -> str | None:
+    """The password typed before a failed Save, carried sealed for *Save anyway* (never written back)."""
+    token = request.form.get("password_token", "")
+    return unseal_password(token) if token else None
+
+
+def _password_token(form: AccountForm) -> str:
+    if form.password.data:
+        return seal_password(form.password.data)
+    return request.form.get("password_token", "") if form.is_submitted() else ""
 
 
 def _switched_on(name: str) -> bool:
@@ -56,12 +68,18 @@ def _settings(form: AccountForm) -> AccountSettings:
         return value or accounts.default_port(protocol, security)
 
     primary = form.primary_account_id.data or ""
+    ca_pem = _ca_pem(form)
+    tls_verify = form.tls_verify.data
+    if tls_verify == "system" and form.ca_cert_file.data is not None and form.ca_cert_file.data.filename:
+        tls_verify = "custom"  # an uploaded CA is meant to be used (the new-user review saw it ignored)
+    # What was uploaded shows in the form if it comes back (a failed test): the upload is not sent twice.
+    form.ca_cert_pem.data, form.tls_verify.data = ca_pem, tls_verify
     return AccountSettings(
         name=form.name.data or "",
         address=form.address.data or "",
         display_name=form.display_name.data or "",
         username=form.username.data or "",
-        password=form.password.data or None,
+        password=form.password.data or _kept_password(),
         incoming_protocol=form.incoming_protocol.data,
         incoming_security=form.incoming_security.data,
         incoming_host=(form.incoming_host.data or "") if _switched_on("receive") else "",
@@ -72,8 +90,8 @@ def _settings(form: AccountForm) -> AccountSettings:
         outgoing_security=form.outgoing_security.data,
         smtp_auth=form.smtp_auth.data,
         timeout=form.timeout.data or DEFAULT_TIMEOUT,
-        tls_verify=form.tls_verify.data,
-        ca_cert_pem=_ca_pem(form),
+        tls_verify=tls_verify,
+        ca_cert_pem=ca_pem,
         fetch_count=form.fetch_count.data or DEFAULT_FETCH_COUNT,
         sanitize_html=bool(form.sanitize_html.data),
         fetch_strategy=form.fetch_strategy.data,
@@ -101,7 +119,11 @@ def _folders(form: AccountForm) -> list[str]:
     value = form.folders.data or ""
     lines = value if isinstance(value, list) else value.splitlines()  # a list when taken from the account
     typed = [line.strip() for line in lines if line.strip() and line.strip() not in listed]
-    return list(dict.fromkeys([*typed, *picked])) or [form.folder.data or "INBOX"]
+    chosen = list(dict.fromkeys([*typed, *picked]))
+    main = (form.folder.data or "INBOX").strip()
+    # The main folder (the Folder field) comes first when it is chosen: the server's listing order must not
+    # make another folder the main one (found by the new-user review).
+    return [main, *(name for name in chosen if name != main)] if main in chosen or not chosen else chosen
 
 
 @bp.route("/")
@@ -124,6 +146,8 @@ def new() -> ResponseReturnValue:
             report = None if request.form.get("save_anyway") else connection.test_settings(settings)
             if report is None or report.ok:
                 account = accounts.create(settings)
+                if report is not None:
+                    connection.record(account, report)
         except ConnectorError as exc:
             form.form_errors.append(str(exc))
         else:
@@ -143,8 +167,14 @@ def _form_page(form: AccountForm, account: EmailAccount | None, report: object =
         report=report,
         ports=ports_map(),
         chosen_folders=_chosen_folders(form, account),
+        password_token=_password_token(form),
         **_switches(form, account),
     )
+
+
+def _inbox_first(found: list[serverfolders.ServerFolder]) -> list[serverfolders.ServerFolder]:
+    """The picker's order: INBOX, then the others by name (servers list them in any order)."""
+    return sorted(found, key=lambda f: (f.name.upper() != "INBOX", f.name.casefold()))
 
 
 def _switches(form: AccountForm, account: EmailAccount | None) -> dict[str, bool]:
@@ -195,6 +225,7 @@ def _test_form(account: EmailAccount | None) -> ResponseReturnValue:
         error=error or (None if report else "the form is incomplete"),
         ports=ports_map(),
         chosen_folders=_chosen_folders(form, account),
+        password_token=_password_token(form),
         **_switches(form, account),
     )
 
@@ -221,7 +252,7 @@ def _form_folders(account: EmailAccount | None) -> ResponseReturnValue:
     chosen = _chosen_folders(form, account) or [form.folder.data or "INBOX"]
     try:
         settings = _settings(form)
-        found, error = serverfolders.server_folders(accounts.unsaved(settings, account)), None
+        found, error = _inbox_first(serverfolders.server_folders(accounts.unsaved(settings, account))), None
     except ConnectorError as exc:
         found, error = [], str(exc)
     return render_template("accounts/_server_folders.html", folders=found, error=error, chosen=chosen)
@@ -282,6 +313,8 @@ def edit(account_id: int) -> ResponseReturnValue:
             report = connection.test_settings(changed, account) if testing else None
             if report is None or report.ok:
                 accounts.update(account, changed)
+                if report is not None:
+                    connection.record(account, report)
         except ConnectorError as exc:
             form.form_errors.append(str(exc))
         else:
@@ -368,7 +401,7 @@ def server_folders(account_id: int) -> ResponseReturnValue:
     """The folder picker: the server's folders as checkboxes (an HTMX fragment of the edit form)."""
     account = readable_account(account_id)
     try:
-        found, error = serverfolders.server_folders(account), None
+        found, error = _inbox_first(serverfolders.server_folders(account)), None
     except ConnectorError as exc:
         found, error = [], str(exc)
     return render_template(

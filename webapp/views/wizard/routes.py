@@ -134,6 +134,8 @@ def _finish(state: WizardState, go: str) -> ResponseReturnValue:
         account = accounts.create(settings)
     except ConnectorError as exc:
         return _page(state, 4, error=str(exc), report=report)
+    if report is not None:
+        connection.record(account, report)
     tested = " Its connection was tested and works." if report is not None else " It was saved without a working test."
     flash(f"Account {account.name} added.{tested}", "success")
     target = url_for("accounts.show", account_id=account.id)
@@ -165,7 +167,12 @@ def _page(
         "problems": state.problem_list() if number == 3 else [],
         "ports": ports_map(),
     }
-    return render("wizard/page.html", "wizard/_step.html", **context)
+    response = make_response(render("wizard/page.html", "wizard/_step.html", **context))
+    if is_htmx():
+        # Each step gets its own history entry: the browser's Back returns to the step before (htmx keeps
+        # a snapshot of each), not to the page before the wizard. Opening such an address anew starts over.
+        response.headers["HX-Push-Url"] = url_for("wizard.start", step=number)
+    return response
 
 
 def _step_number(value: str | None) -> int:

@@ -39,7 +39,9 @@ def seal_password(password: str) -> str:
     return secretstore.encrypt(f"{_TOKEN_PREFIX}:{current_user.id}:{int(time.time())}:{password}")
 
 
-def _unseal(token: str) -> str:
+def unseal_password(token: str) -> str:
+    """The password a token of :func:`seal_password` carries; Invalid when it is not one, another admin's, or
+    older than an hour."""
     again = Invalid("password: type it again (step 2; the wizard keeps it for an hour)")
     try:
         prefix, user_id, sealed_at, password = secretstore.decrypt(token).split(":", 3)
@@ -200,7 +202,7 @@ class WizardState:
     def settings(self, *, for_check: bool = False) -> AccountSettings:
         """The account these answers describe (ports left empty get the usual one)."""
         receives, sends = self.receives, self.sends
-        password = _unseal(self.password_token) if not self.shared and self.password_token else None
+        password = unseal_password(self.password_token) if not self.shared and self.password_token else None
         return AccountSettings(
             name=self.name.strip() or (self.address.strip() if not for_check else "new account"),
             address=self.address.strip(),
