@@ -39,7 +39,11 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def live_server(app: Flask, make_app: Any) -> Iterator[str]:
     """Serve a separate app instance (same database and Redis) on 127.0.0.1."""
-    served = make_app()
+    yield from serve(make_app())
+
+
+def serve(served: Flask) -> Iterator[str]:
+    """Serve ``served`` on a free loopback port in a thread until the generator is closed."""
     port = free_port()
     server = make_server("127.0.0.1", port, served, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

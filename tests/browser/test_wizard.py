@@ -6,7 +6,6 @@ step fits 390 px and 1280 px, and Manual settings' port follows the security cho
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,13 +13,12 @@ from typing import Any
 import pytest
 from flask import Flask
 from playwright.sync_api import expect
-from werkzeug.serving import make_server
 
+from tests.browser.conftest import serve
 from tests.browser.test_layout import DESKTOP, PHONE, Session
 from tests.servers.dnsserver import DnsServer
 from tests.servers.dovecot import Dovecot
 from tests.servers.pki import Pki
-from tests.servers.ports import free_port
 from tests.servers.smtp import SmtpServer
 from tests.servers.webfiles import WebFiles
 from webapp.extensions import db
@@ -33,14 +31,7 @@ CONFIG_PATH = "/mail/config-v1.1.xml"
 @pytest.fixture
 def wizard_server(app: Flask, make_app: Any, discovery: tuple[DnsServer, WebFiles]) -> Iterator[str]:
     """The app served for the browser, its discovery asking the test kit's DNS and HTTPS servers."""
-    served = make_app(**{k: v for k, v in app.config.items() if k.startswith("AUTOCONFIG_")})
-    port = free_port()
-    server = make_server("127.0.0.1", port, served, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}"
-    server.shutdown()
-    thread.join(timeout=10)
+    yield from serve(make_app(**{k: v for k, v in app.config.items() if k.startswith("AUTOCONFIG_")}))
 
 
 @pytest.fixture

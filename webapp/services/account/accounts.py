@@ -292,22 +292,14 @@ def _primary_for(settings: AccountSettings) -> EmailAccount:
 def _check_shared_servers(settings: AccountSettings, primary: EmailAccount) -> None:
     """A shared mailbox logs in with its primary's password: only on the primary's servers, checking their
     certificates as the primary does (else the password could be sent anywhere)."""
-    if settings.receives and (settings.incoming_host.strip(), settings.incoming_port) != (
-        primary.incoming_host,
-        primary.incoming_port,
+    for side, used, host, port in (
+        ("incoming", settings.receives, settings.incoming_host.strip(), settings.incoming_port),
+        ("outgoing", settings.sends, settings.outgoing_host.strip(), settings.outgoing_port),
     ):
-        raise Invalid(
-            f"incoming server: a shared mailbox uses its primary account's ({primary.incoming_host or 'none'}"
-            f"{':' + str(primary.incoming_port) if primary.receives else ''})"
-        )
-    if settings.sends and (settings.outgoing_host.strip(), settings.outgoing_port) != (
-        primary.outgoing_host,
-        primary.outgoing_port,
-    ):
-        raise Invalid(
-            f"outgoing server: a shared mailbox uses its primary account's ({primary.outgoing_host or 'none'}"
-            f"{':' + str(primary.outgoing_port) if primary.sends else ''})"
-        )
+        theirs = (getattr(primary, f"{side}_host"), getattr(primary, f"{side}_port"))
+        if used and (host, port) != theirs:
+            where = f"{theirs[0]}:{theirs[1]}" if theirs[0] else "none"
+            raise Invalid(f"{side} server: a shared mailbox uses its primary account's ({where})")
     pem = normal_pem(settings.ca_cert_pem) if settings.tls_verify == "custom" else None
     if (settings.tls_verify, pem) != (primary.tls_verify, normal_pem(primary.ca_cert_pem)):
         raise Invalid("certificates: a shared mailbox checks them as its primary account does")
