@@ -20,6 +20,7 @@ from tests.servers import pki as test_pki
 from tests.servers import redis as test_redis
 from tests.servers.dnsserver import DnsServer
 from tests.servers.dovecot import Dovecot
+from tests.servers.oauthserver import OAuthServer
 from tests.servers.netguard import loopback_only  # noqa: F401 - autouse guard
 from tests.servers.smtp import SmtpServer
 from tests.servers.webfiles import WebFiles
@@ -42,8 +43,16 @@ def pki(kit_dir: Path) -> test_pki.Pki:
 
 
 @pytest.fixture(scope="session")
-def dovecot_server(kit_dir: Path, pki: test_pki.Pki) -> Iterator[Dovecot]:
-    server = Dovecot(kit_dir / "dovecot", pki)
+def oauth_server(pki: test_pki.Pki) -> Iterator[OAuthServer]:
+    """The kit's OAuth 2.0 server (HTTPS): tokens for mailbox users, introspection for Dovecot and SMTP."""
+    server = OAuthServer(pki).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def dovecot_server(kit_dir: Path, pki: test_pki.Pki, oauth_server: OAuthServer) -> Iterator[Dovecot]:
+    server = Dovecot(kit_dir / "dovecot", pki, oauth_introspection_url=oauth_server.introspection_url)
     server.start()
     yield server
     server.stop()
@@ -56,8 +65,8 @@ def dovecot(dovecot_server: Dovecot) -> Iterator[Dovecot]:
 
 
 @pytest.fixture(scope="session")
-def smtp_server(dovecot_server: Dovecot, pki: test_pki.Pki) -> Iterator[SmtpServer]:
-    server = SmtpServer(dovecot_server, pki)
+def smtp_server(dovecot_server: Dovecot, pki: test_pki.Pki, oauth_server: OAuthServer) -> Iterator[SmtpServer]:
+    server = SmtpServer(dovecot_server, pki, oauth=oauth_server)
     server.start()
     yield server
     server.stop()

@@ -42,7 +42,7 @@ ssl_key = <{key}
 ssl_dh = <{dh}
 ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{oauth_mechanisms}
 auth_failure_delay = 0
 auth_master_user_separator = *
 auth_cache_size = 0
@@ -79,8 +79,13 @@ service pop3-login {{
 }}
 service anvil {{
   chroot =
+  # No growing login penalty per IP (2, 4, 8, 15 s after failed logins with new passwords or tokens): the
+  # tests fail logins on purpose, one after another, all from 127.0.0.1.
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
 }}
-passdb {{
+{oauth_passdb}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {dir}/masters
   master = yes
@@ -109,6 +114,8 @@ class Dovecot:
     masters: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     _mtimes: dict[str, int] = field(default_factory=dict)
+    # SASL XOAUTH2 / OAUTHBEARER logins, checked by asking the kit's OAuth server (tests/servers/oauthserver.py)
+    oauth_introspection_url: str | None = None
 
     @property
     def config_path(self) -> Path:
@@ -141,9 +148,29 @@ class Dovecot:
                 imaps=self.imaps_port,
                 pop3=self.pop3_port,
                 pop3s=self.pop3s_port,
+                oauth_mechanisms=" xoauth2 oauthbearer" if self.oauth_introspection_url else "",
+                oauth_passdb=self._oauth_passdb(),
             )
         )
         self._launch()
+
+    def _oauth_passdb(self) -> str:
+        """The oauth2 passdb: a token is good when the OAuth server's introspection says it is active and
+        belongs to the user logging in."""
+        if not self.oauth_introspection_url:
+            return ""
+        settings = self.folder / "dovecot-oauth2.conf.ext"
+        settings.write_text(
+            f"introspection_mode = post\n"
+            f"introspection_url = {self.oauth_introspection_url}\n"
+            "force_introspection = yes\n"
+            "username_attribute = username\n"
+            "active_attribute = active\n"
+            "active_value = true\n"
+            f"tls_ca_cert_file = {self.pki.ca_pem}\n"
+        )
+        settings.chmod(0o644)
+        return f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {settings}\n}}\n"
 
     def restart(self) -> None:
         """Stop Dovecot and start it again on the same configuration, users and mail (a server restart:

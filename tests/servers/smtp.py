@@ -10,6 +10,7 @@ aiosmtpd reads commands one after the other from its buffer, which is all a pipe
 
 from __future__ import annotations
 
+import base64
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from tests.servers.dovecot import Dovecot
+from tests.servers.oauthserver import OAuthServer
 from tests.servers.pki import Pki
 from tests.servers.ports import free_port
 
@@ -43,6 +45,23 @@ class DeliveringHandler:
         if self.server.pipelining:
             responses.insert(len(responses) - 1, "250-PIPELINING")
         return responses
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        """SASL XOAUTH2 (aiosmtpd finds ``auth_<MECHANISM>`` on the handler): the token must be active at the
+        kit's OAuth server and belong to the user named."""
+        oauth = self.server.oauth
+        if oauth is None or len(args) < 2:
+            return AuthResult(success=False, handled=False)
+        try:
+            text = base64.b64decode(args[1], validate=True).decode("utf-8")
+        except ValueError:
+            return AuthResult(success=False, handled=False)
+        fields = dict(part.split("=", 1) for part in text.split("\x01") if "=" in part)
+        user, token = fields.get("user", ""), fields.get("auth", "").removeprefix("Bearer ")
+        found = oauth.introspect(token)
+        if found.get("active") and found.get("username") == user:
+            return AuthResult(success=True, handled=False, auth_data=LoginPassword(user.encode(), b""))
+        return AuthResult(success=False, handled=False)
 
     async def handle_RCPT(
         self, smtp: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -98,6 +117,7 @@ class SmtpServer:
     transactions: int = 0  # DATA commands completed, accepted or not
     lock: threading.Lock = field(default_factory=threading.Lock)
     _controllers: list[Controller] = field(default_factory=list)
+    oauth: OAuthServer | None = None  # checks XOAUTH2 tokens (tests/servers/oauthserver.py)
 
     def _authenticate(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any

@@ -20,7 +20,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 
 from webapp.adapters.errors import AdapterError, AuthError, PermanentError, TransientError
 from webapp.adapters.mail import imapfetch
-from webapp.adapters.mail.auth import Auth
+from webapp.adapters.mail.auth import Auth, XOAuth2Auth
 from webapp.adapters.mail.endpoint import Endpoint
 from webapp.adapters.mail.network import tls_context, translate
 from webapp.adapters.mime.linebreaks import has_line_break
@@ -207,6 +207,25 @@ class ImapSession:
         return result
 
 
+def _xoauth2(client: IMAPClient, auth: XOAuth2Auth) -> None:
+    """AUTHENTICATE XOAUTH2. A refused token gets a challenge carrying the reason, answered with an empty
+    line (imapclient's ``oauth2_login`` sends the token again there, and the server waits)."""
+    try:
+        initial = auth.sasl().encode()
+    except ValueError as exc:
+        raise PermanentError(f"refused to send it to the IMAP server: {exc}") from None
+    answered: list[bytes] = []
+
+    def respond(challenge: bytes) -> bytes:
+        answered.append(challenge)
+        return initial if len(answered) == 1 else b""
+
+    try:
+        client._imap.authenticate("XOAUTH2", respond)
+    except imaplib.IMAP4.error as exc:
+        raise LoginError(str(exc)) from None
+
+
 @contextmanager
 def session(endpoint: Endpoint, auth: Auth) -> Iterator[ImapSession]:
     """Yield a logged-in :class:`ImapSession`; failures are raised as adapter errors."""
@@ -223,7 +242,10 @@ def session(endpoint: Endpoint, auth: Auth) -> Iterator[ImapSession]:
         if endpoint.security == "starttls":
             client.starttls(context)
         try:
-            client.login(check_arg(auth.username), check_arg(auth.password))
+            if isinstance(auth, XOAuth2Auth):
+                _xoauth2(client, auth)
+            else:
+                client.login(check_arg(auth.username), check_arg(auth.password))
         except LoginError as exc:
             raise AuthError(f"authentication failed at {endpoint.describe()}: {_server_text(exc)}") from None
     except AdapterError:

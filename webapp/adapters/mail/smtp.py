@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from webapp.adapters.errors import AdapterError, AuthError, ErrorKind, PermanentError, TransientError
-from webapp.adapters.mail.auth import Auth
+from webapp.adapters.mail.auth import Auth, PasswordAuth, XOAuth2Auth
 from webapp.adapters.mail.endpoint import Endpoint
 from webapp.adapters.mail.network import security_hint, tls_context, translate
 from webapp.adapters.mime import addresses
@@ -303,10 +303,21 @@ def session(endpoint: Endpoint, auth: Auth | None) -> Iterator[SmtpSession]:
 
 
 def _login(client: smtplib.SMTP, endpoint: Endpoint, auth: Auth) -> None:
-    if has_line_break(auth.username, auth.password):
+    if isinstance(auth, PasswordAuth) and has_line_break(auth.username, auth.password):
         raise PermanentError("refused to send a value with a line break or NUL to the SMTP server")
     try:
-        client.login(auth.username, auth.password)
+        if isinstance(auth, XOAuth2Auth):
+            try:
+                initial = auth.sasl()
+            except ValueError as exc:
+                raise PermanentError(f"refused to send it to the SMTP server: {exc}") from None
+            client.ehlo_or_helo_if_needed()
+            # A refused token gets a 334 challenge with the reason: the answer is an empty line, then 535.
+            client.auth(
+                "XOAUTH2", lambda challenge=None: initial if challenge is None else "", initial_response_ok=True
+            )
+        else:
+            client.login(auth.username, auth.password)
     except smtplib.SMTPAuthenticationError as exc:
         raise AuthError(f"authentication failed at {endpoint.describe()}: {_reply(exc)}") from None
     except smtplib.SMTPNotSupportedError:
