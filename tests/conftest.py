@@ -20,8 +20,8 @@ from tests.servers import pki as test_pki
 from tests.servers import redis as test_redis
 from tests.servers.dnsserver import DnsServer
 from tests.servers.dovecot import Dovecot
-from tests.servers.oauthserver import OAuthServer
 from tests.servers.netguard import loopback_only  # noqa: F401 - autouse guard
+from tests.servers.oauthserver import OAuthServer
 from tests.servers.smtp import SmtpServer
 from tests.servers.webfiles import WebFiles
 from webapp.adapters.storage.secretbox import generate_key
