@@ -73,6 +73,8 @@ def test_accounts_commands(
             "shared": False,
             "primary": None,
             "login_format": None,
+            "sign_in": "password",
+            "oauth_provider": None,
             "smtp_auth": "login",
             "tls_verify": "custom",
             "timeout": 5,

@@ -21,9 +21,9 @@ def cli(ctx: click.Context) -> None:
 def _register() -> None:
     from flask_migrate.cli import db
 
-    from webapp.cli import accounts, autoconfig, blobs, keys, mail, outbox, serve, subscriptions, users, webhooks
+    from webapp.cli import accounts, autoconfig, blobs, keys, mail, oauth, outbox, serve, subscriptions, users, webhooks
 
-    for module in (serve, users, accounts, autoconfig, keys, mail, outbox, subscriptions, webhooks, blobs):
+    for module in (serve, users, accounts, oauth, autoconfig, keys, mail, outbox, subscriptions, webhooks, blobs):
         module.register(cli)
     cli.add_command(Migrations.of(db))
 

@@ -24,7 +24,7 @@ from webapp.models.account import (
     MAX_SEND_PER_MINUTE,
     MAX_TIMEOUT,
 )
-from webapp.services.account import accounts, connection
+from webapp.services.account import accounts, connection, oauth
 from webapp.services.account.accounts import AccountSettings
 from webapp.services.errors import ConnectorError
 from webapp.services.receiving import subscriptions
@@ -47,6 +47,10 @@ def describe(account: EmailAccount) -> dict[str, object]:
         "shared": account.is_shared,
         "primary": primary.name if primary is not None else None,
         "login_format": account.login_format if account.is_shared else None,
+        "sign_in": "oauth" if account.auth_method == "oauth" else "password",
+        "oauth_provider": oauth.by_id(account.oauth_provider_id).name
+        if account.auth_method == "oauth" and account.oauth_provider_id
+        else None,
         "smtp_auth": account.smtp_auth,
         "tls_verify": account.tls_verify,
         "timeout": account.timeout,
@@ -111,6 +115,7 @@ def _certificates_of(account: EmailAccount) -> dict[str, Any]:
     metavar="URL",
     help="smtp://, smtp+starttls:// or smtps://host[:port]; leave out for a receive-only account",
 )
+@click.option("--oauth", "oauth_name", metavar="PROVIDER", help="Sign in with tokens of this OAuth provider.")
 @click.option("--shared", is_flag=True, help="A shared mailbox, reached with --primary's login.")
 @click.option("--primary", metavar="ACCOUNT", help="Shared: the account whose login reaches the mailbox.")
 @click.option(
@@ -145,6 +150,7 @@ def add(
     password_stdin: bool,
     incoming: str | None,
     outgoing: str | None,
+    oauth_name: str | None,
     shared: bool,
     primary: str | None,
     login_format: str | None,
@@ -163,8 +169,10 @@ def add(
         fail("a --shared mailbox needs --primary ACCOUNT and no password (it logs in with the primary's)")
     if shared and not login_format:
         fail("a --shared mailbox needs --login-format exchange|dovecot|plain (how its server takes the login)")
-    primary_account = None
+    primary_account, provider_id = None, None
     try:
+        if oauth_name:
+            provider_id = oauth.get(oauth_name).id
         if primary:
             primary_account = accounts.get(primary)
             if not incoming and not outgoing:
@@ -173,7 +181,9 @@ def add(
         fail(str(exc))
     if not incoming and not outgoing:
         fail("give --incoming, --outgoing or both (leave one out for a send-only or receive-only account)")
-    if not shared and not password_stdin and (incoming or smtp_auth == "login"):
+    if oauth_name and (shared or password_stdin):
+        fail("--oauth signs in with tokens: no --password-stdin, and not for a --shared mailbox (yet)")
+    if not shared and not oauth_name and not password_stdin and (incoming or smtp_auth == "login"):
         fail(
             "--password-stdin is required: the password is read from standard input "
             "(a send-only relay without login: --smtp-auth none)"
@@ -196,6 +206,8 @@ def add(
         display_name=display_name,
         password=read_secret_line() if password_stdin else None,
         primary_account_id=primary_account.id if primary_account is not None else None,
+        auth_method="oauth" if oauth_name else "password",
+        oauth_provider_id=provider_id,
         login_format=login_format or "plain",
         incoming_protocol=in_proto,
         incoming_security=in_sec,

@@ -6,6 +6,7 @@ from webapp.models.fetchrun import FetchRun
 from webapp.models.folder import FolderState
 from webapp.models.log import ErrorLog
 from webapp.models.message import Attachment, Blob, EmailMessage
+from webapp.models.oauth import OAuthProvider
 from webapp.models.session import UserSession
 from webapp.models.setting import AppSetting
 from webapp.models.subscription import Subscription
@@ -22,6 +23,7 @@ __all__ = [
     "ErrorLog",
     "FetchRun",
     "FolderState",
+    "OAuthProvider",
     "Subscription",
     "User",
     "UserSession",

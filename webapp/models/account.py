@@ -59,6 +59,11 @@ class EmailAccount(Base):
     # only add one by copying the table (and deleting rows that refer to it); the services keep it right.
     primary_account_id: Mapped[int | None] = mapped_column(index=True)
     login_format: Mapped[str] = mapped_column(String(10), default="plain")
+    # "password", or "oauth": SASL XOAUTH2 with tokens of ``oauth_provider_id`` (no database foreign key, as
+    # above), its token cache encrypted here (msal's serialized cache).
+    auth_method: Mapped[str] = mapped_column(String(10), default="password")
+    oauth_provider_id: Mapped[int | None] = mapped_column(index=True)
+    oauth_token_cache_encrypted: Mapped[str | None] = mapped_column(Text)
 
     outgoing_host: Mapped[str] = mapped_column(String(255))
     outgoing_port: Mapped[int]

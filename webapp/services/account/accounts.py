@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from webapp.adapters.errors import AuthError
 from webapp.adapters.mail import network
-from webapp.adapters.mail.auth import PasswordAuth
+from webapp.adapters.mail.auth import Auth, PasswordAuth, XOAuth2Auth
 from webapp.adapters.mail.endpoint import DEFAULT_PORTS, Endpoint, TlsPolicy
 from webapp.adapters.mime import addresses
 from webapp.adapters.mime.linebreaks import has_line_break
@@ -41,6 +41,7 @@ from webapp.models.account import (
     TLS_VERIFY_MODES,
 )
 from webapp.models.base import MAX_ID
+from webapp.services.account import oauth
 from webapp.services.errors import Conflict, Invalid, NotFound
 from webapp.services.platform import blobs, secretstore
 
@@ -87,6 +88,8 @@ class AccountSettings:
     append_to_sent: bool = False
     primary_account_id: int | None = None
     login_format: str = "plain"
+    auth_method: str = "password"  # or "oauth": XOAUTH2 with tokens of oauth_provider_id
+    oauth_provider_id: int | None = None
 
     @property
     def receives(self) -> bool:
@@ -164,6 +167,10 @@ def validate(settings: AccountSettings) -> None:
         raise Invalid("copy to Sent: needs an IMAP incoming server")
     if settings.login_format not in LOGIN_FORMATS:
         raise Invalid("login format: plain, exchange or dovecot")
+    if settings.auth_method not in ("password", "oauth"):
+        raise Invalid("sign-in: password or oauth")
+    if settings.auth_method == "oauth" and settings.oauth_provider_id is None:
+        raise Invalid("OAuth provider: required to sign in with OAuth")
     # The separator of the login form inside the shared mailbox's own name would make the login ambiguous.
     separator = {"exchange": "\\", "dovecot": "*"}.get(settings.login_format)
     if settings.primary_account_id is not None and separator and separator in settings.username:
@@ -339,8 +346,9 @@ _SERVER_FIELDS = (
 
 
 def needs_password(settings: AccountSettings) -> bool:
-    """Every login needs one; a send-only account on a relay without authentication logs in nowhere."""
-    return settings.receives or settings.smtp_auth == "login"
+    """Every login needs one, but an OAuth sign-in (tokens) and a send-only account on a relay without
+    authentication, which logs in nowhere."""
+    return settings.auth_method == "password" and (settings.receives or settings.smtp_auth == "login")
 
 
 def shared_of(account: EmailAccount) -> list[EmailAccount]:
@@ -402,6 +410,7 @@ def _save(account: EmailAccount, settings: AccountSettings) -> EmailAccount:
     _check_primary(account, settings)
     if account.id is not None:
         _check_password_destination(account, settings)
+    previous_provider = account.oauth_provider_id
     name = settings.name.strip()
     other = find(name)
     if other is not None and other is not account:
@@ -431,7 +440,11 @@ def _save(account: EmailAccount, settings: AccountSettings) -> EmailAccount:
     if not settings.receives:
         account.fetch_every_minutes = 0  # nothing to fetch from
     account.name_key = EmailAccount.key_for(name)
-    if settings.primary_account_id is not None:
+    if previous_provider != settings.oauth_provider_id or settings.auth_method != "oauth":
+        account.oauth_token_cache_encrypted = None  # tokens of another provider (or none) are no use
+    if settings.auth_method == "oauth":
+        account.password_encrypted = None  # signs in with tokens
+    elif settings.primary_account_id is not None:
         account.password_encrypted = None  # the primary's is used: one password to change, not two
     elif settings.password is not None:
         account.password_encrypted = secretstore.encrypt(settings.password)
@@ -461,25 +474,34 @@ def _delete(account: EmailAccount) -> None:
     db.session.commit()
 
 
-def incoming_auth(account: EmailAccount) -> PasswordAuth:
+def incoming_auth(account: EmailAccount) -> Auth:
     """The login for the account's incoming server (IMAP, POP3; also the Sent copy); AuthError when no
     usable password is stored. A shared mailbox logs in with its primary's password, as its login format
-    says."""
+    says; an OAuth account with a token for its mailbox (SASL XOAUTH2)."""
+    if account.auth_method == "oauth":
+        return _token_auth(account)
     if not account.is_shared:
         return PasswordAuth(account.username, _password(account))
     primary = _primary(account)
     return PasswordAuth(shared_login(account.login_format, primary.username, account.username), _password(primary))
 
 
-def outgoing_auth(account: EmailAccount) -> PasswordAuth | None:
+def outgoing_auth(account: EmailAccount) -> Auth | None:
     """The SMTP login, or None for a relay without authentication. A shared mailbox sends as its own
     address, authenticated as its primary account (SMTP has no shared-mailbox login form)."""
     if account.smtp_auth != "login":
         return None
+    if account.auth_method == "oauth":
+        return _token_auth(account)
     if not account.is_shared:
         return PasswordAuth(account.username, _password(account))
     primary = _primary(account)
     return PasswordAuth(primary.username, _password(primary))
+
+
+def _token_auth(account: EmailAccount) -> XOAuth2Auth:
+    token = oauth.access_token(account)  # asked for here, in the caller's context (the database is there)
+    return XOAuth2Auth(account.username, lambda: token)
 
 
 def shared_login(login_format: str, primary_login: str, shared_login: str) -> str:

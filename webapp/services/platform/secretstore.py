@@ -11,10 +11,15 @@ from webapp.adapters.storage import keyfile
 from webapp.adapters.storage.secretbox import SecretBox, generate_key, parse_keys
 from webapp.database import writes
 from webapp.extensions import db
-from webapp.models import EmailAccount, Webhook
+from webapp.models import EmailAccount, OAuthProvider, Webhook
 
 # Every encrypted column: (model, attribute). Later secrets (OAuth, signing keys) are added here.
-ENCRYPTED_COLUMNS: list[tuple[type, str]] = [(EmailAccount, "password_encrypted"), (Webhook, "secret_encrypted")]
+ENCRYPTED_COLUMNS: list[tuple[type, str]] = [
+    (EmailAccount, "password_encrypted"),
+    (EmailAccount, "oauth_token_cache_encrypted"),
+    (Webhook, "secret_encrypted"),
+    (OAuthProvider, "client_secret_encrypted"),
+]
 
 
 def box() -> SecretBox:
