@@ -135,21 +135,10 @@ def scenario(dovecot: Dovecot, smtp: SmtpServer, ca: Path, hooks: Receiver) -> l
         ),
         Step(("autoconfig", "jo@localhost"), code=1, says="a one-word domain such as localhost publishes no mail"),
         Step(
-            (
-                "oauth",
-                "add",
-                "Contoso",
-                "--flow",
-                "client_credentials",
-                "--client-id",
-                "app-1",
-                "--client-secret-stdin",
-                "--tenant-id",
-                "contoso.test",
-            ),
+            ("oauth", "add", "Contoso", "--flow", "client_credentials", "--client-id", "app-1", "--client-secret-stdin"),
             stdin="app secret 1\n",
             says="OAuth provider Contoso added",
-        ),  # fmt: skip
+        ),
         Step(("oauth", "list", "--json"), says='"name": "Contoso"'),
         Step(("oauth", "remove", "Contoso"), says="OAuth provider Contoso removed"),
         Step(("oauth", "remove", "Contoso"), code=1, says="error: no OAuth provider named 'Contoso'"),
