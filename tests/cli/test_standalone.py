@@ -135,7 +135,7 @@ def scenario(dovecot: Dovecot, smtp: SmtpServer, ca: Path, hooks: Receiver) -> l
         ),
         Step(("autoconfig", "jo@localhost"), code=1, says="a one-word domain such as localhost publishes no mail"),
         Step(
-            ("oauth", "add", "Contoso", "--flow", "client_credentials", "--client-id", "app-1", "--client-secret-stdin"),
+            ("oauth", "add", "Contoso", "--flow", "client_credentials", "--client-id", "a1", "--client-secret-stdin"),
             stdin="app secret 1\n",
             says="OAuth provider Contoso added",
         ),
