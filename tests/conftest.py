@@ -43,16 +43,23 @@ def pki(kit_dir: Path) -> test_pki.Pki:
 
 
 @pytest.fixture(scope="session")
-def oauth_server(pki: test_pki.Pki) -> Iterator[OAuthServer]:
+def oauth_kit(pki: test_pki.Pki) -> Iterator[OAuthServer]:
     """The kit's OAuth 2.0 server (HTTPS): tokens for mailbox users, introspection for Dovecot and SMTP."""
     server = OAuthServer(pki).start()
     yield server
     server.stop()
 
 
+@pytest.fixture
+def oauth_server(oauth_kit: OAuthServer) -> Iterator[OAuthServer]:
+    """The kit's OAuth server, its clients, tokens and failure switch reset after the test."""
+    yield oauth_kit
+    oauth_kit.reset()
+
+
 @pytest.fixture(scope="session")
-def dovecot_server(kit_dir: Path, pki: test_pki.Pki, oauth_server: OAuthServer) -> Iterator[Dovecot]:
-    server = Dovecot(kit_dir / "dovecot", pki, oauth_introspection_url=oauth_server.introspection_url)
+def dovecot_server(kit_dir: Path, pki: test_pki.Pki, oauth_kit: OAuthServer) -> Iterator[Dovecot]:
+    server = Dovecot(kit_dir / "dovecot", pki, oauth_introspection_url=oauth_kit.introspection_url)
     server.start()
     yield server
     server.stop()
@@ -65,8 +72,8 @@ def dovecot(dovecot_server: Dovecot) -> Iterator[Dovecot]:
 
 
 @pytest.fixture(scope="session")
-def smtp_server(dovecot_server: Dovecot, pki: test_pki.Pki, oauth_server: OAuthServer) -> Iterator[SmtpServer]:
-    server = SmtpServer(dovecot_server, pki, oauth=oauth_server)
+def smtp_server(dovecot_server: Dovecot, pki: test_pki.Pki, oauth_kit: OAuthServer) -> Iterator[SmtpServer]:
+    server = SmtpServer(dovecot_server, pki, oauth=oauth_kit)
     server.start()
     yield server
     server.stop()

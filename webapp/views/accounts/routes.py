@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -11,7 +12,7 @@ from flask_login import current_user, login_required
 from webapp.models import Delivery, EmailAccount, Webhook
 from webapp.models.account import DEFAULT_BATCH_SIZE, DEFAULT_FETCH_COUNT, DEFAULT_MAX_SEND_ATTEMPTS, DEFAULT_TIMEOUT
 from webapp.models.delivery import DELIVERED, EVENTS
-from webapp.services.account import accounts, connection, errorlog, status
+from webapp.services.account import accounts, connection, errorlog, oauth, status
 from webapp.services.account.accounts import AccountSettings
 from webapp.services.errors import ConnectorError, Invalid, NotFound
 from webapp.services.events import dispatch, webhooks
@@ -22,6 +23,14 @@ from webapp.views.htmx import is_htmx, render, vary
 from webapp.views.wizard.state import MAX_CA_BYTES, ports_map, seal_password, unseal_password
 
 bp = Blueprint("accounts", __name__, url_prefix="/accounts")
+
+
+def _kept_sign_in(settings: AccountSettings, account: EmailAccount | None) -> AccountSettings:
+    """The form has no OAuth fields yet (command line: ``accounts add --oauth``): an account's sign-in
+    method and provider stay as they are."""
+    if account is None:
+        return settings
+    return replace(settings, auth_method=account.auth_method, oauth_provider_id=account.oauth_provider_id)
 
 
 def _kept_password() -> str | None:
@@ -213,7 +222,7 @@ def _test_form(account: EmailAccount | None) -> ResponseReturnValue:
         error = "; ".join(f"{form[name].label.text}: {' '.join(map(str, e))}" for name, e in form.errors.items())
     else:
         try:
-            report = connection.test_settings(_settings(form), account)
+            report = connection.test_settings(_kept_sign_in(_settings(form), account), account)
         except ConnectorError as exc:
             error = str(exc)
     return render(
@@ -251,7 +260,7 @@ def _form_folders(account: EmailAccount | None) -> ResponseReturnValue:
         abort(400)
     chosen = _chosen_folders(form, account) or [form.folder.data or "INBOX"]
     try:
-        settings = _settings(form)
+        settings = _kept_sign_in(_settings(form), account)
         found, error = _inbox_first(serverfolders.server_folders(accounts.unsaved(settings, account))), None
     except ConnectorError as exc:
         found, error = [], str(exc)
@@ -276,6 +285,9 @@ def _show_context(
         "pending": pending,
         "labels": {server: connection.protocol_label(account, server) for server in connection.SERVERS},
         "primary": accounts.primary_of(account),
+        "oauth_provider": oauth.by_id(account.oauth_provider_id)
+        if account.auth_method == "oauth" and account.oauth_provider_id
+        else None,
         "shared_mailboxes": accounts.shared_of(account),
         "account_status": status.of_account(account),
         "runs": fetchruns.last_runs(account, 10),
@@ -307,7 +319,7 @@ def edit(account_id: int) -> ResponseReturnValue:
     report = None
     if form.validate_on_submit():
         try:
-            changed = _settings(form)
+            changed = _kept_sign_in(_settings(form), account)
             # A change of how the servers are reached is tested before it is saved (fetch options are not).
             testing = not request.form.get("save_anyway") and accounts.server_settings_changed(account, changed)
             report = connection.test_settings(changed, account) if testing else None
