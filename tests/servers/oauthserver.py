@@ -17,13 +17,13 @@ import http.server
 import json
 import re
 import secrets
-import ssl
 import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.servers.https import QuietHandler, serve
 from tests.servers.pki import Pki
 
 
@@ -144,9 +144,7 @@ class OAuthServer:
     def start(self) -> OAuthServer:
         state = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            timeout = 5
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 parts = self.path.split("?", 1)[0].strip("/").split("/")
                 if len(parts) == 4 and parts[1:] == ["v2.0", ".well-known", "openid-configuration"]:
@@ -176,23 +174,9 @@ class OAuthServer:
                     values.setdefault("client_secret", urllib.parse.unquote(secret))
 
             def _json(self, status: int, value: dict[str, Any]) -> None:
-                body = json.dumps(value).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.send_body(status, "application/json", json.dumps(value).encode())
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.pki.cert_pem, self.pki.key_pem)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        self._server = server
-        threading.Thread(target=server.serve_forever, daemon=True, name="test-oauth").start()
+        self._server = serve(Handler, self.pki, "test-oauth")
         return self
 
     def stop(self) -> None:

@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 import http.server
-import ssl
-import threading
 from dataclasses import dataclass, field
-from typing import Any
 
+from tests.servers.https import QuietHandler, serve
 from tests.servers.pki import Pki
 
 
@@ -35,30 +33,15 @@ class WebFiles:
     def start(self) -> WebFiles:
         state = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            timeout = 5
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
                 path = self.path.split("?", 1)[0]
                 state.requests.append((host, self.path))
                 status, body = state.files.get((host, path), (404, b"not here"))
-                self.send_response(status)
-                self.send_header("Content-Type", "application/xml")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.send_body(status, "application/xml", body)
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.pki.cert_pem, self.pki.key_pem)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        self._server = server
-        threading.Thread(target=server.serve_forever, daemon=True, name="test-webfiles").start()
+        self._server = serve(Handler, self.pki, "test-webfiles")
         return self
 
     def stop(self) -> None:
