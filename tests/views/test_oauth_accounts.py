@@ -41,3 +41,17 @@ def test_an_oauth_account_is_shown_and_edited_without_losing_its_sign_in(
     account = accounts.get("Work")
     assert (account.auth_method, account.oauth_provider_id, account.fetch_count) == ("oauth", provider.id, 9)
     assert connection.test_connection(account).ok
+
+
+def test_a_password_account_on_microsofts_servers_is_told_to_move_to_oauth(
+    client: FlaskClient, make_user, login, make_account
+) -> None:
+    make_user("boss", role="admin")
+    login("boss")
+    office = make_account(name="Office", incoming_host="outlook.office365.com", outgoing_host="smtp.office365.com")
+    local = make_account(name="Local")
+    warning = "Microsoft is\nending basic authentication"
+    assert warning in client.get(f"/accounts/{office.id}").get_data(as_text=True)
+    assert warning not in client.get(f"/accounts/{local.id}").get_data(as_text=True)
+    assert "/help/oauth" in client.get(f"/accounts/{office.id}").get_data(as_text=True)
+    assert client.get("/help/oauth").status_code == 200

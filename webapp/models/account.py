@@ -134,6 +134,14 @@ class EmailAccount(Base):
         return ", ".join(parts)
 
     @property
+    def microsoft_basic_auth(self) -> bool:
+        """A password account on Microsoft 365 / Outlook.com servers, where Microsoft ends basic
+        authentication (SMTP AUTH included): it should move to OAuth (docs/oauth.md)."""
+        hosts = (self.incoming_host if self.receives else "", self.outgoing_host if self.sends else "")
+        microsoft = any(h.lower().endswith((".office365.com", ".outlook.com")) for h in hosts if h)
+        return microsoft and self.auth_method == "password"
+
+    @property
     def main_folder(self) -> str:
         """The folder shown first and checked by Test connection: the first IMAP folder, INBOX for POP3."""
         return self.folder if self.incoming_protocol == "imap" else "INBOX"

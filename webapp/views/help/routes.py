@@ -12,7 +12,7 @@ from webapp.views.help.markdown import render
 bp = Blueprint("help", __name__, url_prefix="/help")
 
 # Topic -> the file of docs/ it shows. Only these are served (never a path from the request).
-TOPICS = {"webhooks": "webhooks.md", "accounts": "accounts.md"}
+TOPICS = {"webhooks": "webhooks.md", "accounts": "accounts.md", "oauth": "oauth.md"}
 
 
 @bp.route("/<topic>")
