@@ -10,7 +10,7 @@ import click
 from flask.cli import AppGroup
 
 from webapp.adapters.mail.endpoint import EndpointError, format_url, parse_url
-from webapp.cli.common import fail, print_json, read_secret_line
+from webapp.cli.common import fail, print_json, read_ca_file, read_secret_line
 from webapp.models import EmailAccount
 from webapp.models.account import (
     DEFAULT_FETCH_COUNT,
@@ -35,7 +35,7 @@ group = AppGroup("accounts", help="Manage mail accounts.")
 def describe(account: EmailAccount) -> dict[str, object]:
     """An account as ``accounts list`` prints it: its settings, servers as URLs (null: not used), never its
     password."""
-    primary = accounts.primary_of(account)
+    primary, provider = accounts.primary_of(account), oauth.provider_of(account)
     incoming, outgoing = _urls(account)
     return {
         "name": account.name,
@@ -48,9 +48,7 @@ def describe(account: EmailAccount) -> dict[str, object]:
         "primary": primary.name if primary is not None else None,
         "login_format": account.login_format if account.is_shared else None,
         "sign_in": "oauth" if account.auth_method == "oauth" else "password",
-        "oauth_provider": oauth.by_id(account.oauth_provider_id).name
-        if account.auth_method == "oauth" and account.oauth_provider_id
-        else None,
+        "oauth_provider": provider.name if provider is not None else None,
         "smtp_auth": account.smtp_auth,
         "tls_verify": account.tls_verify,
         "timeout": account.timeout,
@@ -81,17 +79,6 @@ def _urls(account: EmailAccount) -> tuple[str | None, str | None]:
     )
     outgoing = format_url("smtp", account.outgoing_security, account.outgoing_host, account.outgoing_port)
     return (incoming if account.receives else None), (outgoing if account.sends else None)
-
-
-def _read_ca(path: Path) -> str:
-    """The CA file's PEM text; one line naming the problem for a file that is not one."""
-    data = path.read_bytes()
-    if len(data) > 64 * 1024 or b"-----BEGIN CERTIFICATE-----" not in data:
-        fail(f"--ca-file {path}: not a PEM certificate file (-----BEGIN CERTIFICATE-----, at most 64 KiB)")
-    try:
-        return data.decode("ascii")
-    except UnicodeDecodeError:
-        fail(f"--ca-file {path}: a PEM file is plain ASCII text")
 
 
 def _certificates_of(account: EmailAccount) -> dict[str, Any]:
@@ -224,7 +211,7 @@ def add(
             if primary_account and not (ca_file or tls_verify)
             else {
                 "tls_verify": "off" if tls_verify == "off" else ("custom" if ca_file else "system"),
-                "ca_cert_pem": _read_ca(ca_file) if ca_file else None,
+                "ca_cert_pem": read_ca_file(ca_file) if ca_file else None,
             }
         ),
         fetch_count=count,

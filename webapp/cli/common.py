@@ -1,9 +1,10 @@
-"""Helpers shared by the commands: secrets from stdin, JSON output, failing with a reason."""
+"""Helpers shared by the commands: secrets and CA files, JSON output, failing with a reason."""
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -30,3 +31,14 @@ def fail(message: str, code: int = 1) -> NoReturn:
 def print_json(value: Any) -> None:
     """Print ``value`` as indented JSON, non-ASCII as it is (the ``--json`` output)."""
     click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def read_ca_file(path: Path) -> str:
+    """The CA file's PEM text; one line naming the problem for a file that is not one."""
+    data = path.read_bytes()
+    if len(data) > 64 * 1024 or b"-----BEGIN CERTIFICATE-----" not in data:
+        fail(f"--ca-file {path}: not a PEM certificate file (-----BEGIN CERTIFICATE-----, at most 64 KiB)")
+    try:
+        return data.decode("ascii")
+    except UnicodeDecodeError:
+        fail(f"--ca-file {path}: a PEM file is plain ASCII text")

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
-from webapp.cli.common import fail, print_json, read_secret_line
+from webapp.cli.common import fail, print_json, read_ca_file, read_secret_line
 from webapp.models import OAuthProvider
 from webapp.models.oauth import DEFAULT_AUTHORITY, FLOWS
 from webapp.services.account import oauth
@@ -53,12 +53,7 @@ def add(
     ca_file: Path | None,
 ) -> None:
     """Add an OAuth provider; its client secret is read from stdin and stored encrypted."""
-    pem = None
-    if ca_file is not None:
-        try:
-            pem = ca_file.read_bytes().decode("ascii")
-        except UnicodeDecodeError:
-            fail(f"--ca-file {ca_file}: a PEM file is plain ASCII text")
+    pem = read_ca_file(ca_file) if ca_file is not None else None
     settings = ProviderSettings(
         name=name,
         flow=flow,

@@ -45,6 +45,9 @@ from webapp.services.account import oauth
 from webapp.services.errors import Conflict, Invalid, NotFound
 from webapp.services.platform import blobs, secretstore
 
+# How a shared mailbox's login joins the primary's (Exchange: primary\shared; Dovecot: shared*primary).
+LOGIN_SEPARATORS = {"exchange": "\\", "dovecot": "*"}
+
 
 @dataclass
 class AccountSettings:
@@ -172,7 +175,7 @@ def validate(settings: AccountSettings) -> None:
     if settings.auth_method == "oauth" and settings.oauth_provider_id is None:
         raise Invalid("OAuth provider: required to sign in with OAuth")
     # The separator of the login form inside the shared mailbox's own name would make the login ambiguous.
-    separator = {"exchange": "\\", "dovecot": "*"}.get(settings.login_format)
+    separator = LOGIN_SEPARATORS.get(settings.login_format)
     if settings.primary_account_id is not None and separator and separator in settings.username:
         raise Invalid(
             f"username: {separator!r} cannot be in a shared mailbox's login name in the {settings.login_format} form"
@@ -241,10 +244,7 @@ def unsaved(settings: AccountSettings, stored: EmailAccount | None = None) -> Em
     folders with before Save; without a password in ``settings`` the stored account's is used."""
     validate(settings)
     draft = EmailAccount()
-    for f in fields(AccountSettings):
-        if f.name != "password":
-            value = getattr(settings, f.name)
-            setattr(draft, f.name, value.strip() if isinstance(value, str) and f.name != "ca_cert_pem" else value)
+    _copy_settings(draft, settings)
     draft.name = draft.name or "new account"
     if settings.receives and settings.incoming_protocol == "imap":
         draft.folder = next((name for name in settings.folders if name.strip()), settings.folder.strip())
@@ -255,7 +255,7 @@ def unsaved(settings: AccountSettings, stored: EmailAccount | None = None) -> Em
     elif stored is not None:
         _check_password_destination(stored, settings)
         draft.password_encrypted = stored.password_encrypted
-    elif settings.primary_account_id is None and needs_password(settings):
+    elif needs_password(settings):
         raise Invalid("password: required")
     return draft
 
@@ -278,14 +278,12 @@ def _check_password_destination(account: EmailAccount, settings: AccountSettings
         return
     if settings.primary_account_id is not None:
         return  # a shared mailbox uses its primary's password, on the primary's servers (checked)
-    before = replace(settings_of(account), ca_cert_pem=normal_pem(account.ca_cert_pem))
-    after = replace(settings, ca_cert_pem=normal_pem(settings.ca_cert_pem) if settings.tls_verify == "custom" else None)
     names = (
         (_INCOMING_DESTINATION if settings.receives else ())
         + (_OUTGOING_DESTINATION if settings.sends and settings.smtp_auth == "login" else ())
         + _TLS_DESTINATION
     )
-    if any(getattr(before, name) != getattr(after, name) for name in names):
+    if _differs(account, settings, names):
         raise Invalid(PASSWORD_AGAIN)
 
 
@@ -314,11 +312,28 @@ def _check_shared_servers(settings: AccountSettings, primary: EmailAccount) -> N
 
 def server_settings_changed(account: EmailAccount, settings: AccountSettings) -> bool:
     """Would ``settings`` change how the account reaches its servers (worth a test before saving)?"""
-    if settings.password is not None:
-        return True
+    return settings.password is not None or _differs(account, settings, _SERVER_FIELDS)
+
+
+def _differs(account: EmailAccount, settings: AccountSettings, names: tuple[str, ...]) -> bool:
+    """Do ``settings`` differ from the account's in any of ``names`` (the CA compared as it is stored)?"""
     before = replace(settings_of(account), ca_cert_pem=normal_pem(account.ca_cert_pem))
     after = replace(settings, ca_cert_pem=normal_pem(settings.ca_cert_pem) if settings.tls_verify == "custom" else None)
-    return any(getattr(before, name) != getattr(after, name) for name in _SERVER_FIELDS)
+    return any(getattr(before, name) != getattr(after, name) for name in names)
+
+
+MAX_CA_BYTES = 64 * 1024
+
+
+def ca_from_upload(data: bytes) -> str:
+    """An uploaded CA certificate's PEM text (read at most ``MAX_CA_BYTES + 1`` bytes of it); Invalid
+    when it is too big, not PEM, or not ASCII."""
+    if len(data) > MAX_CA_BYTES or b"-----BEGIN CERTIFICATE-----" not in data:
+        raise Invalid("CA certificate: upload a PEM file (-----BEGIN CERTIFICATE-----), at most 64 KiB")
+    try:
+        return data.decode("ascii")
+    except UnicodeDecodeError:
+        raise Invalid("CA certificate: a PEM file is plain ASCII text") from None
 
 
 def normal_pem(pem: str | None) -> str | None:
@@ -346,9 +361,10 @@ _SERVER_FIELDS = (
 
 
 def needs_password(settings: AccountSettings) -> bool:
-    """Every login needs one, but an OAuth sign-in (tokens) and a send-only account on a relay without
-    authentication, which logs in nowhere."""
-    return settings.auth_method == "password" and (settings.receives or settings.smtp_auth == "login")
+    """Does the account need a password of its own? Every login does, but a shared mailbox (its primary's),
+    an OAuth sign-in (tokens) and a send-only account on a relay without authentication (no login)."""
+    logs_in = settings.receives or settings.smtp_auth == "login"
+    return settings.auth_method == "password" and settings.primary_account_id is None and logs_in
 
 
 def shared_of(account: EmailAccount) -> list[EmailAccount]:
@@ -370,7 +386,7 @@ def primaries() -> list[EmailAccount]:
 
 def create(settings: AccountSettings) -> EmailAccount:
     """Add an account; its name must be unique regardless of case."""
-    if settings.password is None and settings.primary_account_id is None and needs_password(settings):
+    if settings.password is None and needs_password(settings):
         raise Invalid("password: required")
     return _save(EmailAccount(), settings)
 
@@ -378,6 +394,14 @@ def create(settings: AccountSettings) -> EmailAccount:
 def update(account: EmailAccount, settings: AccountSettings) -> EmailAccount:
     """Save new settings of ``account``, validated; the password changes only when one is given."""
     return _save(account, settings)
+
+
+def _copy_settings(account: EmailAccount, settings: AccountSettings) -> None:
+    """Every setting but the password onto ``account`` (texts stripped, but the CA's PEM)."""
+    for f in fields(AccountSettings):
+        if f.name != "password":
+            value = getattr(settings, f.name)
+            setattr(account, f.name, value.strip() if isinstance(value, str) and f.name != "ca_cert_pem" else value)
 
 
 def settings_of(account: EmailAccount) -> AccountSettings:
@@ -393,7 +417,7 @@ def _check_primary(account: EmailAccount, settings: AccountSettings) -> None:
             raise Invalid("password: required for an account that is no longer shared")
         return
     primary = _primary_for(settings)
-    if primary is account or (account.id is not None and primary.id == account.id):
+    if primary.id == account.id:
         raise Invalid("primary account: a shared mailbox cannot be its own primary account")
     if primary.is_shared:
         raise Invalid(f"primary account: {primary.name} is itself a shared mailbox; choose its primary account")
@@ -416,18 +440,8 @@ def _save(account: EmailAccount, settings: AccountSettings) -> EmailAccount:
     if other is not None and other is not account:
         db.session.rollback()
         raise Conflict(f"an account named {name!r} already exists")
-    for f in fields(AccountSettings):
-        if f.name != "password":
-            value = getattr(settings, f.name)
-            setattr(
-                account,
-                f.name,
-                value.strip() if isinstance(value, str) and f.name != "ca_cert_pem" else value,
-            )
-    if settings.tls_verify != "custom":
-        account.ca_cert_pem = None
-    else:
-        account.ca_cert_pem = normal_pem(settings.ca_cert_pem)
+    _copy_settings(account, settings)
+    account.ca_cert_pem = normal_pem(settings.ca_cert_pem) if settings.tls_verify == "custom" else None
     if settings.incoming_protocol == "pop3":
         account.folder = "INBOX"
         account.folders = ["INBOX"]
@@ -437,8 +451,6 @@ def _save(account: EmailAccount, settings: AccountSettings) -> EmailAccount:
         account.folder = account.folders[0]
     if settings.after_fetch != "move":
         account.after_fetch_folder = ""
-    if not settings.receives:
-        account.fetch_every_minutes = 0  # nothing to fetch from
     account.name_key = EmailAccount.key_for(name)
     if previous_provider != settings.oauth_provider_id or settings.auth_method != "oauth":
         account.oauth_token_cache_encrypted = None  # tokens of another provider (or none) are no use
@@ -508,9 +520,9 @@ def shared_login(login_format: str, primary_login: str, shared_login: str) -> st
     """The login name of a shared mailbox: Exchange ``primary@domain\\shared``, Dovecot master users
     ``shared*primary``, or the primary's own login (``plain``: the shared folders are in its namespace)."""
     if login_format == "exchange":
-        return f"{primary_login}\\{shared_login}"
+        return f"{primary_login}{LOGIN_SEPARATORS['exchange']}{shared_login}"
     if login_format == "dovecot":
-        return f"{shared_login}*{primary_login}"
+        return f"{shared_login}{LOGIN_SEPARATORS['dovecot']}{primary_login}"
     return primary_login
 
 

@@ -73,14 +73,13 @@ def _unused(server: str) -> CheckResult:
 def test_connection(account: EmailAccount) -> ConnectionReport:
     """Check the account's servers at the same time; each result is recorded and each failure logged."""
     report = _test(account)
-    for result in report.checks:
-        _record(account.id, result)
+    record(account, report)
     return report
 
 
 def record(account: EmailAccount, report: ConnectionReport) -> None:
-    """Record on a just-saved account the test its settings passed before Save (the page then says when it
-    was last tested, not "never tested")."""
+    """Record a test's results on the account (also a just-saved one, with the test its settings passed
+    before Save: the page then says when it was last tested, not "never tested")."""
     for result in report.checks:
         _record(account.id, result)
 

@@ -140,6 +140,13 @@ def create(settings: ProviderSettings) -> OAuthProvider:
     return provider
 
 
+def provider_of(account: EmailAccount) -> OAuthProvider | None:
+    """The provider an OAuth account signs in with (None for a password account)."""
+    if account.auth_method != "oauth" or account.oauth_provider_id is None:
+        return None
+    return db.session.get(OAuthProvider, account.oauth_provider_id)
+
+
 def users_of(provider: OAuthProvider) -> list[EmailAccount]:
     """The accounts that sign in with ``provider``."""
     query = select(EmailAccount).where(EmailAccount.oauth_provider_id == provider.id)

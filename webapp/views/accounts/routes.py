@@ -14,13 +14,13 @@ from webapp.models.account import DEFAULT_BATCH_SIZE, DEFAULT_FETCH_COUNT, DEFAU
 from webapp.models.delivery import DELIVERED, EVENTS
 from webapp.services.account import accounts, connection, errorlog, oauth, status
 from webapp.services.account.accounts import AccountSettings
-from webapp.services.errors import ConnectorError, Invalid, NotFound
+from webapp.services.errors import ConnectorError, NotFound
 from webapp.services.events import dispatch, webhooks
 from webapp.services.receiving import fetchruns, serverfolders, subscriptions
 from webapp.views.access import admin_required, readable_account
+from webapp.views.accountinput import ports_map, seal_password, unseal_password
 from webapp.views.accounts.forms import AccountForm, ConfirmForm, WebhookForm
 from webapp.views.htmx import is_htmx, render, vary
-from webapp.views.wizard.state import MAX_CA_BYTES, ports_map, seal_password, unseal_password
 
 bp = Blueprint("accounts", __name__, url_prefix="/accounts")
 
@@ -55,13 +55,7 @@ def _switched_on(name: str) -> bool:
 def _ca_pem(form: AccountForm) -> str | None:
     upload = form.ca_cert_file.data
     if upload is not None and upload.filename:
-        data = upload.read(MAX_CA_BYTES + 1)
-        if len(data) > MAX_CA_BYTES or b"-----BEGIN CERTIFICATE-----" not in data:
-            raise Invalid("CA certificate: upload a PEM file (-----BEGIN CERTIFICATE-----), at most 64 KiB")
-        try:
-            return data.decode("ascii")
-        except UnicodeDecodeError:
-            raise Invalid("CA certificate: a PEM file is plain ASCII text") from None
+        return accounts.ca_from_upload(upload.read(accounts.MAX_CA_BYTES + 1))
     return form.ca_cert_pem.data or None
 
 
@@ -169,16 +163,19 @@ def new() -> ResponseReturnValue:
 
 def _form_page(form: AccountForm, account: EmailAccount | None, report: object = None) -> ResponseReturnValue:
     """The one-page form; after a failed test before Save, with the results and *Save anyway*."""
-    return render_template(
-        "accounts/form.html",
-        form=form,
-        account=account,
-        report=report,
-        ports=ports_map(),
-        chosen_folders=_chosen_folders(form, account),
-        password_token=_password_token(form),
+    return render_template("accounts/form.html", **_form_context(form, account, report))
+
+
+def _form_context(form: AccountForm, account: EmailAccount | None, report: object) -> dict[str, Any]:
+    return {
+        "form": form,
+        "account": account,
+        "report": report,
+        "ports": ports_map(),
+        "chosen_folders": _chosen_folders(form, account),
+        "password_token": _password_token(form),
         **_switches(form, account),
-    )
+    }
 
 
 def _inbox_first(found: list[serverfolders.ServerFolder]) -> list[serverfolders.ServerFolder]:
@@ -225,18 +222,8 @@ def _test_form(account: EmailAccount | None) -> ResponseReturnValue:
             report = connection.test_settings(_kept_sign_in(_settings(form), account), account)
         except ConnectorError as exc:
             error = str(exc)
-    return render(
-        "accounts/form.html",
-        "accounts/_form_test.html",
-        form=form,
-        account=account,
-        report=report,
-        error=error or (None if report else "the form is incomplete"),
-        ports=ports_map(),
-        chosen_folders=_chosen_folders(form, account),
-        password_token=_password_token(form),
-        **_switches(form, account),
-    )
+    error = error or (None if report else "the form is incomplete")
+    return render("accounts/form.html", "accounts/_form_test.html", error=error, **_form_context(form, account, report))
 
 
 @bp.route("/form-folders", methods=["POST"])
@@ -285,9 +272,7 @@ def _show_context(
         "pending": pending,
         "labels": {server: connection.protocol_label(account, server) for server in connection.SERVERS},
         "primary": accounts.primary_of(account),
-        "oauth_provider": oauth.by_id(account.oauth_provider_id)
-        if account.auth_method == "oauth" and account.oauth_provider_id
-        else None,
+        "oauth_provider": oauth.provider_of(account),
         "shared_mailboxes": accounts.shared_of(account),
         "account_status": status.of_account(account),
         "runs": fetchruns.last_runs(account, 10),

@@ -14,8 +14,9 @@ from webapp.services.account import accounts, connection, setup
 from webapp.services.account.connection import ConnectionReport
 from webapp.services.errors import ConnectorError, Invalid
 from webapp.views.access import admin_required
+from webapp.views.accountinput import ports_map, seal_password
 from webapp.views.htmx import is_htmx, render
-from webapp.views.wizard.state import MAX_CA_BYTES, STEPS, WizardState, ports_map, seal_password
+from webapp.views.wizard.state import STEPS, WizardState
 
 bp = Blueprint("wizard", __name__, url_prefix="/accounts/setup")
 
@@ -87,13 +88,7 @@ def _read_step(state: WizardState, at: int) -> WizardState:
     if at == 3:
         upload = request.files.get("ca_cert_file")
         if upload is not None and upload.filename:
-            data = upload.read(MAX_CA_BYTES + 1)
-            if len(data) > MAX_CA_BYTES or b"-----BEGIN CERTIFICATE-----" not in data:
-                raise Invalid("CA certificate: upload a PEM file (-----BEGIN CERTIFICATE-----), at most 64 KiB")
-            try:
-                pem = data.decode("ascii")
-            except UnicodeDecodeError:
-                raise Invalid("CA certificate: a PEM file is plain ASCII text") from None
+            pem = accounts.ca_from_upload(upload.read(accounts.MAX_CA_BYTES + 1))
             state = replace(state, ca_cert_pem=pem, tls_verify="custom")
     return state
 

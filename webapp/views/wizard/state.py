@@ -2,55 +2,27 @@
 saved until the end), read back and checked at each step.
 
 The password is never written back into the page: the step that asks for it turns it into a token
-encrypted with the app's keys (``password_token``), which only this server can read.
+encrypted with the app's keys (``password_token``, views/accountinput.py), which only this server reads.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
 
-from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
 from webapp.adapters.mail.endpoint import DEFAULT_PORTS
 from webapp.adapters.mime import addresses
-from webapp.adapters.storage.secretbox import SecretBoxError
 from webapp.models.account import LOGIN_FORMATS
 from webapp.services.account import accounts
 from webapp.services.account.accounts import AccountSettings
 from webapp.services.account.setup import Suggestion
 from webapp.services.errors import ConnectorError, Invalid
-from webapp.services.platform import secretstore
+from webapp.views.accountinput import unseal_password
 
 STEPS = ("Address and sign-in", "Mailbox", "Servers", "Test and save")
-MAX_CA_BYTES = 64 * 1024
 MAX_CARRIED_JSON = 50_000  # what discovery found is a few KiB: more was not written by this server
-# A wizard token is not a stored password's token (one could not be passed off as the other), and it is
-# good for the admin who typed the password, for an hour: an old page's token is no key for long.
-_TOKEN_PREFIX = "setup-wizard"
-TOKEN_SECONDS = 3600
-
-
-def seal_password(password: str) -> str:
-    """The token the page carries instead of the password."""
-    return secretstore.encrypt(f"{_TOKEN_PREFIX}:{current_user.id}:{int(time.time())}:{password}")
-
-
-def unseal_password(token: str) -> str:
-    """The password a token of :func:`seal_password` carries; Invalid when it is not one, another admin's, or
-    older than an hour."""
-    again = Invalid("password: type it again (step 2; the wizard keeps it for an hour)")
-    try:
-        prefix, user_id, sealed_at, password = secretstore.decrypt(token).split(":", 3)
-    except (SecretBoxError, ValueError, TypeError):
-        raise again from None
-    fresh = sealed_at.isdigit() and 0 <= time.time() - int(sealed_at) <= TOKEN_SECONDS
-    if prefix != _TOKEN_PREFIX or user_id != str(current_user.id) or not fresh:
-        raise again
-    return password
 
 
 @dataclass
@@ -237,7 +209,7 @@ class WizardState:
                 raise Invalid(f"{label}: required (or switch it off)")
         settings = self.settings(for_check=True)
         accounts.validate(settings)
-        if not self.shared and not self.password_token and accounts.needs_password(settings):
+        if not self.password_token and accounts.needs_password(settings):
             raise Invalid(
                 "password: required to log in (Back to step 2); only a send-only relay without login needs none"
             )
@@ -250,8 +222,3 @@ def _port(value: str, protocol: str, security: str) -> int:
     if not value.isascii() or not value.isdigit() or len(value) > 5:
         raise Invalid(f"port: {value!r} is not a port number (1 to 65535)")
     return int(value)
-
-
-def ports_map() -> dict[str, Any]:
-    """The usual ports, for the page's script (port follows security)."""
-    return {f"{protocol}:{security}": port for (protocol, security), port in DEFAULT_PORTS.items()}
